@@ -1,0 +1,288 @@
+"""The archive's tables as SQLAlchemy 2.0 typed models; the migrations create them.
+
+Sites have articles; an article has versions (what its text and metadata were, oldest
+first, never deleted) and snapshots (each fetch, pointing into a WARC file); crawl runs
+keep their counters and errors; clusters group an article with its republications; LSH
+bands index clusters in the database; collections are analysts' saved sets.
+Times are stored in UTC and come back timezone-aware on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Named constraints, so that Alembic's batch mode can alter them on SQLite.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, stored as UTC, aware UTC datetimes out (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the archive stores aware times only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ArticleStatus(enum.StrEnum):
+    LIVE = "live"
+    CHANGED = "changed"
+    GONE = "gone"
+
+
+class RunStatus(enum.StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    KILLED = "killed"
+    INTERRUPTED = "interrupted"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSONType}
+
+
+class Site(Base):
+    __tablename__ = "sites"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    articles: Mapped[list[Article]] = relationship(back_populates="site")
+
+
+class CrawlRun(Base):
+    """One crawl of one site: when, how it ended, and what it counted."""
+
+    __tablename__ = "crawl_runs"
+    __table_args__ = (Index("ix_crawl_runs_site_started", "site_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16), default=RunStatus.RUNNING.value)
+    trigger: Mapped[str] = mapped_column(String(16), default="manual")  # manual|schedule|catchup
+    pid: Mapped[int | None]
+    host: Mapped[str | None] = mapped_column(String(255))
+    message: Mapped[str | None] = mapped_column(Text)  # why it failed, in one line
+    requests: Mapped[int] = mapped_column(default=0)
+    bytes_received: Mapped[int] = mapped_column(BigInteger, default=0)
+    responses_by_status: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    articles_new: Mapped[int] = mapped_column(default=0)
+    articles_changed: Mapped[int] = mapped_column(default=0)
+    articles_unchanged: Mapped[int] = mapped_column(default=0)
+    articles_gone: Mapped[int] = mapped_column(default=0)
+    articles_failed: Mapped[int] = mapped_column(default=0)
+    error_count: Mapped[int] = mapped_column(default=0)
+    stats: Mapped[dict[str, Any] | None]  # the crawler's own stats, for diagnosis
+
+    site: Mapped[Site] = relationship()
+    errors: Mapped[list[CrawlError]] = relationship(back_populates="run", order_by="CrawlError.id")
+
+
+class CrawlError(Base):
+    __tablename__ = "crawl_errors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("crawl_runs.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    url: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(64))  # e.g. http_500, timeout, extract, too_large
+    message: Mapped[str] = mapped_column(Text)
+
+    run: Mapped[CrawlRun] = relationship(back_populates="errors")
+
+
+class Cluster(Base):
+    """An article and its republications; `original_article_id` is the one credited."""
+
+    __tablename__ = "clusters"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    original_article_id: Mapped[int | None] = mapped_column(
+        ForeignKey("articles.id", use_alter=True, ondelete="SET NULL")
+    )
+    original_reason: Mapped[str | None] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Article(Base):
+    """One article, identified by its canonical URL; its text lives in its versions."""
+
+    __tablename__ = "articles"
+    __table_args__ = (
+        Index("ix_articles_site_publish", "site_id", "publish_time"),
+        Index("ix_articles_publish", "publish_time"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    url: Mapped[str] = mapped_column(Text)  # as first fetched
+    canonical_url: Mapped[str] = mapped_column(String(2048), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default=ArticleStatus.LIVE.value)
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    gone_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(default=1)  # the current version's number
+    publish_time: Mapped[datetime | None]  # the current version's, for sorting and filters
+    content_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    cluster_id: Mapped[int | None] = mapped_column(
+        ForeignKey("clusters.id", ondelete="SET NULL"), index=True
+    )
+    is_original: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    site: Mapped[Site] = relationship(back_populates="articles")
+    versions: Mapped[list[ArticleVersion]] = relationship(
+        back_populates="article", order_by="ArticleVersion.version"
+    )
+    snapshots: Mapped[list[Snapshot]] = relationship(
+        back_populates="article", order_by="Snapshot.fetched_at"
+    )
+
+
+class Snapshot(Base):
+    """One fetch of a page, kept as a WARC record: where it is and what came back."""
+
+    __tablename__ = "snapshots"
+    __table_args__ = (Index("ix_snapshots_article_fetched", "article_id", "fetched_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id"))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status_code: Mapped[int] = mapped_column(SmallInteger)
+    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    content_type: Mapped[str | None] = mapped_column(String(255))
+    etag: Mapped[str | None] = mapped_column(String(255))
+    last_modified: Mapped[str | None] = mapped_column(String(64))
+    payload_length: Mapped[int] = mapped_column(BigInteger, default=0)
+    warc_file: Mapped[str] = mapped_column(String(255))  # relative to the data dir
+    warc_offset: Mapped[int] = mapped_column(BigInteger)
+    warc_length: Mapped[int] = mapped_column(BigInteger)
+    warc_record_id: Mapped[str] = mapped_column(String(64), unique=True)
+    payload_digest: Mapped[str | None] = mapped_column(String(128))
+
+    article: Mapped[Article | None] = relationship(back_populates="snapshots")
+
+
+class ArticleVersion(Base):
+    """What an article said at one time; a new row whenever text or metadata change."""
+
+    __tablename__ = "article_versions"
+    __table_args__ = (UniqueConstraint("article_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id"))
+    version: Mapped[int]
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    title: Mapped[str | None] = mapped_column(Text)
+    publish_time: Mapped[datetime | None]
+    publish_time_offset: Mapped[int | None] = mapped_column(SmallInteger)  # minutes east of UTC
+    source: Mapped[str | None] = mapped_column(Text)
+    editor: Mapped[str | None] = mapped_column(Text)
+    author: Mapped[str | None] = mapped_column(Text)
+    contributor: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text, default="")
+    images: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)  # [{src, caption}]
+    content_hash: Mapped[str] = mapped_column(String(64))
+    snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("snapshots.id"))
+    extractor_version: Mapped[str | None] = mapped_column(String(32))
+
+    article: Mapped[Article] = relationship(back_populates="versions")
+
+
+class LshBand(Base):
+    """MinHash LSH buckets kept in the database, so every crawl process shares one index."""
+
+    __tablename__ = "lsh_bands"
+    __table_args__ = (Index("ix_lsh_bands_article", "article_id"),)
+
+    band: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class Collection(Base):
+    """An analyst's named set of articles, optionally defined by a saved query."""
+
+    __tablename__ = "collections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    query: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    items: Mapped[list[CollectionItem]] = relationship(
+        back_populates="collection", cascade="all, delete-orphan"
+    )
+
+
+class CollectionItem(Base):
+    __tablename__ = "collection_items"
+
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True
+    )
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id"), primary_key=True, index=True)
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+    note: Mapped[str | None] = mapped_column(Text)
+
+    collection: Mapped[Collection] = relationship(back_populates="items")

@@ -1,0 +1,1 @@
+"""The web side of ufarchive: Scrapy spider, extraction, scheduling; may import `archive`."""

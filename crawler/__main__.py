@@ -1,0 +1,5 @@
+"""`python -m crawler` is `ufarchive`."""
+
+from crawler.cli import main
+
+main()

@@ -1,0 +1,408 @@
+"""`ufarchive`: the command line of DESIGN.md (Typer + Rich); also `python -m crawler`.
+
+Commands import heavy modules inside the function, so `ufarchive --help` stays fast.
+Errors: a `UfarchiveError` is one line on stderr and exit 2; anything else is one line
+pointing at the log file and exit 1; tracebacks only with `--debug`.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import sys
+import tempfile
+import traceback
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+from archive.errors import NotImplementedYetError, UfarchiveError
+
+if TYPE_CHECKING:
+    from archive.settings import Settings
+
+log = logging.getLogger("ufarchive")
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+
+
+class UfarchiveGroup(TyperGroup):
+    """Turns every failure below it into one line and an exit code (see module doc)."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UfarchiveError as exc:
+            if ctx.params.get("debug"):
+                raise
+            err.print(f"error: {exc}", markup=False)
+            raise typer.Exit(2) from None
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise  # usage errors and deliberate exits: Typer reports them itself
+        except KeyboardInterrupt:
+            err.print("interrupted", markup=False)
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            if ctx.params.get("debug"):
+                raise
+            where = write_crash_log(exc)
+            err.print(
+                f"internal error: {type(exc).__name__}: {first_line(exc)} "
+                f"(traceback in {where}; rerun with --debug)",
+                markup=False,
+            )
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(
+    cls=UfarchiveGroup,
+    name="ufarchive",
+    help="Scheduled crawler and searchable archive of United Front (统战) news.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+db_app = typer.Typer(help="Create or upgrade the archive's database schema.", no_args_is_help=True)
+sites_app = typer.Typer(help="List and validate the sites in config/sites/.", no_args_is_help=True)
+collections_app = typer.Typer(
+    help="Named sets of articles that analysts build and export.", no_args_is_help=True
+)
+app.add_typer(db_app, name="db")
+app.add_typer(sites_app, name="sites")
+app.add_typer(collections_app, name="collections")
+
+
+class TextOrJson(enum.StrEnum):
+    text = "text"
+    json = "json"
+
+
+class ExportFormat(enum.StrEnum):
+    csv = "csv"
+    jsonl = "jsonl"
+    parquet = "parquet"
+    xlsx = "xlsx"
+    warc = "warc"
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        out.print(f"ufarchive {version('ufarchive')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=version_callback, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Scheduled crawler and searchable archive of United Front (统战) news.
+
+    Configuration: UFARCHIVE_CONFIG (default ./config), UFARCHIVE_DATA_DIR (default ./data),
+    UFARCHIVE_DATABASE_URL (default SQLite in the data dir).
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def settings() -> Settings:
+    from archive.settings import load_settings
+
+    return load_settings()
+
+
+def not_implemented(command: str) -> NoReturn:
+    raise NotImplementedYetError(command)
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def write_crash_log(exc: BaseException) -> Path:
+    """Append the traceback to the data dir's log (or a temp file if that fails)."""
+    text = "".join(traceback.format_exception(exc))
+    stamp = datetime.now().astimezone().isoformat(timespec="seconds")
+    candidates: list[Path] = []
+    try:
+        candidates.append(settings().data_dir / "logs" / "ufarchive.log")
+    except UfarchiveError:
+        pass
+    candidates.append(Path(tempfile.gettempdir()) / "ufarchive-crash.log")
+    for path in candidates:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write(f"--- {stamp} {' '.join(sys.argv)}\n{text}\n")
+            return path
+        except OSError:
+            continue
+    return candidates[-1]
+
+
+# --- db ---------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create the schema, or upgrade it to this version's; safe to run again."""
+    from archive.db import current_revision, describe_url, make_engine, upgrade
+
+    config = settings()
+    engine = make_engine(config.database_url)
+    try:
+        before = current_revision_or_none(engine)
+        upgrade(engine)
+        after = current_revision(engine)
+    finally:
+        engine.dispose()
+    where = describe_url(config.database_url)
+    if before == after:
+        out.print(f"{where}: schema already at revision {after}", markup=False)
+    else:
+        out.print(f"{where}: schema upgraded from {before or 'nothing'} to {after}", markup=False)
+
+
+def current_revision_or_none(engine: Any) -> str | None:
+    from sqlalchemy.exc import OperationalError
+
+    from archive.db import current_revision, describe_url
+    from archive.errors import DatabaseError
+
+    try:
+        return current_revision(engine)
+    except OperationalError as exc:
+        raise DatabaseError(f"{describe_url(str(engine.url))}: {first_line(exc.orig or exc)}") from None
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the schema revision of the database and whether it is up to date."""
+    from archive.db import describe_url, head_revision, make_engine
+
+    config = settings()
+    engine = make_engine(config.database_url)
+    try:
+        current = current_revision_or_none(engine)
+    finally:
+        engine.dispose()
+    head = head_revision()
+    state = "up to date" if current == head else f"needs `ufarchive db upgrade` to {head}"
+    out.print(f"{describe_url(config.database_url)}: {current or 'empty'} ({state})", markup=False)
+
+
+# --- sites ------------------------------------------------------------------------------
+
+
+@sites_app.command("list")
+def sites_list() -> None:
+    """A table of the configured sites: name, title, schedule, start URLs."""
+    from rich.table import Table
+
+    from crawler.sites import check_sites
+
+    sites, errors = check_sites(settings().sites_dir)
+    table = Table("name", "title", "schedule", title=f"{len(sites)} sites")
+    table.add_column("start URLs", overflow="fold")
+    for site in sites:
+        table.add_row(site.name, site.title, site.schedule.describe(), "\n".join(site.start_urls))
+    out.print(table)
+    report_site_errors(errors)
+
+
+@sites_app.command("check")
+def sites_check(
+    name: Annotated[str | None, typer.Argument(help="Check only this site (default: all).")] = None,
+) -> None:
+    """Validate site files; one line per bad file (file, key, problem) and exit 2."""
+    from crawler.sites import check_sites
+
+    config = settings()
+    sites, errors = check_sites(config.sites_dir, [name] if name else None)
+    for site in sites:
+        out.print(f"ok: {site.name} ({config.sites_dir / site.name}.yaml)", markup=False)
+    report_site_errors(errors)
+
+
+def report_site_errors(errors: list[Any]) -> None:
+    for error in errors:
+        err.print(f"error: {error}", markup=False)
+    if errors:
+        raise typer.Exit(2)
+
+
+# --- commands whose issues have not landed yet ------------------------------------------
+
+
+@app.command()
+def crawl(
+    names: Annotated[list[str] | None, typer.Argument(help="Sites to crawl (default: all).")] = None,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Refetch known articles (conditional requests).")
+    ] = False,
+) -> None:
+    """Crawl the named sites (or all) once, now, and store what is new or changed."""
+    not_implemented("crawl")
+
+
+@app.command()
+def schedule() -> None:
+    """Run every site on its schedule until stopped: the long-running main job."""
+    not_implemented("schedule")
+
+
+@app.command()
+def runs(
+    site: Annotated[str | None, typer.Option(help="Only this site's runs.")] = None,
+    limit: Annotated[int, typer.Option(help="How many runs, newest first.")] = 20,
+) -> None:
+    """List crawl runs: start, end, outcome and counters."""
+    not_implemented("runs")
+
+
+@app.command()
+def status() -> None:
+    """Per site: last run, outcome, articles new/changed, failures in a row, next run, alerts."""
+    not_implemented("status")
+
+
+@app.command()
+def extract(
+    file: Annotated[Path, typer.Argument(help="A saved HTML page.")],
+    url: Annotated[str | None, typer.Option(help="The page's URL (resolves links).")] = None,
+    site: Annotated[str | None, typer.Option(help="Use this site's selectors.")] = None,
+) -> None:
+    """Extract an article from a saved page and print it as JSON."""
+    not_implemented("extract")
+
+
+@app.command()
+def reparse(
+    site: Annotated[str | None, typer.Option(help="Only this site's articles.")] = None,
+) -> None:
+    """Re-run extraction on stored raw snapshots; new versions only where a field changed."""
+    not_implemented("reparse")
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help='Words, "phrases", OR, -exclude, site:, source:.')],
+    site: Annotated[str | None, typer.Option(help="Only this site.")] = None,
+    since: Annotated[datetime | None, typer.Option(formats=DATE_FORMATS, help="Published on or after.")] = None,
+    until: Annotated[datetime | None, typer.Option(formats=DATE_FORMATS, help="Published before.")] = None,
+    limit: Annotated[int, typer.Option(help="How many hits.")] = 20,
+    format: Annotated[TextOrJson, typer.Option("--format", help="text table or JSON.")] = TextOrJson.text,
+) -> None:
+    """Search the archive (Chinese words of any length, either script)."""
+    not_implemented("search")
+
+
+@app.command()
+def show(
+    article_id: Annotated[int, typer.Argument(metavar="ID", help="Article id.")],
+    format: Annotated[TextOrJson, typer.Option("--format", help="text or JSON.")] = TextOrJson.text,
+    raw: Annotated[bool, typer.Option("--raw", help="Print the exact archived bytes.")] = False,
+) -> None:
+    """Show an article with its metadata, versions and republications."""
+    not_implemented("show")
+
+
+@app.command()
+def export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
+    format: Annotated[ExportFormat, typer.Option("--format", help="Output format.")],
+    query: Annotated[str | None, typer.Argument(help="Optional search query.")] = None,
+    collection: Annotated[str | None, typer.Option(help="Only this collection.")] = None,
+    site: Annotated[str | None, typer.Option(help="Only this site.")] = None,
+    since: Annotated[datetime | None, typer.Option(formats=DATE_FORMATS, help="Published on or after.")] = None,
+    until: Annotated[datetime | None, typer.Option(formats=DATE_FORMATS, help="Published before.")] = None,
+) -> None:
+    """Export articles (all, a query, or a collection) as csv, jsonl, parquet, xlsx or warc."""
+    not_implemented("export")
+
+
+@app.command()
+def dedup(
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Recompute all clusters.")] = False,
+) -> None:
+    """Recompute republication clusters from stored text."""
+    not_implemented("dedup")
+
+
+@app.command()
+def reindex() -> None:
+    """Rebuild the search index from stored articles."""
+    not_implemented("reindex")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (default from settings).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default from settings).")] = None,
+) -> None:
+    """Serve the web UI for browsing, searching and reading the archive."""
+    not_implemented("serve")
+
+
+@collections_app.command("list")
+def collections_list() -> None:
+    """List collections with their article counts."""
+    not_implemented("collections list")
+
+
+@collections_app.command("create")
+def collections_create(
+    name: Annotated[str, typer.Argument(help="Collection name.")],
+    description: Annotated[str | None, typer.Option(help="What it is for.")] = None,
+    query: Annotated[str | None, typer.Option(help="A saved search that defines it.")] = None,
+) -> None:
+    """Create a collection."""
+    not_implemented("collections create")
+
+
+@collections_app.command("add")
+def collections_add(
+    name: Annotated[str, typer.Argument(help="Collection name.")],
+    ids: Annotated[list[int], typer.Argument(help="Article ids.")],
+) -> None:
+    """Add articles to a collection."""
+    not_implemented("collections add")
+
+
+@collections_app.command("remove")
+def collections_remove(
+    name: Annotated[str, typer.Argument(help="Collection name.")],
+    ids: Annotated[list[int], typer.Argument(help="Article ids.")],
+) -> None:
+    """Remove articles from a collection."""
+    not_implemented("collections remove")
+
+
+@collections_app.command("delete")
+def collections_delete(name: Annotated[str, typer.Argument(help="Collection name.")]) -> None:
+    """Delete a collection (its articles stay in the archive)."""
+    not_implemented("collections delete")
+
+
+def main() -> None:
+    app(prog_name="ufarchive")
