@@ -117,3 +117,24 @@ def table_names(engine: Engine) -> list[str]:
 def _first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def new_revision(message: str) -> str:
+    """Autogenerate a migration from the models' difference to head (for developers).
+
+    Compares against a scratch SQLite database upgraded to head; review the file before
+    committing (PostgreSQL-only types and batch operations need a look).
+    """
+    import tempfile
+
+    from alembic import command
+
+    with tempfile.TemporaryDirectory() as scratch:
+        engine = make_engine(f"sqlite:///{scratch}/head.sqlite3")
+        try:
+            upgrade(engine)
+            script = command.revision(alembic_config(engine), message=message, autogenerate=True)
+        finally:
+            engine.dispose()
+    path = getattr(script, "path", None)
+    return str(path)

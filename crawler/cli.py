@@ -7,6 +7,7 @@ pointing at the log file and exit 1; tracebacks only with `--debug`.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import sys
@@ -35,7 +36,7 @@ DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
 class UfarchiveGroup(TyperGroup):
     """Turns every failure below it into one line and an exit code (see module doc)."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # Typer's vendored click Context
         try:
             return super().invoke(ctx)
         except UfarchiveError as exc:
@@ -107,7 +108,9 @@ def root(
     ] = False,
     version: Annotated[
         bool,
-        typer.Option("--version", callback=version_callback, is_eager=True, help="Print the version."),
+        typer.Option(
+            "--version", callback=version_callback, is_eager=True, help="Print the version."
+        ),
     ] = False,
 ) -> None:
     """Scheduled crawler and searchable archive of United Front (统战) news.
@@ -144,10 +147,8 @@ def write_crash_log(exc: BaseException) -> Path:
     text = "".join(traceback.format_exception(exc))
     stamp = datetime.now().astimezone().isoformat(timespec="seconds")
     candidates: list[Path] = []
-    try:
+    with contextlib.suppress(UfarchiveError):  # a broken config must not hide the crash
         candidates.append(settings().data_dir / "logs" / "ufarchive.log")
-    except UfarchiveError:
-        pass
     candidates.append(Path(tempfile.gettempdir()) / "ufarchive-crash.log")
     for path in candidates:
         try:
@@ -192,7 +193,9 @@ def current_revision_or_none(engine: Any) -> str | None:
     try:
         return current_revision(engine)
     except OperationalError as exc:
-        raise DatabaseError(f"{describe_url(str(engine.url))}: {first_line(exc.orig or exc)}") from None
+        raise DatabaseError(
+            f"{describe_url(str(engine.url))}: {first_line(exc.orig or exc)}"
+        ) from None
 
 
 @db_app.command("current")
@@ -256,7 +259,9 @@ def report_site_errors(errors: list[Any]) -> None:
 
 @app.command()
 def crawl(
-    names: Annotated[list[str] | None, typer.Argument(help="Sites to crawl (default: all).")] = None,
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Sites to crawl (default: all).")
+    ] = None,
     refresh: Annotated[
         bool, typer.Option("--refresh", help="Refetch known articles (conditional requests).")
     ] = False,
@@ -308,10 +313,16 @@ def reparse(
 def search(
     query: Annotated[str, typer.Argument(help='Words, "phrases", OR, -exclude, site:, source:.')],
     site: Annotated[str | None, typer.Option(help="Only this site.")] = None,
-    since: Annotated[datetime | None, typer.Option(formats=DATE_FORMATS, help="Published on or after.")] = None,
-    until: Annotated[datetime | None, typer.Option(formats=DATE_FORMATS, help="Published before.")] = None,
+    since: Annotated[
+        datetime | None, typer.Option(formats=DATE_FORMATS, help="Published on or after.")
+    ] = None,
+    until: Annotated[
+        datetime | None, typer.Option(formats=DATE_FORMATS, help="Published before.")
+    ] = None,
     limit: Annotated[int, typer.Option(help="How many hits.")] = 20,
-    format: Annotated[TextOrJson, typer.Option("--format", help="text table or JSON.")] = TextOrJson.text,
+    format: Annotated[
+        TextOrJson, typer.Option("--format", help="text table or JSON.")
+    ] = TextOrJson.text,
 ) -> None:
     """Search the archive (Chinese words of any length, either script)."""
     not_implemented("search")
@@ -334,8 +345,12 @@ def export(
     query: Annotated[str | None, typer.Argument(help="Optional search query.")] = None,
     collection: Annotated[str | None, typer.Option(help="Only this collection.")] = None,
     site: Annotated[str | None, typer.Option(help="Only this site.")] = None,
-    since: Annotated[datetime | None, typer.Option(formats=DATE_FORMATS, help="Published on or after.")] = None,
-    until: Annotated[datetime | None, typer.Option(formats=DATE_FORMATS, help="Published before.")] = None,
+    since: Annotated[
+        datetime | None, typer.Option(formats=DATE_FORMATS, help="Published on or after.")
+    ] = None,
+    until: Annotated[
+        datetime | None, typer.Option(formats=DATE_FORMATS, help="Published before.")
+    ] = None,
 ) -> None:
     """Export articles (all, a query, or a collection) as csv, jsonl, parquet, xlsx or warc."""
     not_implemented("export")
@@ -357,7 +372,9 @@ def reindex() -> None:
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to bind (default from settings).")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind (default from settings).")
+    ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default from settings).")] = None,
 ) -> None:
     """Serve the web UI for browsing, searching and reading the archive."""

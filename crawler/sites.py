@@ -19,7 +19,9 @@ from archive.errors import SiteConfigError
 from archive.settings import load_model
 
 NAME_RE = re.compile(r"^[a-z0-9_-]+$")
-HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+HOSTNAME_RE = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+)
 SITE_SUFFIXES = (".yaml", ".yml")
 XPATH_PREFIX = "xpath:"
 CSS_PREFIX = "css:"
@@ -123,7 +125,9 @@ class SiteConfig(_Strict):
     def _check_domains(cls, value: list[str]) -> list[str]:
         for domain in value:
             if not is_host(domain):
-                raise ValueError(f"{domain!r} is not a host name or IP address (no scheme, port or path)")
+                raise ValueError(
+                    f"{domain!r} is not a host name or IP address (no scheme, port or path)"
+                )
         return [d.lower() for d in value]
 
     @field_validator("start_urls", "feed_urls", "sitemap_urls")
@@ -236,7 +240,9 @@ def check_sites(
         if missing:
             known = ", ".join(sorted({p.stem for p in files})) or "none"
             raise SiteConfigError(
-                sites_dir, "(name)", f"no site file for {', '.join(sorted(missing))} (known: {known})"
+                sites_dir,
+                "(name)",
+                f"no site file for {', '.join(sorted(missing))} (known: {known})",
             )
     sites: list[SiteConfig] = []
     errors: list[SiteConfigError] = []
@@ -250,7 +256,9 @@ def check_sites(
             continue
         if site.name in seen:
             errors.append(
-                SiteConfigError(path, "name", f"duplicate site name {site.name!r} (also in {seen[site.name]})")
+                SiteConfigError(
+                    path, "name", f"duplicate site name {site.name!r} (also in {seen[site.name]})"
+                )
             )
             continue
         seen[site.name] = path

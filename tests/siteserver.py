@@ -275,7 +275,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, body, html, head)
         elif name == "_big":
             size = int(arg or 1_000_000)
-            body = b"<html><body>" + b"x" * max(0, size - 28) + b"</body></html>"
+            head_, tail = b"<html><body>", b"</body></html>"
+            body = head_ + b"x" * max(0, size - len(head_) - len(tail)) + tail
             self._send(200, body, html, head)
         elif name == "_enc":
             charset = arg or "utf-8"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from alembic import context
@@ -17,7 +17,7 @@ if not isinstance(engine, Engine):
     raise RuntimeError("run migrations through `ufarchive db upgrade` (archive.db.upgrade)")
 
 
-def render_item(kind: str, obj: Any, autogen_context: AutogenContext) -> str | bool:
+def render_item(kind: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
     """Migrations spell our column types in plain SQLAlchemy, never importing the models."""
     if kind == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"

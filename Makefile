@@ -1,0 +1,41 @@
+# The two set-up commands of the README: `make run` and `make test`.
+# Each creates .venv when it is missing and installs what it needs into it.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip install -q --disable-pip-version-check
+
+.PHONY: run test lint install dev clean
+
+run: $(VENV)/.run-installed  ## install and run the main job on SQLite in ./data
+	$(BIN)/ufarchive db upgrade
+	$(BIN)/ufarchive schedule
+
+test: $(VENV)/.dev-installed  ## install and run lint, types and the test suite
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+
+install: $(VENV)/.run-installed
+dev: $(VENV)/.dev-installed
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "ufarchive needs Python 3.11+"'
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) --upgrade pip
+
+$(VENV)/.run-installed: pyproject.toml | $(BIN)/python
+	$(PIP) -e .
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
+	$(PIP) -e '.[dev]'
+	touch $@ $(VENV)/.run-installed
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,188 @@
+"""The archive schema, built by the migrations, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from archive.db import (
+    check_schema,
+    current_revision,
+    head_revision,
+    make_engine,
+    table_names,
+    upgrade,
+)
+from archive.errors import DatabaseError
+from archive.models import (
+    Article,
+    ArticleVersion,
+    Base,
+    Cluster,
+    Collection,
+    CollectionItem,
+    CrawlError,
+    CrawlRun,
+    LshBand,
+    Site,
+    Snapshot,
+)
+
+EXPECTED_TABLES = {
+    "sites", "articles", "article_versions", "snapshots", "crawl_runs", "crawl_errors",
+    "clusters", "lsh_bands", "collections", "collection_items",
+}  # fmt: skip
+BEIJING = timezone(timedelta(hours=8))
+
+
+def test_upgrade_is_idempotent(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        with pytest.raises(DatabaseError, match="db upgrade"):
+            check_schema(engine)
+        upgrade(engine)
+        upgrade(engine)
+        assert current_revision(engine) == head_revision()
+        check_schema(engine)
+        assert set(table_names(engine)) >= EXPECTED_TABLES
+    finally:
+        engine.dispose()
+
+
+def test_migrations_match_the_models(engine: Engine) -> None:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_downgrade_to_nothing_and_back(engine: Engine) -> None:
+    from alembic import command
+
+    from archive.db import alembic_config
+
+    command.downgrade(alembic_config(engine), "base")
+    assert set(table_names(engine)) <= {"alembic_version"}
+    upgrade(engine)
+    assert set(table_names(engine)) >= EXPECTED_TABLES
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    engine.dispose()
+
+
+def test_foreign_keys_are_enforced(session_factory: sessionmaker[Session]) -> None:
+    with pytest.raises(IntegrityError), session_factory() as s, s.begin():
+        s.add(
+            Article(
+                site_id=4242, url="https://x.gov.cn/a.html", canonical_url="https://x.gov.cn/a.html"
+            )
+        )
+
+
+def test_a_full_article_graph_round_trips(session_factory: sessionmaker[Session]) -> None:
+    published = datetime(2024, 2, 7, 10, 29, 35, tzinfo=BEIJING)
+    with session_factory() as s, s.begin():
+        site = Site(name="zytzb", title="中共中央统一战线工作部")
+        run = CrawlRun(site=site, trigger="manual", responses_by_status={"200": 3, "404": 1})
+        run.errors.append(
+            CrawlError(
+                url="https://www.zytzb.gov.cn/x.html", kind="http_404", message="404 Not Found"
+            )
+        )
+        article = Article(
+            site=site,
+            url="https://www.zytzb.gov.cn/tzyw/1.jhtml",
+            canonical_url="https://www.zytzb.gov.cn/tzyw/1.jhtml",
+            publish_time=published,
+        )
+        snapshot = Snapshot(
+            article=article,
+            url=article.url,
+            status_code=200,
+            headers={"Content-Type": "text/html"},
+            warc_file="warc/ufarchive-00001.warc.gz",
+            warc_offset=0,
+            warc_length=2048,
+            warc_record_id="<urn:uuid:0f0e>",
+            payload_digest="sha1:ABC",
+            etag='"abc"',
+        )
+        s.add_all([run, article, snapshot])
+        s.flush()
+        for number, body in ((1, "统一战线是党的重要法宝。"), (2, "統一戰線是黨的重要法寶。")):
+            s.add(ArticleVersion(
+                article=article, version=number, title="统战要闻", publish_time=published,
+                publish_time_offset=480, source="中央统战部网站", editor="张三、李四", body=body,
+                images=[{"src": "https://www.zytzb.gov.cn/a.jpg", "caption": "6月5日，会议现场"}],
+                content_hash=f"{number:064d}", snapshot_id=snapshot.id,
+            ))  # fmt: skip
+        article.version = 2
+        cluster = Cluster(original_reason="earliest publish_time")
+        s.add(cluster)
+        s.flush()
+        cluster.original_article_id = article.id
+        article.cluster_id, article.is_original = cluster.id, True
+        s.add(LshBand(band=3, bucket=-(2**63) + 5, article_id=article.id))
+        s.add(Collection(name="侨务", items=[CollectionItem(article_id=article.id, note="重点")]))
+
+    with session_factory() as s:
+        article = s.scalars(select(Article)).one()
+        assert article.publish_time == published  # aware, in UTC, equal as an instant
+        assert article.publish_time is not None and article.publish_time.tzinfo == UTC
+        assert [v.body for v in article.versions] == [
+            "统一战线是党的重要法宝。",
+            "統一戰線是黨的重要法寶。",
+        ]
+        assert article.versions[0].images == [
+            {"src": "https://www.zytzb.gov.cn/a.jpg", "caption": "6月5日，会议现场"}
+        ]
+        assert (
+            article.snapshots[0].warc_offset == 0
+            and article.snapshots[0].headers["Content-Type"] == "text/html"
+        )
+        run = s.scalars(select(CrawlRun)).one()
+        assert run.status == "running" and run.responses_by_status == {"200": 3, "404": 1}
+        assert [e.kind for e in run.errors] == ["http_404"]
+        cluster = s.get_one(Cluster, article.cluster_id)
+        assert cluster.original_article_id == article.id
+        assert s.scalars(select(LshBand.bucket)).one() == -(2**63) + 5
+        assert s.scalars(select(Collection)).one().items[0].note == "重点"
+
+
+def test_versions_are_unique_per_article(session_factory: sessionmaker[Session]) -> None:
+    with session_factory() as s, s.begin():
+        site = Site(name="a", title="A")
+        article = Article(site=site, url="u", canonical_url="u")
+        s.add(article)
+        s.flush()
+        s.add(ArticleVersion(article_id=article.id, version=1, body="x", content_hash="h"))
+    with pytest.raises(IntegrityError), session_factory() as s, s.begin():
+        s.add(ArticleVersion(article_id=article.id, version=1, body="y", content_hash="h2"))
+
+
+def test_naive_datetimes_are_refused(session_factory: sessionmaker[Session]) -> None:
+    from sqlalchemy.exc import StatementError
+
+    with pytest.raises(StatementError, match="naive datetime"), session_factory() as s, s.begin():
+        s.add(Site(name="n", title="N", created_at=datetime(2024, 1, 1)))
+
+
+def test_bad_urls_are_one_line_errors(tmp_path: object) -> None:
+    with pytest.raises(DatabaseError, match="not a SQLAlchemy URL"):
+        make_engine("not a url")
+    with pytest.raises(DatabaseError, match="unsupported driver"):
+        make_engine("postgresql+nosuchdriver://x@127.0.0.1/db")
+    engine = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")
+    with pytest.raises(DatabaseError, match=r"127\.0\.0\.1"):
+        upgrade(engine)
