@@ -298,7 +298,21 @@ def extract(
     site: Annotated[str | None, typer.Option(help="Use this site's selectors.")] = None,
 ) -> None:
     """Extract an article from a saved page and print it as JSON."""
-    not_implemented("extract")
+    import json
+
+    from crawler.extract import extract as extract_article
+
+    selectors: dict[str, str] = {}
+    if site:
+        from crawler.sites import load_site_file
+
+        selectors = load_site_file(settings().sites_dir / f"{site}.yaml").selectors.given()
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise UfarchiveError(f"{file}: cannot read: {exc.strerror or exc}") from None
+    article = extract_article(data, url=url, selectors=selectors)
+    typer.echo(json.dumps(article.to_dict(), ensure_ascii=False, indent=2))
 
 
 @app.command()

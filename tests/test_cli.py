@@ -21,7 +21,6 @@ NOT_YET = [
     ["schedule"],
     ["runs", "--limit", "5"],
     ["status"],
-    ["extract", "page.html", "--url", "https://www.example.gov.cn/a.html"],
     ["reparse", "--site", "zytzb"],
     ["search", "统战", "--since", "2024-01-01", "--format", "json"],
     ["show", "1", "--format", "json"],
