@@ -44,8 +44,11 @@ class CrawlSettings(_Strict):
     autothrottle_target_concurrency: float = Field(2.0, gt=0)
     download_timeout_seconds: float = Field(30, gt=0)
     retry_times: int = Field(3, ge=0, le=20)
+    retry_backoff_seconds: float = Field(1.0, ge=0)  # doubles with each retry
+    retry_after_max_seconds: float = Field(300, ge=0)  # cap on a server's Retry-After
+    redirect_max_times: int = Field(10, ge=1)
     max_response_bytes: int = Field(20_000_000, ge=1024)
-    depth_limit: int = Field(10, ge=0)
+    depth_limit: int = Field(50, ge=0)
     stop_pagination_when_no_new: bool = True
     warc_max_bytes: int = Field(1_000_000_000, ge=1_000_000)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
+import os
 import sys
 import tempfile
 import traceback
@@ -27,8 +28,10 @@ if TYPE_CHECKING:
     from archive.settings import Settings
 
 log = logging.getLogger("ufarchive")
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Off a terminal (pipes, logs, CI) Rich would squeeze tables into 80 columns.
+WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
+out = Console(highlight=False, soft_wrap=True, width=WIDTH)
+err = Console(stderr=True, highlight=False, soft_wrap=True, width=WIDTH)
 
 DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
 
@@ -267,7 +270,43 @@ def crawl(
     ] = False,
 ) -> None:
     """Crawl the named sites (or all) once, now, and store what is new or changed."""
-    not_implemented("crawl")
+    from rich.live import Live
+
+    from crawler.runner import RunView, run_crawl
+
+    def render(runs: list[RunView]) -> Any:
+        return runs_table(
+            runs, title="crawling…" if any(r.finished_at is None for r in runs) else "crawl"
+        )
+
+    with Live(render([]), console=err, transient=True, refresh_per_second=4) as live:
+        runs = run_crawl(names, refresh=refresh, on_progress=lambda rs: live.update(render(rs)))
+    out.print(runs_table(runs, title="crawl"))
+    failed = [r for r in runs if not r.ok]
+    for run in failed:
+        err.print(f"error: {run.site}: run {run.run_id} {run.status}: {run.message}", markup=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+def runs_table(runs: list[Any], title: str) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for name in ("run", "site", "status", "started", "took", "requests", "new", "changed", "same", "gone",
+                 "failed", "errors"):  # fmt: skip
+        table.add_column(
+            name, justify="right" if name not in ("site", "status", "started") else "left"
+        )
+    for r in runs:
+        took = (r.finished_at - r.started_at).total_seconds() if r.finished_at else None
+        table.add_row(
+            str(r.run_id), r.site, r.status, r.started_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+            f"{took:.1f}s" if took is not None else "…", str(r.requests), str(r.articles_new),
+            str(r.articles_changed), str(r.articles_unchanged), str(r.articles_gone),
+            str(r.articles_failed), str(r.error_count),
+        )  # fmt: skip
+    return table
 
 
 @app.command()
@@ -279,10 +318,31 @@ def schedule() -> None:
 @app.command()
 def runs(
     site: Annotated[str | None, typer.Option(help="Only this site's runs.")] = None,
-    limit: Annotated[int, typer.Option(help="How many runs, newest first.")] = 20,
+    limit: Annotated[int, typer.Option(min=1, help="How many runs, newest first.")] = 20,
+    errors: Annotated[bool, typer.Option("--errors", help="List each run's errors too.")] = False,
 ) -> None:
     """List crawl runs: start, end, outcome and counters."""
-    not_implemented("runs")
+    from sqlalchemy import select
+
+    from archive.db import check_schema, make_engine, make_sessionmaker
+    from archive.models import CrawlRun, Site
+    from crawler.runner import run_view
+
+    engine = make_engine(settings().database_url)
+    try:
+        check_schema(engine)
+        with make_sessionmaker(engine)() as session:
+            query = select(CrawlRun).join(Site).order_by(CrawlRun.id.desc()).limit(limit)
+            if site:
+                query = query.where(Site.name == site)
+            rows = session.scalars(query).all()
+            out.print(runs_table([run_view(r) for r in rows], title=f"{len(rows)} runs"))
+            if errors:
+                for row in rows:
+                    for e in row.errors:
+                        out.print(f"run {row.id} {e.kind} {e.url or ''} {e.message}", markup=False)
+    finally:
+        engine.dispose()
 
 
 @app.command()

@@ -1,0 +1,191 @@
+"""Raw pages in WARC files: the writer the crawler appends to and the reader `show --raw` uses.
+
+Files are gzip WARC 1.1 under `<data_dir>/warc/`, one writer (one crawl process) per file,
+rotated past a size. Each record is its own gzip member and is flushed and fsynced
+before the database row that points at it is committed, so a process that dies mid-write
+leaves every earlier record readable and no row points at a record that is not there.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from io import BytesIO
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from warcio.archiveiterator import ArchiveIterator
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.warcwriter import WARCWriter
+
+from archive.errors import UfarchiveError
+
+WARC_SUBDIR = "warc"
+# Headers that describe the transfer, not the payload we store: Scrapy has already
+# undone the content and transfer encodings, so the record states the real length.
+_TRANSFER_HEADERS = {"content-encoding", "transfer-encoding", "content-length"}
+
+
+@dataclass(frozen=True)
+class WarcLocation:
+    """Where a response record is: the file (relative to the data dir) and its bytes."""
+
+    file: str
+    offset: int
+    length: int
+    record_id: str
+    payload_digest: str | None
+
+
+@dataclass(frozen=True)
+class WarcRecord:
+    url: str
+    record_type: str
+    date: str
+    status: int | None
+    http_headers: list[tuple[str, str]]
+    payload: bytes
+
+
+class WarcFileWriter:
+    """Appends request/response pairs to rotating gzip WARC files of one process."""
+
+    def __init__(self, data_dir: Path, max_bytes: int, prefix: str = "ufarchive") -> None:
+        self.data_dir = data_dir
+        self.directory = data_dir / WARC_SUBDIR
+        self.max_bytes = max_bytes
+        self.prefix = prefix
+        self._fh: BinaryIO | None = None
+        self._name = ""
+        self._seq = 0
+        self._stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+        self._writer = WARCWriter(None, gzip=True, warc_version="1.1")
+
+    def write_exchange(
+        self,
+        url: str,
+        *,
+        method: str,
+        request_headers: Iterable[tuple[str, str]],
+        status: int,
+        reason: str,
+        response_headers: Iterable[tuple[str, str]],
+        body: bytes,
+        fetched_at: datetime,
+        ip_address: str | None = None,
+    ) -> WarcLocation:
+        """Write the response record and its request record; return the response's place."""
+        fh = self._file()
+        date = fetched_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        extra = {"WARC-Date": date, **({"WARC-IP-Address": ip_address} if ip_address else {})}
+        headers = [(k, v) for k, v in response_headers if k.lower() not in _TRANSFER_HEADERS]
+        headers.append(("Content-Length", str(len(body))))
+        response = self._writer.create_warc_record(
+            url,
+            "response",
+            payload=BytesIO(body),
+            length=len(body),
+            warc_headers_dict=extra,
+            http_headers=StatusAndHeaders(
+                f"{status} {reason}".strip(), headers, protocol="HTTP/1.1"
+            ),
+        )
+        path = url_path(url)
+        request = self._writer.create_warc_record(
+            url,
+            "request",
+            payload=BytesIO(b""),
+            length=0,
+            warc_headers_dict=extra,
+            http_headers=StatusAndHeaders(
+                f"{method} {path} HTTP/1.1", list(request_headers), is_http_request=True
+            ),
+        )
+        record_id = str(response.rec_headers.get_header("WARC-Record-ID"))
+        request.rec_headers.add_header("WARC-Concurrent-To", record_id)
+        offset = fh.tell()
+        self._writer.out = fh
+        self._writer.write_record(response)
+        end = fh.tell()
+        self._writer.write_record(request)
+        fh.flush()
+        os.fsync(fh.fileno())
+        digest = response.rec_headers.get_header("WARC-Payload-Digest")
+        return WarcLocation(
+            file=f"{WARC_SUBDIR}/{self._name}",
+            offset=offset,
+            length=end - offset,
+            record_id=record_id,
+            payload_digest=str(digest) if digest else None,
+        )
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def _file(self) -> BinaryIO:
+        if self._fh is not None and self._fh.tell() < self.max_bytes:
+            return self._fh
+        self.close()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._seq += 1
+        self._name = f"{self.prefix}-{self._stamp}-{os.getpid()}-{self._seq:05d}.warc.gz"
+        fh = (self.directory / self._name).open("ab")
+        self._fh = fh
+        info = self._writer.create_warcinfo_record(
+            self._name,
+            {
+                "software": "ufarchive",
+                "format": "WARC File Format 1.1",
+                "hostname": socket.gethostname(),
+            },
+        )
+        self._writer.out = fh
+        self._writer.write_record(info)
+        return fh
+
+
+def url_path(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+def read_record(data_dir: Path, file: str, offset: int) -> WarcRecord:
+    """The record at `offset` of a WARC file under the data dir."""
+    path = data_dir / file
+    try:
+        with path.open("rb") as fh:
+            fh.seek(offset)
+            for record in ArchiveIterator(fh):
+                return _to_record(record)
+    except OSError as exc:
+        raise UfarchiveError(f"{path}: cannot read WARC file: {exc.strerror or exc}") from None
+    raise UfarchiveError(f"{path}: no WARC record at offset {offset}")
+
+
+def iter_records(path: Path, check_digests: bool = False) -> Iterator[WarcRecord]:
+    """Every record of a WARC file, in order (digests verified when asked)."""
+    with path.open("rb") as fh:
+        for record in ArchiveIterator(fh, check_digests=check_digests):
+            yield _to_record(record)
+
+
+def _to_record(record: Any) -> WarcRecord:
+    http = record.http_headers
+    status = (
+        int(http.get_statuscode()) if http is not None and record.rec_type == "response" else None
+    )
+    return WarcRecord(
+        url=str(record.rec_headers.get_header("WARC-Target-URI") or ""),
+        record_type=str(record.rec_type),
+        date=str(record.rec_headers.get_header("WARC-Date") or ""),
+        status=status,
+        http_headers=list(http.headers) if http is not None else [],
+        payload=record.content_stream().read(),
+    )

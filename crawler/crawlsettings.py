@@ -1,0 +1,57 @@
+"""Our settings (`config/settings.yaml`) -> Scrapy settings, in one place.
+
+Scrapy's defaults that an archive crawler must not keep are overridden here with the
+reason beside each.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from archive.settings import Settings
+
+EXTRA_RETRY_CODES = [429, 503]
+
+
+def scrapy_settings(settings: Settings, log_level: str = "INFO") -> dict[str, Any]:
+    crawl = settings.crawl
+    return {
+        "BOT_NAME": "ufarchive",
+        "SPIDER_MODULES": ["crawler.spider"],
+        "NEWSPIDER_MODULE": "crawler.spider",
+        "USER_AGENT": crawl.user_agent,
+        "ROBOTSTXT_OBEY": crawl.obey_robots_txt,
+        "CONCURRENT_REQUESTS": crawl.concurrent_requests,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": crawl.concurrent_requests_per_domain,
+        "DOWNLOAD_DELAY": crawl.download_delay_seconds,
+        "AUTOTHROTTLE_ENABLED": crawl.autothrottle,
+        "AUTOTHROTTLE_TARGET_CONCURRENCY": crawl.autothrottle_target_concurrency,
+        "AUTOTHROTTLE_START_DELAY": max(crawl.download_delay_seconds, 0.5)
+        if crawl.autothrottle
+        else 0,
+        "AUTOTHROTTLE_MAX_DELAY": 60.0,
+        "DOWNLOAD_TIMEOUT": crawl.download_timeout_seconds,
+        "RETRY_ENABLED": crawl.retry_times > 0,
+        "RETRY_TIMES": crawl.retry_times,
+        "RETRY_HTTP_CODES": [500, 502, 503, 504, 522, 524, 408, 429],
+        "UFARCHIVE_RETRY_BACKOFF_SECONDS": crawl.retry_backoff_seconds,
+        "UFARCHIVE_RETRY_AFTER_MAX_SECONDS": crawl.retry_after_max_seconds,
+        "DOWNLOADER_MIDDLEWARES": {
+            "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+            "crawler.middlewares.BackoffRetryMiddleware": 550,
+        },
+        "ITEM_PIPELINES": {"crawler.pipelines.ArchivePipeline": 300},
+        # Oversized pages end as a recorded error, never a memory blow-up.
+        "DOWNLOAD_MAXSIZE": crawl.max_response_bytes,
+        "DOWNLOAD_WARNSIZE": 0,
+        "REDIRECT_MAX_TIMES": crawl.redirect_max_times,
+        "DEPTH_LIMIT": crawl.depth_limit,
+        # An archive crawler is long-running and unattended: Scrapy 2.19's remote-control
+        # server (runs Python sent to it) and the telnet console stay off.
+        "REMOTE_CONTROL_ENABLED": False,
+        "TELNETCONSOLE_ENABLED": False,
+        # Cookies are not needed for public news pages and make refetches stateful.
+        "COOKIES_ENABLED": False,
+        "LOG_LEVEL": log_level,
+        "STATS_DUMP": True,
+    }

@@ -1,0 +1,99 @@
+"""Retries that wait: exponential backoff, and a server's `Retry-After` on 429/503.
+
+Scrapy's RetryMiddleware reschedules a failed request at once; a struggling government
+server then gets hit again immediately. This one (which replaces it, reading the same
+RETRY_* settings) waits before handing the retry back: `retry_backoff_seconds * 2**n`,
+or what `Retry-After` asks for, capped at `retry_after_max_seconds`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+
+from scrapy.crawler import Crawler
+from scrapy.downloadermiddlewares.retry import get_retry_request
+from scrapy.exceptions import NotConfigured
+from scrapy.http import Request, Response
+from scrapy.utils.defer import maybe_deferred_to_future
+from scrapy.utils.misc import load_object
+from scrapy.utils.response import response_status_message
+from twisted.internet import reactor, task
+
+RETRY_AFTER_CODES = (429, 503)
+
+
+class BackoffRetryMiddleware:
+    def __init__(self, crawler: Crawler) -> None:
+        settings = crawler.settings
+        if not settings.getbool("RETRY_ENABLED"):
+            raise NotConfigured
+        self.crawler = crawler
+        self.max_retry_times = settings.getint("RETRY_TIMES")
+        self.retry_http_codes = {int(x) for x in settings.getlist("RETRY_HTTP_CODES")}
+        self.exceptions_to_retry = tuple(
+            load_object(x) if isinstance(x, str) else x
+            for x in settings.getlist("RETRY_EXCEPTIONS")
+        )
+        self.backoff = settings.getfloat("UFARCHIVE_RETRY_BACKOFF_SECONDS", 1.0)
+        self.retry_after_max = settings.getfloat("UFARCHIVE_RETRY_AFTER_MAX_SECONDS", 300.0)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> BackoffRetryMiddleware:
+        return cls(crawler)
+
+    async def process_response(self, request: Request, response: Response) -> Request | Response:
+        if request.meta.get("dont_retry", False) or response.status not in self.retry_http_codes:
+            return response
+        retry = self.retry(request, response_status_message(response.status))
+        if retry is None:
+            return response
+        await wait(self.delay_for(request, response))
+        return retry
+
+    async def process_exception(self, request: Request, exception: Exception) -> Request | None:
+        if not isinstance(exception, self.exceptions_to_retry) or request.meta.get(
+            "dont_retry", False
+        ):
+            return None
+        retry = self.retry(request, exception)
+        if retry is not None:
+            await wait(self.delay_for(request, None))
+        return retry
+
+    def retry(self, request: Request, reason: str | Exception) -> Request | None:
+        assert self.crawler.spider is not None
+        return get_retry_request(
+            request,
+            reason=reason,
+            spider=self.crawler.spider,
+            max_retry_times=int(request.meta.get("max_retry_times", self.max_retry_times)),
+        )
+
+    def delay_for(self, request: Request, response: Response | None) -> float:
+        attempt = int(request.meta.get("retry_times", 0))
+        delay: float = self.backoff * (2**attempt)
+        if response is not None and response.status in RETRY_AFTER_CODES:
+            asked = parse_retry_after(response.headers.get(b"Retry-After"))
+            if asked is not None:
+                delay = min(asked, self.retry_after_max)
+        return delay
+
+
+async def wait(seconds: float) -> None:
+    if seconds > 0:
+        await maybe_deferred_to_future(task.deferLater(reactor, seconds, lambda: None))
+
+
+def parse_retry_after(value: bytes | None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    text = value.decode("latin-1").strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

@@ -1,0 +1,204 @@
+"""run_crawl(sites) -> the finished CrawlRun rows; the crawl itself runs in a child process.
+
+Scrapy's reactor cannot be restarted, so every crawl gets a fresh process
+(`python -m crawler.runner`). The parent creates the run rows first, watches the child,
+reports progress from the rows' counters, and records the outcome whatever happens to
+the child (crash, kill): no run is left `running`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from archive.db import check_schema, make_engine, make_sessionmaker
+from archive.errors import SiteConfigError
+from archive.models import CrawlRun, RunStatus
+from archive.settings import Settings, load_settings
+from archive.store import ensure_site, finish_run, start_run
+from crawler.sites import SiteConfig, check_sites
+
+POLL_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class RunView:
+    """A crawl run as the CLI shows it (a detached copy of the row)."""
+
+    run_id: int
+    site: str
+    status: str
+    started_at: object
+    finished_at: object
+    message: str | None
+    requests: int
+    responses_by_status: dict[str, int]
+    bytes_received: int
+    articles_new: int
+    articles_changed: int
+    articles_unchanged: int
+    articles_gone: int
+    articles_failed: int
+    error_count: int
+    log_file: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == RunStatus.SUCCEEDED.value
+
+
+def select_sites(settings: Settings, names: Sequence[str] | None) -> list[SiteConfig]:
+    """The named sites (or all); a broken or unknown site file is a `SiteConfigError`."""
+    sites, errors = check_sites(settings.sites_dir, list(names) if names else None)
+    if errors:
+        raise errors[0]
+    if not sites:
+        raise SiteConfigError(settings.sites_dir, "(folder)", "no site files to crawl")
+    return sites
+
+
+def run_crawl(
+    names: Sequence[str] | None = None,
+    *,
+    refresh: bool = False,
+    trigger: str = "manual",
+    on_progress: Callable[[list[RunView]], None] | None = None,
+    settings: Settings | None = None,
+) -> list[RunView]:
+    """Crawl the sites now in a child process; return their finished runs."""
+    settings = settings or load_settings()
+    sites = select_sites(settings, names)
+    engine = make_engine(settings.database_url)
+    try:
+        check_schema(engine)
+        sessions = make_sessionmaker(engine)
+        with sessions() as session, session.begin():
+            run_ids = [
+                start_run(session, ensure_site(session, s.name, s.title), trigger).id for s in sites
+            ]
+        log_file = settings.data_dir / "logs" / f"crawl-{run_ids[0]}.log"
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "crawler.runner", "--log-file", str(log_file)]
+        for site, run_id in zip(sites, run_ids, strict=True):
+            command += ["--run", f"{site.name}={run_id}"]
+        if refresh:
+            command.append("--refresh")
+        with log_file.open("ab") as log:
+            child = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            )
+            try:
+                while child.poll() is None:
+                    if on_progress:
+                        on_progress(load_runs(sessions, run_ids))
+                    time.sleep(POLL_SECONDS)
+            except KeyboardInterrupt:
+                child.send_signal(signal.SIGINT)  # Scrapy stops gracefully and closes the runs
+                try:
+                    child.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait()
+                raise
+            finally:
+                close_orphans(sessions, run_ids, child.returncode, log_file)
+        runs = load_runs(sessions, run_ids, str(log_file))
+        if on_progress:
+            on_progress(runs)
+        return runs
+    finally:
+        engine.dispose()
+
+
+def close_orphans(
+    sessions: object, run_ids: list[int], returncode: int | None, log_file: Path
+) -> None:
+    """Runs the child did not close (it crashed or was killed) end as failed or killed."""
+    from sqlalchemy.orm import sessionmaker
+
+    assert isinstance(sessions, sessionmaker)
+    if returncode is None:
+        status, why = RunStatus.KILLED, "crawl process did not stop"
+    elif returncode < 0:
+        status, why = RunStatus.KILLED, f"crawl process killed by signal {-returncode}"
+    else:
+        status, why = RunStatus.FAILED, f"crawl process exited with code {returncode}"
+    with sessions() as session, session.begin():
+        for run_id in run_ids:
+            finish_run(session, run_id, status, f"{why}; see {log_file}")
+
+
+def load_runs(sessions: object, run_ids: list[int], log_file: str | None = None) -> list[RunView]:
+    from sqlalchemy.orm import sessionmaker
+
+    assert isinstance(sessions, sessionmaker)
+    with sessions() as session:
+        rows = session.scalars(
+            select(CrawlRun).where(CrawlRun.id.in_(run_ids)).order_by(CrawlRun.id)
+        ).all()
+        return [run_view(row, log_file) for row in rows]
+
+
+def run_view(row: CrawlRun, log_file: str | None = None) -> RunView:
+    return RunView(
+        run_id=row.id, site=row.site.name, status=row.status, started_at=row.started_at,
+        finished_at=row.finished_at, message=row.message, requests=row.requests,
+        responses_by_status=dict(row.responses_by_status or {}), bytes_received=row.bytes_received,
+        articles_new=row.articles_new, articles_changed=row.articles_changed,
+        articles_unchanged=row.articles_unchanged, articles_gone=row.articles_gone,
+        articles_failed=row.articles_failed, error_count=row.error_count, log_file=log_file,
+    )  # fmt: skip
+
+
+# --- the child ------------------------------------------------------------------------------
+
+
+def crawl_in_this_process(runs: list[tuple[str, int]], refresh: bool, log_file: str | None) -> int:
+    """Run every (site, run id) in one Scrapy process; returns the exit code."""
+    from scrapy.crawler import CrawlerProcess
+
+    from crawler.crawlsettings import scrapy_settings
+    from crawler.spider import NewsSpider
+
+    settings = load_settings()
+    values = scrapy_settings(settings, log_level=settings.logging.level)
+    if log_file:
+        values["LOG_FILE"] = log_file
+        values["LOG_FILE_APPEND"] = True
+    process = CrawlerProcess(values, install_root_handler=True)
+    for site, run_id in runs:
+        process.crawl(NewsSpider, site=site, run_id=run_id, refresh=refresh)
+    process.start()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m crawler.runner", description="One crawl process."
+    )
+    parser.add_argument("--run", action="append", required=True, metavar="SITE=RUN_ID")
+    parser.add_argument("--refresh", action="store_true")
+    parser.add_argument("--log-file")
+    args = parser.parse_args(argv)
+    runs = []
+    for value in args.run:
+        site, _, run_id = value.partition("=")
+        runs.append((site, int(run_id)))
+    # Ctrl-C in the terminal reaches the parent only, which forwards ONE SIGINT: Scrapy
+    # takes a second SIGINT as "stop now, uncleanly".
+    if hasattr(os, "setpgrp"):
+        os.setpgrp()
+    sys.exit(crawl_in_this_process(runs, args.refresh, args.log_file))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,326 @@
+"""ONE generic spider, driven by a site file; no Python per site.
+
+`scrapy crawl news -a site=NAME` or `ufarchive crawl NAME`. It follows listing pages
+(`follow_url_pattern`), fetches article pages (`article_url_pattern`), reads feeds and
+sitemaps (indexes and `lastmod`), stays inside `allowed_domains`, and is bounded by
+`max_pages` and the depth limit. Known articles are not fetched again unless a feed or
+sitemap says they changed or `refresh` is set; then the request is conditional.
+Pagination stops at a listing page that brings no article the archive lacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import scrapy
+from scrapy import signals
+from scrapy.crawler import Crawler
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import Request, Response
+from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.internet import task
+from twisted.python.failure import Failure
+
+from archive.db import check_schema, make_engine, make_sessionmaker
+from archive.models import RunStatus
+from archive.settings import load_settings
+from archive.store import Known, ensure_site, known_articles, start_run
+from archive.urls import canonical_url
+from archive.warc import WarcFileWriter
+from crawler.extract.decode import decode_html
+from crawler.items import FetchedPage
+from crawler.links import feed_entries, page_links, sitemap_entries
+from crawler.runstate import RunState
+from crawler.sites import SiteConfig, load_site_file
+
+log = logging.getLogger(__name__)
+
+ARTICLE_STATUSES = [304, 404, 410]
+FLUSH_SECONDS = 1.0
+
+
+class NewsSpider(scrapy.Spider):
+    name = "news"
+    run: RunState
+    allowed_domains: list[str]
+
+    def __init__(
+        self,
+        site: str | None = None,
+        run_id: str | int | None = None,
+        refresh: str | bool = False,
+        trigger: str = "manual",
+        **kwargs: Any,
+    ) -> None:
+        if not site:
+            raise ValueError("the news spider needs a site: scrapy crawl news -a site=NAME")
+        super().__init__(name=self.name, **kwargs)
+        self.site_name = site
+        self.given_run_id = int(run_id) if run_id not in (None, "") else None
+        self.refresh = refresh is True or str(refresh).lower() in ("1", "true", "yes")
+        self.trigger = trigger
+        self.scheduled: set[str] = set()
+        self.budget_used = 0
+        self._flusher: task.LoopingCall | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> NewsSpider:
+        spider: NewsSpider = super().from_crawler(crawler, *args, **kwargs)
+        spider.run = spider.open_run()
+        spider.allowed_domains = list(spider.site.allowed_domains)
+        crawler.signals.connect(spider.on_opened, signal=signals.spider_opened)
+        crawler.signals.connect(spider.on_closed, signal=signals.spider_closed)
+        crawler.signals.connect(spider.on_spider_error, signal=signals.spider_error)
+        return spider
+
+    # --- the run ----------------------------------------------------------------------------
+
+    @property
+    def site(self) -> SiteConfig:
+        site: SiteConfig = self.run.site
+        return site
+
+    def open_run(self) -> RunState:
+        settings = load_settings()
+        site = load_site_file(settings.sites_dir / f"{self.site_name}.yaml")
+        engine = make_engine(settings.database_url)
+        check_schema(engine)
+        sessions = make_sessionmaker(engine)
+        with sessions() as session, session.begin():
+            site_row = ensure_site(session, site.name, site.title)
+            if self.given_run_id is None:
+                run_id = start_run(session, site_row, self.trigger, pid=os.getpid()).id
+            else:
+                from archive.models import CrawlRun
+
+                run = session.get_one(CrawlRun, self.given_run_id)
+                run.pid = os.getpid()
+                run_id = run.id
+            known = known_articles(session, site_row.id)
+            site_id = site_row.id
+        warc = WarcFileWriter(
+            settings.data_dir, settings.crawl.warc_max_bytes, prefix=f"ufarchive-{site.name}"
+        )
+        return RunState(settings, site, site_id, run_id, engine, sessions, warc, known)
+
+    def on_opened(self, spider: scrapy.Spider) -> None:
+        if spider is not self:
+            return
+        self._flusher = task.LoopingCall(self.flush)
+        self._flusher.start(FLUSH_SECONDS, now=False)
+
+    def flush(self) -> None:
+        assert self.crawler.stats is not None
+        self.run.flush(self.crawler.stats.get_stats())
+
+    def on_closed(self, spider: scrapy.Spider, reason: str) -> None:
+        if spider is not self:
+            return
+        if self._flusher is not None and self._flusher.running:
+            self._flusher.stop()
+        status, message = RunStatus.SUCCEEDED, None
+        if reason == "shutdown":
+            status, message = RunStatus.INTERRUPTED, "stopped before the end (shutdown)"
+        elif reason != "finished":
+            status, message = RunStatus.FAILED, f"crawl ended early: {reason}"
+        elif self.run.start_requests and not self.run.start_responses_ok:
+            status, message = RunStatus.FAILED, "no start URL, feed or sitemap answered"
+        assert self.crawler.stats is not None
+        self.run.finish(status, message, self.crawler.stats.get_stats())
+
+    def on_spider_error(self, failure: Failure, response: Response, spider: scrapy.Spider) -> None:
+        if spider is self:
+            self.run.error(response.url, "spider", failure.getErrorMessage())
+
+    # --- requests -----------------------------------------------------------------------------
+
+    async def start(self) -> AsyncIterator[Request]:
+        site = self.site
+        for url, callback in (
+            *((u, self.parse_listing) for u in site.start_urls),
+            *((u, self.parse_feed) for u in site.feed_urls),
+            *((u, self.parse_sitemap) for u in site.sitemap_urls),
+        ):
+            request = self.request(url, callback, kind="start")
+            if request is not None:
+                self.run.start_requests += 1
+                yield request
+
+    def request(self, url: str, callback: Any, kind: str, **kwargs: Any) -> Request | None:
+        """A request within the run's page budget (`max_pages`), or None once it is spent."""
+        if self.budget_used >= self.site.max_pages:
+            assert self.crawler.stats is not None
+            self.crawler.stats.inc_value("ufarchive/max_pages_reached")
+            return None
+        self.budget_used += 1
+        meta = {"kind": kind, **kwargs.pop("meta", {})}
+        return Request(url, callback=callback, errback=self.on_error, meta=meta, **kwargs)
+
+    def article_request(self, url: str, updated: datetime | None = None) -> Request | None:
+        """Fetch an article unless the archive has it unchanged; conditionally if it has it."""
+        canonical = canonical_url(url)
+        if canonical in self.scheduled or not self.is_allowed(url):
+            return None
+        known = self.run.known.get(canonical)
+        if known is not None and not self.refresh and not is_newer(updated, known):
+            assert self.crawler.stats is not None
+            self.crawler.stats.inc_value("ufarchive/known_skipped")
+            return None
+        headers: dict[str, str] = {}
+        if known is not None:
+            if known.etag:
+                headers["If-None-Match"] = known.etag
+            if known.last_modified:
+                headers["If-Modified-Since"] = known.last_modified
+        request = self.request(
+            url,
+            self.parse_article,
+            kind="article",
+            headers=headers,
+            meta={"known": known, "handle_httpstatus_list": ARTICLE_STATUSES},
+            dont_filter=known is not None,
+        )
+        if request is not None:
+            self.scheduled.add(canonical)
+        return request
+
+    def is_allowed(self, url: str) -> bool:
+        return self.site.is_allowed_host(urlsplit(url).hostname or "")
+
+    # --- callbacks --------------------------------------------------------------------------
+
+    def parse_listing(self, response: Response) -> Iterator[Request]:
+        self.note_start(response)
+        text = decode_html(response.body, header(response, b"Content-Type"))[0]
+        article_re, follow_re = self.site.article_re, self.site.follow_re
+        new_articles = 0
+        listings: list[str] = []
+        for url in page_links(text, response.url):
+            if not self.is_allowed(url):
+                continue
+            if article_re.search(url):
+                if canonical_url(url) not in self.run.known:
+                    new_articles += 1
+                request = self.article_request(url)
+                if request is not None:
+                    yield request
+            elif follow_re is not None and follow_re.search(url):
+                listings.append(url)
+        depth = int(response.meta.get("depth", 0))
+        if depth > 0 and new_articles == 0 and self.run.settings.crawl.stop_pagination_when_no_new:
+            assert self.crawler.stats is not None
+            self.crawler.stats.inc_value("ufarchive/pagination_stopped")
+            return
+        for url in listings:
+            request = self.request(url, self.parse_listing, kind="listing")
+            if request is not None:
+                yield request
+
+    def parse_feed(self, response: Response) -> Iterator[Request]:
+        self.note_start(response)
+        for entry in feed_entries(response.body, response.url):
+            request = self.article_request(entry.url, entry.updated)
+            if request is not None:
+                yield request
+
+    def parse_sitemap(self, response: Response) -> Iterator[Request]:
+        self.note_start(response)
+        kind, entries = sitemap_entries(response.body, response.url)
+        if kind == "unknown":
+            self.run.error(response.url, "sitemap", "not a sitemap or sitemap index")
+        for entry in entries:
+            if kind == "sitemapindex":
+                if self.is_allowed(entry.url):
+                    request = self.request(entry.url, self.parse_sitemap, kind="sitemap")
+                    if request is not None:
+                        yield request
+            elif self.site.article_re.search(entry.url):
+                request = self.article_request(entry.url, entry.updated)
+                if request is not None:
+                    yield request
+
+    def parse_article(self, response: Response) -> Iterator[FetchedPage]:
+        request = response.request
+        assert request is not None
+        yield FetchedPage(
+            url=response.url,
+            method=request.method,
+            request_headers=[
+                (k.decode("latin-1"), v.decode("latin-1"))
+                for k, vs in request.headers.items()
+                for v in vs
+            ],
+            status=response.status,
+            reason=reason_phrase(response.status),
+            headers=[
+                (k.decode("latin-1"), v.decode("latin-1"))
+                for k, vs in response.headers.items()
+                for v in vs
+            ],
+            body=response.body,
+            fetched_at=datetime.now(UTC),
+            ip_address=str(response.ip_address) if response.ip_address else None,
+            known=request.meta.get("known"),
+        )
+
+    def note_start(self, response: Response) -> None:
+        if response.meta.get("kind") == "start" and response.status == 200:
+            self.run.start_responses_ok += 1
+
+    def on_error(self, failure: Failure) -> None:
+        request = getattr(failure, "request", None)
+        url = request.url if request is not None else None
+        kind, message = classify_failure(failure)
+        if kind == "robots":
+            return  # obeying robots.txt is not an error; Scrapy counts it in the stats
+        self.run.error(url, kind, message)
+
+
+def classify_failure(failure: Failure) -> tuple[str, str]:
+    """A short kind (`http_500`, `timeout`, `too_large`, `redirect_loop` ...) and a message."""
+    from scrapy.exceptions import DownloadCancelledError, DownloadTimeoutError
+
+    exc = failure.value
+    message = (
+        failure.getErrorMessage().strip().splitlines()[0]
+        if failure.getErrorMessage().strip()
+        else type(exc).__name__
+    )
+    if isinstance(exc, HttpError):
+        status = exc.response.status
+        return f"http_{status}", f"{status} {reason_phrase(status)}"
+    if isinstance(exc, IgnoreRequest):
+        if "robots.txt" in message:
+            return "robots", message
+        if "redirect" in message:
+            return "redirect_loop", message
+        return "ignored", message
+    if isinstance(exc, DownloadCancelledError) or "max size" in message.lower():
+        return "too_large", message
+    if isinstance(exc, DownloadTimeoutError | TimeoutError) or "timed out" in message.lower():
+        return "timeout", message
+    return type(exc).__name__, message
+
+
+def is_newer(updated: datetime | None, known: Known) -> bool:
+    """Did a feed or sitemap say the page changed after we last fetched it?"""
+    return updated is not None and (known.fetched_at is None or updated > known.fetched_at)
+
+
+def header(response: Response, name: bytes) -> str | None:
+    value = response.headers.get(name)
+    return value.decode("latin-1") if value else None
+
+
+def reason_phrase(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
