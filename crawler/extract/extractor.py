@@ -1,57 +1,46 @@
-"""The extraction entry point: selectors where the site gives them, generic rules elsewhere.
+"""The extraction entry point: generic rules for every field, a site's selectors where given.
 
-A baseline: title from og:title / <h1> / <title>, labelled metadata lines, and the body
-as the paragraphs of the text-densest block. The extraction issue replaces the generic
-part with accurate modules (metadata, dates, body, cleanup).
+Order: decode (decode.py) -> parse and read <head> -> clean the tree (cleanup.py) -> lines
+(blocks.py) -> the text's container (body.py) -> headline (title.py) -> text, captions,
+images (body.py) -> labelled metadata around them (metadata.py) -> selectors. Pure: no
+network, no database, no Scrapy.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from collections.abc import Mapping, Sequence
 from urllib.parse import urljoin
 
 from lxml import etree, html
 
 from crawler.extract.article import Article, Image
+from crawler.extract.blocks import Block, linearize
+from crawler.extract.body import extract_body, find_container, is_prose_line
+from crawler.extract.cleanup import clean_text, clean_tree, parse_document
+from crawler.extract.dates import parse_date
 from crawler.extract.decode import decode_html
+from crawler.extract.metadata import (
+    HeadInfo,
+    Zones,
+    clean_names,
+    clean_source,
+    extract_metadata,
+    parse_pairs,
+    read_head,
+)
+from crawler.extract.title import extract_title, strip_site_name
 
-EXTRACTOR_VERSION = "0.1"
-BEIJING = timezone(timedelta(hours=8))
+#: Bumped whenever the output for some page changes, so `reparse` knows what to redo.
+EXTRACTOR_VERSION = "1.0"
 XPATH_PREFIX = "xpath:"
+CSS_PREFIX = "css:"
 
-_LABELS = {
-    "source": r"来源|來源|稿源|出处|出處",
-    "editor": r"责任编辑|責任編輯|责编|責編|编辑|編輯",
-    "author": r"作者|记者|記者",
-    "publish_time": r"发布时间|發佈時間|發布時間|发布日期|發佈日期|时间|時間|日期",
-}
-_ANY_LABEL = "|".join(_LABELS.values())
-_DATE_RE = re.compile(
-    r"(?P<y>(?:19|20)\d{2})\s*[-/.年]\s*(?P<m>\d{1,2})\s*[-/.月]\s*(?P<d>\d{1,2})\s*日?"
-    r"(?:\s*(?P<H>\d{1,2})[:：时時](?P<M>\d{1,2})(?:[:：分](?P<S>\d{1,2}))?)?"
-)
-_PINYIN_RE = re.compile(r"\((?:[a-zāáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜü]+)\)")
-_DROP_TAGS = ("script", "style", "noscript", "iframe", "form", "nav", "header", "footer", "aside")
-_BLOCK_TAGS = {
-    "p",
-    "div",
-    "section",
-    "article",
-    "td",
-    "li",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "br",
-    "tr",
-}
-_BOILERPLATE_RE = re.compile(
-    r"ICP备|ICP備|公网安备|公網安備|版权所有|版權所有|Copyright|©|打印|关闭窗口|關閉窗口|分享到"
-)
+log = logging.getLogger(__name__)
+
+_META_TITLE_KEYS = ("og:title", "articletitle", "twitter:title", "title", "headline")
+_SITE_NAME_KEYS = ("og:site_name", "sitename", "application-name", "twitter:site")
 
 
 def extract(
@@ -59,189 +48,180 @@ def extract(
     url: str | None = None,
     selectors: Mapping[str, str | None] | None = None,
 ) -> Article:
-    """Parse an article page; never raises for a missing field (it is None)."""
-    text = decode_html(html_text)[0] if isinstance(html_text, bytes) else html_text
+    """Parse an article page. Never raises: a field the page lacks is None."""
     try:
-        root = html.document_fromstring(text or "<html></html>")
-    except (etree.ParserError, ValueError):
+        return _extract(html_text, url, selectors)
+    except Exception:  # the documented contract: a bad page gives an empty Article
+        log.warning("extraction failed for %s", url or "<page>", exc_info=True)
         return Article()
-    for bad in root.xpath("//rt|//rp"):
-        bad.drop_tree()
-    article = Article()
-    article.title = _title(root)
-    meta_text = _metadata_text(root)
-    for name in ("source", "editor", "author"):
-        setattr(article, name, _label_value(meta_text, name))
-    article.publish_time = _publish_time(root, meta_text)
-    article.contributor = _contributor(root)
-    body_el = _body_element(root)
-    if body_el is not None:
-        article.body, article.images = _body(body_el, url, article.title)
-    for name, selector in (selectors or {}).items():
-        if selector:
-            _apply_selector(article, root, name, selector, url)
+
+
+def _extract(
+    html_text: bytes | str, url: str | None, selectors: Mapping[str, str | None] | None
+) -> Article:
+    text = decode_html(html_text)[0] if isinstance(html_text, bytes) else html_text
+    root = parse_document(text)
+    if root is None:
+        return Article()
+    head = read_head(root)
+    page_title = clean_text(root.findtext(".//title"))
+    meta_titles = _meta_values(head, _META_TITLE_KEYS)
+    site_names = _site_names(head, page_title)
+    base_url = _base_url(root, url)
+    clean_tree(root)
+    blocks = linearize(root)
+
+    span = find_container(blocks)
+    text_start = _first_prose(blocks, span)
+    title, title_index = extract_title(blocks, page_title, meta_titles, site_names, text_start)
+    body = extract_body(blocks, span, title, base_url, title_index, text_start)
+    zones = Zones(title=title_index, text_start=body.start, text_end=body.end)
+    meta = extract_metadata(blocks, zones, head, url, body.contributor)
+
+    article = Article(
+        title=title,
+        publish_time=meta.publish_time,
+        source=meta.source,
+        editor=meta.editor,
+        author=meta.author,
+        contributor=meta.contributor,
+        body=body.text,
+        images=body.images,
+    )
+    if selectors:
+        _apply_selectors(article, root, selectors, base_url)
     return article
 
 
-def _clean(text: str | None) -> str | None:
-    if text is None:
+def _meta_values(head: HeadInfo, keys: Sequence[str]) -> list[str]:
+    found: list[str] = []
+    for key in keys:
+        for value in head.metas.get(key, []):
+            cleaned = clean_text(value)
+            if cleaned and cleaned not in found:
+                found.append(cleaned)
+    for obj in head.json_ld:
+        headline = obj.get("headline")
+        if isinstance(headline, str):
+            cleaned = clean_text(headline)
+            if cleaned and cleaned not in found:
+                found.append(cleaned)
+    return found
+
+
+def _site_names(head: HeadInfo, page_title: str | None) -> list[str]:
+    names = _meta_values(head, _SITE_NAME_KEYS)
+    if page_title:
+        first = strip_site_name(page_title)
+        rest = page_title[len(first) :] if first and page_title.startswith(first) else ""
+        for part in re.split(r"[_|｜\-－—]+", rest):
+            cleaned = clean_text(part)
+            if cleaned and cleaned not in names:
+                names.append(cleaned)
+    return names
+
+
+def _base_url(root: html.HtmlElement, url: str | None) -> str | None:
+    for base in root.iter("base"):
+        href = (base.get("href") or "").strip()
+        if href:
+            return urljoin(url or "", href)
+    return url
+
+
+def _first_prose(blocks: Sequence[Block], span: tuple[int, int] | None) -> int | None:
+    """The first line inside the container that reads as prose (not title or metadata)."""
+    if span is None:
         return None
-    text = _PINYIN_RE.sub("", " ".join(text.replace("\u3000", " ").split()))
-    return text or None
+    for block in blocks[span[0] : span[1] + 1]:
+        if is_prose_line(block):
+            return block.index
+    return span[0]
 
 
-def _title(root: html.HtmlElement) -> str | None:
-    for xpath in (
-        '//meta[@property="og:title"]/@content',
-        '//meta[@name="ArticleTitle"]/@content',
-        "//h1",
-    ):
-        for found in root.xpath(xpath):
-            value = _clean(found if isinstance(found, str) else found.text_content())
-            if value:
-                return value
-    title = root.findtext(".//title")
-    if title:
-        return _clean(re.split(r"\s*[_|\-－—]\s*", title.strip())[0])
-    return None
+# --------------------------------------------------------------------------- selectors
 
 
-def _metadata_text(root: html.HtmlElement) -> str:
-    lines = []
-    for element in root.iter("p", "div", "span", "td", "li"):
-        own = element.text_content()
-        if len(own) < 200 and re.search(_ANY_LABEL, own):
-            lines.append(" ".join(own.replace("\u3000", " ").split()))
-    return "\n".join(lines)
-
-
-def _label_value(text: str, name: str) -> str | None:
-    pattern = rf"(?:{_LABELS[name]})\s*[:：]\s*(.+?)(?=\s+(?:{_ANY_LABEL})\s*[:：]|\s*[【\[(（]|$)"
-    match = re.search(pattern, text, re.M)
-    if not match:
-        return None
-    value = _clean(match.group(1))
-    if value and name == "editor":
-        value = "、".join(value.split())
-    return value
-
-
-def _publish_time(root: html.HtmlElement, meta_text: str) -> str | None:
-    candidates = [
-        *root.xpath('//meta[@property="article:published_time"]/@content'),
-        *root.xpath('//meta[@name="publishdate" or @name="PubDate" or @name="pubdate"]/@content'),
-    ]
-    match = re.search(rf"(?:{_LABELS['publish_time']})\s*[:：]\s*([^\n]+)", meta_text)
-    if match:
-        candidates.append(match.group(1))
-    for candidate in candidates:
-        when = parse_date(str(candidate))
-        if when:
-            return when
-    return None
-
-
-def parse_date(text: str) -> str | None:
-    """The first full date (with time if given) in `text`, ISO 8601 at +08:00."""
-    match = _DATE_RE.search(text)
-    if not match:
-        return None
-    parts = {k: int(v) for k, v in match.groupdict().items() if v is not None}
-    try:
-        when = datetime(
-            parts["y"],
-            parts["m"],
-            parts["d"],
-            parts.get("H", 0),
-            parts.get("M", 0),
-            parts.get("S", 0),
-            tzinfo=BEIJING,
-        )
-    except ValueError:
-        return None
-    return when.isoformat()
-
-
-def _contributor(root: html.HtmlElement) -> str | None:
-    for element in root.iter("p", "div"):
-        text = " ".join(element.text_content().split())
-        match = re.fullmatch(r"[（(]\s*(.+?)\s*供稿\s*[）)]", text)
-        if match:
-            return _clean(match.group(1))
-    return None
-
-
-def _body_element(root: html.HtmlElement) -> html.HtmlElement | None:
-    for tag in _DROP_TAGS:
-        for element in root.iter(tag):
-            if element.getparent() is not None:
-                element.drop_tree()
-    best, best_score = None, 0.0
-    for element in root.iter("div", "td", "article", "section"):
-        paragraphs = element.xpath("./p|./div/p|./font/p|./span/p")
-        text_len = sum(len(p.text_content().strip()) for p in paragraphs)
-        links = sum(len(a.text_content()) for a in element.iter("a"))
-        score = text_len - 2 * links
-        if score > best_score:
-            best, best_score = element, score
-    return best
-
-
-def _body(element: html.HtmlElement, url: str | None, title: str | None) -> tuple[str, list[Image]]:
-    lines: list[str] = []
-    images: list[Image] = []
-    for node in element.iter("p", "img"):
-        if node.tag == "img":
-            src = node.get("src")
-            if src:
-                images.append(Image(src=urljoin(url or "", src)))
-            continue
-        text = _clean(node.text_content())
-        if (
-            not text
-            or text == title
-            or (re.search(_ANY_LABEL + r"\s*[:：]", text) and len(text) < 80)
-        ):
-            continue
-        if _BOILERPLATE_RE.search(text) or re.fullmatch(r"[（(].+供稿[）)]", text):
-            continue
-        if (
-            images
-            and images[-1].caption is None
-            and node.find(".//img") is None
-            and len(text) < 60
-            and not lines[-1:]
-        ):
-            images[-1].caption = text
-            continue
-        lines.append(text)
-    return "\n".join(lines), images
-
-
-def _apply_selector(
-    article: Article, root: html.HtmlElement, name: str, selector: str, url: str | None
-) -> None:
+def _select(root: html.HtmlElement, selector: str) -> list[html.HtmlElement | str]:
+    """Elements (or attribute / text strings) a CSS or `xpath:` selector finds; [] on error."""
     try:
         if selector.startswith(XPATH_PREFIX):
-            found = root.xpath(selector[len(XPATH_PREFIX) :])
+            result = root.xpath(selector[len(XPATH_PREFIX) :].strip())
         else:
-            found = root.cssselect(selector.removeprefix("css:"))
-    except (etree.XPathError, ValueError):
-        return
-    if not isinstance(found, list) or not found:
-        return
-    first = found[0]
-    if name == "body" and isinstance(first, html.HtmlElement):
-        article.body, article.images = _body(first, url, article.title)
-        return
-    value = _clean(first if isinstance(first, str) else first.text_content())
-    if name == "publish_time":
-        article.publish_time = parse_date(value or "") or article.publish_time
-    elif name in ("title", "source", "editor", "author", "contributor"):
-        setattr(article, name, _label_strip(value))
+            result = root.cssselect(selector.removeprefix(CSS_PREFIX).strip())
+    except (etree.XPathError, ValueError, SyntaxError, TypeError):
+        return []
+    if not isinstance(result, list):
+        result = [result]
+    found: list[html.HtmlElement | str] = []
+    for item in result:
+        if isinstance(item, html.HtmlElement):
+            found.append(item)
+        elif isinstance(item, (str, bytes)):
+            found.append(item.decode("utf-8", "replace") if isinstance(item, bytes) else str(item))
+    return found
 
 
-def _label_strip(value: str | None) -> str | None:
-    if value is None:
-        return None
-    return _clean(re.sub(rf"^(?:{_ANY_LABEL})\s*[:：]\s*", "", value))
+def _apply_selectors(
+    article: Article,
+    root: html.HtmlElement,
+    selectors: Mapping[str, str | None],
+    base_url: str | None,
+) -> None:
+    """A selector given for a field replaces that field; one that finds nothing leaves it."""
+    for name, selector in selectors.items():
+        if not selector or not isinstance(selector, str):
+            continue
+        found = _select(root, selector)
+        if not found:
+            continue
+        if name == "body":
+            _select_body(article, found, base_url)
+            continue
+        first = found[0]
+        raw = first if isinstance(first, str) else first.text_content()
+        value = clean_text(raw)
+        if not value:
+            continue
+        if name == "title":
+            article.title = value
+        elif name == "publish_time":
+            article.publish_time = parse_date(value, compact=True) or article.publish_time
+        elif name in ("source", "editor", "author", "contributor"):
+            setattr(article, name, _field_value(name, value))
+
+
+def _field_value(name: str, value: str) -> str | None:
+    pairs = [p for p in parse_pairs(value) if p.field == name]
+    if pairs:
+        value = pairs[0].value
+    elif parse_pairs(value):
+        value = re.sub(r"^\S+?\s*[:：]\s*", "", value)
+    if name in ("editor", "author"):
+        return clean_names(value)
+    if name == "source":
+        return clean_source(value)
+    return clean_text(value.strip("()（）【】[] ").removesuffix("供稿").strip())
+
+
+def _select_body(
+    article: Article, found: list[html.HtmlElement | str], base_url: str | None
+) -> None:
+    lines: list[str] = []
+    images: list[Image] = []
+    for item in found:
+        if isinstance(item, str):
+            text = clean_text(item)
+            if text:
+                lines.append(text)
+            continue
+        blocks = linearize(item)
+        if not blocks:
+            continue
+        body = extract_body(blocks, (0, len(blocks) - 1), article.title, base_url)
+        if body.text:
+            lines.append(body.text)
+        images.extend(body.images)
+    if lines:
+        article.body = "\n".join(lines)
+        article.images = images

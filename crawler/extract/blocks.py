@@ -1,0 +1,226 @@
+"""A page as reading order: the sequence of text lines and images a reader sees.
+
+Every block-level element (p, div, td, li, h1 ...) and every <br> ends a line; an <img> is
+a block of its own. title.py, metadata.py and body.py all work on this one list, so
+"the line after the title" or "the line after an image" mean the same thing everywhere.
+The walk is iterative (`etree.iterwalk`): a broken page nested thousands deep must not
+hit Python's recursion limit.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from lxml import etree, html
+
+from crawler.extract.cleanup import normalize_space, remove_pinyin
+
+BLOCK_TAGS = frozenset(
+    {
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "body",
+        "caption",
+        "center",
+        "dd",
+        "details",
+        "dialog",
+        "dir",
+        "div",
+        "dl",
+        "dt",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "footer",
+        "form",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hgroup",
+        "hr",
+        "html",
+        "legend",
+        "li",
+        "main",
+        "menu",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "summary",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "ul",
+    }
+)
+HEADING_TAGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+
+#: Inline elements whose edges separate metadata values that a browser draws side by
+#: side: govcn pages write <span>发布日期：…</span><span>信息来源：…</span> with nothing
+#: between, tw-company pages <small>來源:</small>…<small>時間:</small>.
+_FIELD_EDGE_TAGS = frozenset(
+    {"span", "em", "small", "font", "b", "strong", "i", "label", "a", "cite", "time", "u"}
+)
+#: What a field edge becomes in `Block.meta_text`: two spaces, which end a value.
+EDGE = "\x1f"
+
+_NON_SPACE = re.compile(r"\S")
+
+
+@dataclass(eq=False)
+class Block:
+    """One line of the page: text (or an image) and the block element it sits in."""
+
+    index: int
+    owner: html.HtmlElement
+    text: str = ""
+    #: The text with field edges and wide gaps kept as double spaces (metadata.py reads it).
+    meta_text: str = ""
+    chars: int = 0
+    link_chars: int = 0
+    image: html.HtmlElement | None = None
+    ancestors: list[html.HtmlElement] = field(default_factory=list)
+
+    @property
+    def link_density(self) -> float:
+        return self.link_chars / self.chars if self.chars else 0.0
+
+    @property
+    def is_image(self) -> bool:
+        return self.image is not None
+
+
+class _Walker:
+    def __init__(self) -> None:
+        self.blocks: list[Block] = []
+        self.owners: list[html.HtmlElement] = []
+        self.pieces: list[str] = []
+        self.link_chars = 0
+        self.link_depth = 0
+        self.pre_depth = 0
+
+    def add(self, text: str) -> None:
+        if self.pre_depth and "\n" in text:
+            # Preformatted text (print pages put the article in a <pre>): a newline is a line.
+            first, *rest = text.split("\n")
+            self.add_inline(first)
+            for piece in rest:
+                self.flush()
+                self.add_inline(piece)
+            return
+        self.add_inline(text)
+
+    def add_inline(self, text: str) -> None:
+        self.pieces.append(text)
+        if self.link_depth:
+            self.link_chars += len(_NON_SPACE.findall(text))
+
+    def flush(self) -> None:
+        if not self.pieces or not self.owners:
+            self.pieces, self.link_chars = [], 0
+            return
+        raw = remove_pinyin("".join(self.pieces))
+        text = normalize_space(raw.replace(EDGE, ""))
+        if text:
+            meta = raw.replace("\u3000", "  ").replace("\xa0", " ").replace(EDGE, "  ")
+            self.blocks.append(
+                Block(
+                    index=len(self.blocks),
+                    owner=self.owners[-1],
+                    text=text,
+                    meta_text=re.sub(r"[ \t\r\n]{2,}", "  ", meta).strip(),
+                    chars=len(text.replace(" ", "")),
+                    link_chars=min(self.link_chars, len(text)),
+                )
+            )
+        self.pieces, self.link_chars = [], 0
+
+    def add_image(self, img: html.HtmlElement) -> None:
+        self.flush()
+        if self.owners:
+            self.blocks.append(Block(index=len(self.blocks), owner=self.owners[-1], image=img))
+
+
+def linearize(root: html.HtmlElement) -> list[Block]:
+    """The page's lines and images in reading order (the <body>, or the whole tree)."""
+    body = root.find("body") if root.tag == "html" else root
+    if body is None:
+        body = root
+    walker = _Walker()
+    walker.owners.append(body)
+    for event, el in etree.iterwalk(body, events=("start", "end")):
+        tag = el.tag
+        if not isinstance(tag, str):
+            continue
+        if event == "start":
+            if tag in BLOCK_TAGS and el is not body:
+                walker.flush()
+                walker.owners.append(el)
+            elif tag == "br":
+                walker.flush()
+            elif tag == "img":
+                walker.add_image(el)
+            elif tag in _FIELD_EDGE_TAGS:
+                walker.pieces.append(EDGE)
+            if tag == "a":
+                walker.link_depth += 1
+            if _is_preformatted(el):
+                walker.pre_depth += 1
+            if el.text:
+                walker.add(el.text)
+        else:
+            if tag == "a":
+                walker.link_depth = max(0, walker.link_depth - 1)
+            if _is_preformatted(el):
+                walker.pre_depth = max(0, walker.pre_depth - 1)
+            if tag in BLOCK_TAGS and el is not body:
+                walker.flush()
+                if walker.owners and walker.owners[-1] is el:
+                    walker.owners.pop()
+            elif tag in _FIELD_EDGE_TAGS:
+                walker.pieces.append(EDGE)
+            if el is not body and el.tail:
+                walker.add(el.tail)
+    walker.flush()
+    _attach_ancestors(walker.blocks, body)
+    return walker.blocks
+
+
+_PRE_STYLE = re.compile(r"white-space\s*:\s*pre", re.I)
+
+
+def _is_preformatted(el: html.HtmlElement) -> bool:
+    return el.tag in ("pre", "listing", "xmp", "plaintext") or bool(
+        _PRE_STYLE.search(el.get("style") or "")
+    )
+
+
+def _attach_ancestors(blocks: list[Block], body: html.HtmlElement) -> None:
+    """Each block's owner and the owner's ancestors up to <body>, innermost first."""
+    cache: dict[html.HtmlElement, list[html.HtmlElement]] = {}
+    for block in blocks:
+        owner = block.owner
+        chain = cache.get(owner)
+        if chain is None:
+            chain = [owner]
+            if owner is not body:
+                for anc in owner.iterancestors():
+                    chain.append(anc)
+                    if anc is body:
+                        break
+            cache[owner] = chain
+        block.ancestors = chain

@@ -1,0 +1,509 @@
+"""Source, editor, author, contributor and publish time: from labelled lines, then <meta>.
+
+A metadata line is short and made of `label：value` pairs (labels from labels.py), several
+to a line, with full- or half-width colons, spaces or nothing between the pairs:
+`发布日期：2024-02-28 13:40信息来源：市委统战部浏览次数：2733` (govcn). A value ends where
+the next label starts, at a bracket or bar, or at a wide gap. Which line counts is decided
+by where it sits: lines between the headline and the text first, then metadata lines in
+and just after the text, and only then <meta> tags, JSON-LD and script variables.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lxml import html
+
+from crawler.extract import labels
+from crawler.extract.blocks import Block
+from crawler.extract.cleanup import clean_text, normalize_space
+from crawler.extract.dates import FoundDate, find_dates, from_timestamp
+
+_COLON = f"[{labels.COLONS}]"
+_LABEL_WORDS = labels.alternation(labels.ALL_LABELS)
+_FIELD_OF: dict[str, str] = {}
+for _field, _words in labels.FIELD_LABELS.items():
+    for _word in _words:
+        _FIELD_OF.setdefault(_word, _field)
+for _word in labels.OTHER:
+    _FIELD_OF.setdefault(_word, "other")
+
+# A one-character label (文, 图) must start a segment, or 全文：/ 英文： would be labels.
+_SEGMENT_START = r"(?:^|(?<=[\s|｜【\[(（/,，;；]))"
+_LABELLED = re.compile(
+    rf"(?P<label>{_LABEL_WORDS})\s*(?:{_COLON}|(?<=[文图圖])\s*[/／])\s*"
+    rf"|{_SEGMENT_START}(?P<bare>{labels.alternation(labels.AUTHOR_BARE)})\s+(?=\S)"
+)
+_BARE_FIELD_LABELS = re.compile(
+    rf"{_SEGMENT_START}(?P<label>{labels.alternation(labels.SOURCE + labels.EDITOR + labels.PUBLISH_TIME_PRIMARY)})\s+(?=\S)"
+)
+# A value ends at a bar, an opening bracket, a closing 】/], or a wide gap.
+_VALUE_END = re.compile(r"\s{2,}|[|｜【\[\]】]|\s[/／]\s")
+_HARD_END = re.compile(r"[|｜【\[\]】]|\s[/／]\s")
+_NAME_SPLIT = re.compile(r"[\s、，,;；/／|]+")
+_TRAILING_JUNK = re.compile(r"[\s,，。;；:：、|｜]+$")
+_LEADING_JUNK = re.compile(r"^[\s,，;；:：、|｜)）\]】]+")
+_BRACKETS = {"(": ")", "（": "）", "[": "]", "【": "】", "〔": "〕"}
+_CONTRIBUTOR_LINE = re.compile(
+    rf"^[(（【\[]?\s*(?P<who>[^()（）]{{2,40}}?)\s*{labels.CONTRIBUTOR_SUFFIX}\s*[)）】\]]?$"
+)
+_TOOLBAR = re.compile(labels.alternation(labels.TOOLBAR_WORDS))
+
+#: A line longer than this is prose even if a label appears in it (tuned on the corpus:
+#: the longest metadata line, a govcn info bar with five pairs, is 62 characters).
+MAX_META_LINE = 120
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One `label：value` found in a line."""
+
+    field: str  # source | publish_time | editor | author | contributor | other
+    label: str
+    value: str
+    start: int
+    end: int  # where the value ends in the line: text after it is not this pair's
+
+
+def parse_pairs(text: str) -> list[Pair]:
+    """The `label：value` pairs of one metadata line, in order."""
+    marks: list[tuple[int, int, str]] = []
+    for match in _LABELLED.finditer(text):
+        label = match.group("label") or match.group("bare")
+        marks.append((match.start(), match.end(), label))
+    for match in _BARE_FIELD_LABELS.finditer(text):
+        if not any(s <= match.start() < e for s, e, _ in marks):
+            marks.append((match.start(), match.end(), match.group("label")))
+    marks.sort()
+    pairs: list[Pair] = []
+    for i, (start, end, label) in enumerate(marks):
+        stop = marks[i + 1][0] if i + 1 < len(marks) else len(text)
+        field = _FIELD_OF.get(label, "other")
+        region = text[end:stop]
+        if field == "publish_time":
+            dates = find_dates(region)
+            value_end = end + dates[0].end if dates and dates[0].start <= 3 else stop
+            pairs.append(Pair(field, label, region, start, value_end))
+            continue
+        value = _cut_names(region) if field in ("editor", "author") else _cut_value(region)
+        lead = len(region) - len(region.lstrip(" :：|｜)）]】"))
+        pairs.append(Pair(field, label, value, start, end + lead + len(value)))
+    return pairs
+
+
+def _cut_value(region: str, *, wide_gap_ends: bool = True) -> str:
+    region = _LEADING_JUNK.sub("", region.lstrip())
+    match = (_VALUE_END if wide_gap_ends else _HARD_END).search(region)
+    value = region[: match.start()] if match else region
+    # An unmatched closing bracket ends the value: (责编：梁晨曦、武雨桐)
+    depth = 0
+    for i, ch in enumerate(value):
+        if ch in "(（":
+            depth += 1
+        elif ch in ")）":
+            if depth == 0:
+                value = value[:i]
+                break
+            depth -= 1
+    return _TRAILING_JUNK.sub("", value)
+
+
+# A person's name as bylines write it: 2-5 Han characters (with · for transliterated
+# names), or a romanised name.
+_NAME = re.compile(r"[\u3400-\u9fff·•．]{2,8}|[A-Za-z][A-Za-z .'-]{1,30}")
+
+
+def _cut_names(region: str) -> str:
+    """Names go on across wide gaps (zytzb: 朱俊杰\u3000韩春燕) but stop at the first
+    thing that is not a name (a date, a counter)."""
+    value = _cut_value(region, wide_gap_ends=False)
+    names: list[str] = []
+    for token in _NAME_SPLIT.split(value):
+        if not token:
+            continue
+        if names and not _NAME.fullmatch(token):
+            break
+        names.append(token)
+    return " ".join(names)
+
+
+def is_metadata_line(text: str) -> bool:
+    """Whether a line is made of metadata (labels, dates) rather than prose."""
+    if len(text) > MAX_META_LINE:
+        return False
+    pairs = [p for p in parse_pairs(text) if p.field != "other" or p.label in _LINE_OPENERS]
+    if not pairs:
+        return False
+    first = pairs[0]
+    head = text[: first.start].strip(" [【(（|｜")
+    # The label starts the line, or only a date / a bracket comes before it.
+    if head and not (find_dates(head) and len(head) <= 25):
+        return False
+    # 文 opens prose too (文中提到：…); as a byline label it starts a short line.
+    return not (first.label == "文" and len(text) > 40)
+
+
+_LINE_OPENERS = {"审核", "審核", "校对", "校對", "摄影", "攝影", "通讯员", "通訊員", "图", "圖"}
+
+
+def contributor_of_line(text: str) -> str | None:
+    """`（安徽省铜陵市委统战部 供稿）` -> the unit; None when the line is not such a credit."""
+    match = _CONTRIBUTOR_LINE.match(text.strip())
+    if match and not _TOOLBAR.search(match.group("who")):
+        return clean_text(match.group("who").strip(" :："))
+    return None
+
+
+def clean_names(value: str) -> str | None:
+    """Several people -> joined with 、 (`梁晨曦 武雨桐` -> `梁晨曦、武雨桐`)."""
+    names = [n for n in _NAME_SPLIT.split(value) if n and n not in ("等",)]
+    names = [n for n in names if not re.fullmatch(r"[\d\W_]+", n)]
+    return "、".join(names) if names else None
+
+
+def clean_source(value: str) -> str | None:
+    """A source as written, minus a date, a time or junk that follows it on the line."""
+    dates = find_dates(value)
+    if dates:
+        value = value[: dates[0].start] if dates[0].start > 0 else value[dates[0].end :]
+    value = re.sub(r"\s+\d{1,2}:\d{2}(?::\d{2})?\s*$", "", value)
+    value = _TRAILING_JUNK.sub("", _LEADING_JUNK.sub("", value))
+    value = _strip_outer_brackets(value)
+    if not value or _TOOLBAR.fullmatch(value) or len(value) > 60:
+        return None
+    return clean_text(value)
+
+
+def _strip_outer_brackets(value: str) -> str:
+    value = value.strip()
+    while len(value) >= 2 and _BRACKETS.get(value[0]) == value[-1]:
+        value = value[1:-1].strip()
+    return value
+
+
+# --------------------------------------------------------------------------- zones
+
+
+@dataclass
+class Zones:
+    """Where metadata lines may be: around the headline and the article text."""
+
+    title: int | None
+    text_start: int | None  # first line of the article text
+    text_end: int | None  # last line of the article text
+
+
+def _ordered_lines(blocks: Sequence[Block], zones: Zones) -> Iterator[tuple[int, Block]]:
+    """Candidate metadata lines by rank: 0 head (title..text), 1 in/after the text, 2 near."""
+    n = len(blocks)
+    start = zones.text_start if zones.text_start is not None else n
+    end = zones.text_end if zones.text_end is not None else start
+    top = zones.title if zones.title is not None else max(0, start - 8)
+    top = min(top, start)
+    for i in range(top, min(start, n)):
+        yield 0, blocks[i]
+    for i in range(start, min(end + 16, n)):
+        yield 1, blocks[i]
+    for i in range(max(0, top - 6), top):
+        yield 2, blocks[i]
+
+
+# --------------------------------------------------------------------------- fields
+
+
+@dataclass
+class Metadata:
+    source: str | None = None
+    publish_time: str | None = None
+    editor: str | None = None
+    author: str | None = None
+    contributor: str | None = None
+
+
+@dataclass(frozen=True)
+class HeadInfo:
+    """What the <head>, JSON-LD and scripts say, read before the tree is cleaned."""
+
+    metas: dict[str, list[str]]
+    json_ld: list[dict[str, Any]]
+    script_times: list[str]
+
+
+def read_head(root: html.HtmlElement) -> HeadInfo:
+    metas: dict[str, list[str]] = {}
+    for meta in root.iter("meta"):
+        key = (meta.get("name") or meta.get("property") or meta.get("itemprop") or "").lower()
+        content = meta.get("content")
+        if key and content and content.strip():
+            metas.setdefault(key.strip(), []).append(content.strip())
+    json_ld: list[dict[str, Any]] = []
+    script_times: list[str] = []
+    for script in root.iter("script"):
+        text = script.text or ""
+        if (script.get("type") or "").lower() == "application/ld+json":
+            json_ld.extend(_json_objects(text))
+        elif text:
+            script_times.extend(_script_times(text))
+    for time_el in root.iter("time"):
+        value = time_el.get("datetime")
+        if value and (time_el.get("pubdate") is not None or time_el.get("itemprop")):
+            metas.setdefault("time[pubdate]", []).append(value)
+    return HeadInfo(metas, json_ld, script_times)
+
+
+def _json_objects(text: str) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(text, strict=False)
+    except (ValueError, RecursionError):
+        return []
+    found: list[dict[str, Any]] = []
+    stack: list[Any] = [data]
+    while stack and len(found) < 50:
+        item = stack.pop()
+        if isinstance(item, dict):
+            found.append(item)
+            stack.extend(v for v in item.values() if isinstance(v, (dict, list)))
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+# WeChat fills its visible date from `var ct = "1686288240"` by script; others set
+# `publish_time = "2023-06-09 13:24"` or `"pubDate": "…"` in page data.
+_SCRIPT_TS = re.compile(r"""\b(?:var\s+)?ct\s*=\s*["']?(\d{10})["']?""")
+_SCRIPT_DATE = re.compile(
+    r"""(?:publish_?time|pub_?date|publishdate|createTime|datePublished)["']?\s*[:=]\s*["']([^"']{8,40})["']""",
+    re.I,
+)
+
+
+def _script_times(text: str) -> list[str]:
+    found: list[str] = []
+    for match in _SCRIPT_DATE.finditer(text[:200_000]):
+        found.append(match.group(1))
+    for match in _SCRIPT_TS.finditer(text[:200_000]):
+        iso = from_timestamp(int(match.group(1)))
+        if iso:
+            found.append(iso)
+    return found
+
+
+_META_TIME_KEYS = (
+    "article:published_time",
+    "og:article:published_time",
+    "og:release_date",
+    "pubdate",
+    "publishdate",
+    "publish_date",
+    "publish-date",
+    "publishtime",
+    "publish_time",
+    "firstpublishedtime",
+    "datepublished",
+    "dc.date.issued",
+    "dc.date",
+    "dcterms.created",
+    "dcterms.issued",
+    "sailthru.date",
+    "time[pubdate]",
+    "weibo:article:create_at",
+    "createdate",
+)
+_META_SOURCE_KEYS = ("contentsource", "source", "article:source", "og:article:source", "sourcename")
+_META_AUTHOR_KEYS = ("article:author", "og:article:author", "dc.creator", "author")
+_META_EDITOR_KEYS = ("editor", "article:editor")
+
+
+def extract_metadata(
+    blocks: Sequence[Block],
+    zones: Zones,
+    head: HeadInfo,
+    url: str | None,
+    body_contributor: str | None,
+) -> Metadata:
+    found = Metadata(contributor=body_contributor)
+    dates: list[tuple[int, int, FoundDate]] = []  # (zone rank, label rank, date)
+    unlabelled: list[tuple[int, FoundDate]] = []
+    for rank, block in _ordered_lines(blocks, zones):
+        if block.is_image or len(block.text) > MAX_META_LINE * 2:
+            continue
+        text = block.meta_text
+        pairs = parse_pairs(text)
+        meta_like = is_metadata_line(block.text) or (
+            bool(pairs) and len(block.text) <= MAX_META_LINE and not _is_sentence(block.text)
+        )
+        if (
+            rank != 1
+            and len(block.text) <= 60
+            and block.link_density < 0.5
+            and not (rank == 2 and block.link_chars)  # above the headline: lists of links
+            and not _CLOCK_LINE.search(block.text)
+        ):
+            # Dates with no label, in a short line between (or just above) the headline
+            # and the text: chinanews `2024年02月23日 21:08　来源：…`, news.cn's header clock.
+            for date in find_dates(text):
+                if not any(p.start <= date.start < p.end for p in pairs):
+                    unlabelled.append((rank, date))
+        if not meta_like:
+            continue
+        for pair in pairs:
+            _take(found, pair, rank, dates)
+        if found.contributor is None:
+            found.contributor = contributor_of_line(block.text)
+    found.publish_time = _choose_time(dates, unlabelled, head, url)
+    _fill_from_head(found, head)
+    return found
+
+
+# A site's clock in its banner ("今天是2024年5月1日 星期三") is the crawl day, not the article's.
+_CLOCK_LINE = re.compile(r"今天|今日|當前時間|当前时间|现在时间|現在時間|欢迎|歡迎")
+
+
+def _is_sentence(text: str) -> bool:
+    return len(re.findall(r"[，。！？；]", text)) >= 2
+
+
+def _take(found: Metadata, pair: Pair, rank: int, dates: list[tuple[int, int, FoundDate]]) -> None:
+    if pair.field == "publish_time":
+        value = pair.value.lstrip(" :：")
+        for date in find_dates(value)[:1]:
+            if date.start <= 3:
+                dates.append((rank, _time_label_rank(pair.label), date))
+        return
+    if pair.field == "source":
+        if found.source is None:
+            found.source = clean_source(pair.value)
+    elif pair.field == "editor":
+        if found.editor is None:
+            found.editor = clean_names(clean_text(pair.value) or "")
+    elif pair.field == "author":
+        if found.author is None:
+            found.author = clean_names(clean_text(pair.value) or "")
+    elif pair.field == "contributor" and found.contributor is None:
+        found.contributor = clean_text(_strip_outer_brackets(pair.value))
+
+
+def _time_label_rank(label: str) -> int:
+    if label in labels.PUBLISH_TIME_PRIMARY:
+        return 0
+    if label in labels.PUBLISH_TIME_PLAIN:
+        return 1
+    return 2
+
+
+def _choose_time(
+    dates: list[tuple[int, int, FoundDate]],
+    unlabelled: list[tuple[int, FoundDate]],
+    head: HeadInfo,
+    url: str | None,
+) -> str | None:
+    """The publication time, by how much each place on a page can be trusted.
+
+    1. a labelled line between the headline and the text; 2. an unlabelled date there;
+    3. a labelled, then an unlabelled date just above the headline (news.cn puts its
+    clock there); 4. <meta>, JSON-LD, <time>, script data; 5. 更新时间-like labels by the
+    headline (gbk-table pages give only that); 6. a labelled line in or after the text
+    (a footer 发布日期); 7. the URL's date.
+    A date that lacks the time is then completed from another place that gives the
+    same day with a time agreeing with it: people.cn's <meta publishdate> has the
+    day, its visible line the minute; a <time datetime> adds the seconds.
+    """
+    by_rank = sorted(
+        ((zr, lr, i, d) for i, (zr, lr, d) in enumerate(dates) if lr < 2), key=lambda t: t[:3]
+    )
+    ranked: list[FoundDate] = [d for zr, _lr, _i, d in by_rank if zr == 0]
+    ranked += [d for zr, d in unlabelled if zr == 0]
+    ranked += [d for zr, _lr, _i, d in by_rank if zr == 2]
+    ranked += [d for zr, d in unlabelled if zr == 2]
+    head_dates = _head_dates(head)
+    ranked += head_dates
+    late = sorted(
+        ((zr, i, d) for i, (zr, lr, d) in enumerate(dates) if lr >= 2), key=lambda t: t[:2]
+    )
+    ranked += [d for zr, _i, d in late if zr == 0]
+    ranked += [d for zr, _lr, _i, d in by_rank if zr == 1]
+    ranked += [d for zr, _i, d in late if zr != 0]
+    if not ranked and url:
+        ranked += _url_dates(url)
+    if not ranked:
+        return None
+    best = ranked[0]
+    for other in [*ranked[1:], *head_dates]:
+        if best.precision == 2:
+            break
+        if other.day == best.day and other.precision > best.precision and _agrees(best, other):
+            best = other
+    return best.iso
+
+
+def _agrees(coarse: FoundDate, fine: FoundDate) -> bool:
+    """Whether `fine` says the same time as `coarse`, only more precisely."""
+    if coarse.precision == 0:
+        return True
+    return coarse.iso[11:16] == fine.iso[11:16]
+
+
+def _head_dates(head: HeadInfo) -> list[FoundDate]:
+    found: list[FoundDate] = []
+    for key in _META_TIME_KEYS:
+        for value in head.metas.get(key, []):
+            found += find_dates(value, compact=True)[:1]
+    for obj in head.json_ld:
+        for key in ("datePublished", "dateCreated", "uploadDate"):
+            stated = obj.get(key)
+            if isinstance(stated, str):
+                found += find_dates(stated, compact=True)[:1]
+    for value in head.script_times:
+        found += find_dates(value, compact=True)[:1]
+    return found
+
+
+_URL_DATE = re.compile(
+    r"(?<!\d)((?:19|20)\d{2})[-/_]?(0[1-9]|1[0-2])[-/_]?(0[1-9]|[12]\d|3[01])(?!\d)"
+    r"|/((?:19|20)\d{2})/?(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])/"
+)
+
+
+def _url_dates(url: str) -> list[FoundDate]:
+    path = re.sub(r"^[a-z]+://[^/]+", "", url, flags=re.I)
+    match = _URL_DATE.search(path)
+    if not match:
+        return []
+    parts = [g for g in match.groups() if g]
+    return find_dates("-".join(parts))[:1]
+
+
+def _fill_from_head(found: Metadata, head: HeadInfo) -> None:
+    """Fields no visible line gave, from <meta> and JSON-LD (labels stripped there too)."""
+    if found.source is None:
+        for key in _META_SOURCE_KEYS:
+            for value in head.metas.get(key, []):
+                found.source = _labelled_or_plain(value, "source", clean_source)
+                if found.source:
+                    break
+            if found.source:
+                break
+    if found.editor is None:
+        for key in _META_EDITOR_KEYS:
+            for value in head.metas.get(key, []):
+                found.editor = _labelled_or_plain(value, "editor", clean_names)
+                if found.editor:
+                    break
+            if found.editor:
+                break
+
+
+def _labelled_or_plain(value: str, field: str, clean: Any) -> str | None:
+    value = normalize_space(value)
+    for pair in parse_pairs(value):
+        if pair.field == field:
+            result = clean(pair.value)
+            return result if isinstance(result, str) else None
+    if parse_pairs(value):
+        return None
+    result = clean(value)
+    return result if isinstance(result, str) else None
