@@ -14,6 +14,7 @@ import os
 import sys
 import tempfile
 import traceback
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -407,9 +408,86 @@ def show(
     article_id: Annotated[int, typer.Argument(metavar="ID", help="Article id.")],
     format: Annotated[TextOrJson, typer.Option("--format", help="text or JSON.")] = TextOrJson.text,
     raw: Annotated[bool, typer.Option("--raw", help="Print the exact archived bytes.")] = False,
+    version: Annotated[
+        int | None, typer.Option(min=1, help="With --raw: this version's bytes (default: current).")
+    ] = None,
 ) -> None:
     """Show an article with its metadata, versions and republications."""
-    not_implemented("show")
+    import json
+
+    from archive.articles import article_detail, raw_bytes
+
+    config = settings()
+    with archive_session(config) as session:
+        if raw:
+            data = raw_bytes(session, config.data_dir, article_id, version)
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+            return
+        detail = article_detail(session, article_id)
+    if format is TextOrJson.json:
+        typer.echo(json.dumps(detail, ensure_ascii=False, indent=2))
+        return
+    print_article(detail)
+
+
+def print_article(detail: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    out.print(f"[bold]{escape(detail['title'] or '(no title)')}[/bold]")
+    meta = Table.grid(padding=(0, 2))
+    for key in ("id", "site", "url", "publish_time", "source", "editor", "author", "contributor", "status",
+                "version", "first_seen", "last_seen", "cluster_id", "content_hash"):  # fmt: skip
+        value = detail[key]
+        if value is not None:
+            meta.add_row(key, str(value))
+    out.print(meta)
+    out.print()
+    out.print(detail["body"], markup=False)
+    out.print()
+    versions = Table(
+        "version", "first seen", "last seen", "title", "publish time", title="versions"
+    )
+    for v in detail["versions"]:
+        versions.add_row(
+            str(v["version"]),
+            v["first_seen"],
+            v["last_seen"],
+            v["title"] or "",
+            v["publish_time"] or "",
+        )
+    out.print(versions)
+    if detail["republications"]:
+        table = Table("id", "site", "url", "publish time", "original", title="republications")
+        for r in detail["republications"]:
+            table.add_row(
+                str(r["id"]),
+                r["site"],
+                r["url"],
+                r["publish_time"] or "",
+                "yes" if r["is_original"] else "",
+            )
+        out.print(table)
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+@contextlib.contextmanager
+def archive_session(config: Settings) -> Iterator[Any]:
+    """A read session on an up-to-date archive (one-line error if it is not)."""
+    from archive.db import check_schema, make_engine, make_sessionmaker
+
+    engine = make_engine(config.database_url)
+    try:
+        check_schema(engine)
+        with make_sessionmaker(engine)() as session:
+            yield session
+    finally:
+        engine.dispose()
 
 
 @app.command()
@@ -427,7 +505,34 @@ def export(
     ] = None,
 ) -> None:
     """Export articles (all, a query, or a collection) as csv, jsonl, parquet, xlsx or warc."""
-    not_implemented("export")
+    from archive.export import WRITERS, Filters, export_file
+
+    if format.value not in WRITERS:
+        not_implemented(f"export --format {format.value}")
+    if query is not None:
+        not_implemented("export QUERY")
+    if collection is not None:
+        not_implemented("export --collection")
+    filters = Filters(site=site, since=as_beijing(since), until=as_beijing(until))
+    config = settings()
+    with archive_session(config) as session, err.status("exporting…") as status:
+        count = export_file(
+            session,
+            output,
+            format.value,
+            filters,
+            on_record=lambda n: status.update(f"exporting… {n}"),
+        )
+    err.print(f"wrote {count} articles to {output}", markup=False)
+
+
+def as_beijing(when: datetime | None) -> datetime | None:
+    """Dates typed without a zone are Beijing time, like the pages they filter."""
+    from datetime import timedelta, timezone
+
+    if when is None or when.tzinfo is not None:
+        return when
+    return when.replace(tzinfo=timezone(timedelta(hours=8)))
 
 
 @app.command()

@@ -51,11 +51,13 @@ class ArchivePipeline:
         item.outcome = "not_modified"
 
     def store_gone(self, run: RunState, item: FetchedPage) -> None:
-        fetch = self.archive_raw(run, item)
         if item.known is None:
+            # A listed link that never worked: an error to fix, not a page to preserve (it
+            # would be archived again on every run).
             run.error(item.url, f"http_{item.status}", f"{item.status} {item.reason}")
             item.outcome = "missing"
             return
+        fetch = self.archive_raw(run, item)  # the evidence that the page went away
         with run.sessions() as session, session.begin():
             changed = mark_gone(session, item.known.article_id, fetch)
         if changed:

@@ -94,7 +94,11 @@ def run_crawl(
             command.append("--refresh")
         with log_file.open("ab") as log:
             child = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=child_env(settings),
             )
             try:
                 while child.poll() is None:
@@ -117,6 +121,18 @@ def run_crawl(
         return runs
     finally:
         engine.dispose()
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    """The child sees exactly the settings the parent resolved (config, data, database)."""
+    from archive.settings import ENV_CONFIG, ENV_DATA_DIR, ENV_DATABASE_URL
+
+    return {
+        **os.environ,
+        ENV_CONFIG: str(settings.config_dir.resolve()),
+        ENV_DATA_DIR: str(settings.data_dir.resolve()),
+        ENV_DATABASE_URL: settings.database_url,
+    }
 
 
 def close_orphans(
@@ -174,7 +190,8 @@ def crawl_in_this_process(runs: list[tuple[str, int]], refresh: bool, log_file: 
     if log_file:
         values["LOG_FILE"] = log_file
         values["LOG_FILE_APPEND"] = True
-    process = CrawlerProcess(values, install_root_handler=True)
+    values["LOG_INSTALL_ROOT_HANDLER"] = True
+    process = CrawlerProcess(values)
     for site, run_id in runs:
         process.crawl(NewsSpider, site=site, run_id=run_id, refresh=refresh)
     process.start()

@@ -1,0 +1,176 @@
+"""A fixture world for crawl tests: the three fixture sites served on 127.0.0.1, site files
+pointing at them, a data dir and a database of the test's own."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from archive.db import make_engine, make_sessionmaker, upgrade
+from archive.models import Article, ArticleVersion, Site, Snapshot
+from archive.settings import load_settings
+from crawler.runner import RunView, run_crawl
+from tests.conftest import SITES
+from tests.siteserver import SiteServer
+
+# What each fixture site's file says besides its URLs (patterns as a real site file would).
+SITE_FILES: dict[str, dict[str, Any]] = {
+    "zytzb": {
+        "title": "中央统战部（测试）",
+        "start": "/tzyw/index.html",
+        "article_url_pattern": r"/(tzyw|internal)/\d{6}/t\d+_\d+\.html$",
+        "follow_url_pattern": r"/tzyw/index(_\d+)?\.html$|/_trap/\d+\.html$",
+        "feed_urls": ["/rss.xml"],
+    },
+    "tzb_tw": {
+        "title": "統戰工作（繁體測試）",
+        "start": "/xwzx/tzgz/index.html",
+        "article_url_pattern": r"/xwzx/tzgz/\d{6}/t\d+_\d+\.html$",
+        "follow_url_pattern": r"/xwzx/tzgz/index(_\d+)?\.html$",
+        "feed_urls": ["/atom.xml"],
+    },
+    "gbk_city": {
+        "title": "云川市委统战部（GBK 测试）",
+        "start": "/xwdt/index.htm",
+        "article_url_pattern": r"/xwdt/\d{4}/\d{4}/\d+\.htm$",
+        "follow_url_pattern": r"/xwdt/index(_\d+)?\.htm$",
+        "sitemap_urls": ["/sitemap.xml"],
+    },
+}
+
+TEST_SETTINGS = """\
+crawl:
+  download_delay_seconds: 0
+  autothrottle: false
+  concurrent_requests_per_domain: 8
+  download_timeout_seconds: 5
+  retry_times: 2
+  retry_backoff_seconds: 0.1
+  retry_after_max_seconds: 3
+  max_response_bytes: 1000000
+  redirect_max_times: 5
+  depth_limit: {depth_limit}
+  stop_pagination_when_no_new: {stop_pagination}
+"""
+
+
+def site_yaml(name: str, server: SiteServer, spec: dict[str, Any], max_pages: int = 2000) -> str:
+    lines = [
+        f"name: {name}",
+        f"title: {spec['title']}",
+        f"start_urls: [{server.url(spec['start'])}]",
+        f"allowed_domains: [{server.host}]",
+        f"article_url_pattern: '{spec['article_url_pattern']}'",
+        f"follow_url_pattern: '{spec['follow_url_pattern']}'",
+        f"feed_urls: [{', '.join(server.url(p) for p in spec.get('feed_urls', []))}]",
+        f"sitemap_urls: [{', '.join(server.url(p) for p in spec.get('sitemap_urls', []))}]",
+        "schedule: {interval_minutes: 60}",
+        f"max_pages: {max_pages}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class World:
+    root: Path
+    database_url: str
+    servers: dict[str, SiteServer] = field(default_factory=dict)
+
+    @property
+    def config_dir(self) -> Path:
+        return self.root / "config"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    def env(self) -> dict[str, str]:
+        return {
+            "UFARCHIVE_CONFIG": str(self.config_dir),
+            "UFARCHIVE_DATA_DIR": str(self.data_dir),
+            "UFARCHIVE_DATABASE_URL": self.database_url,
+        }
+
+    def configure(
+        self, depth_limit: int = 50, stop_pagination: bool = True, max_pages: int = 2000
+    ) -> None:
+        (self.config_dir / "sites").mkdir(parents=True, exist_ok=True)
+        (self.config_dir / "settings.yaml").write_text(
+            TEST_SETTINGS.format(
+                depth_limit=depth_limit, stop_pagination=str(stop_pagination).lower()
+            ),
+            encoding="utf-8",
+        )
+        for name, server in self.servers.items():
+            spec = SITE_FILES.get(name)
+            if spec is not None:
+                (self.config_dir / "sites" / f"{name}.yaml").write_text(
+                    site_yaml(name, server, spec, max_pages), encoding="utf-8"
+                )
+
+    def crawl(self, *names: str, refresh: bool = False) -> dict[str, RunView]:
+        runs = run_crawl(list(names) or None, refresh=refresh, settings=load_settings(self.env()))
+        return {run.site: run for run in runs}
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        engine = make_engine(self.database_url)
+        try:
+            with make_sessionmaker(engine)() as session:
+                yield session
+        finally:
+            engine.dispose()
+
+    def articles(self, site: str) -> dict[str, Article]:
+        """The site's articles by URL path."""
+        with self.session() as session:
+            rows = session.scalars(select(Article).join(Site).where(Site.name == site)).all()
+            server = self.servers[site]
+            return {a.url.removeprefix(server.base): a for a in rows}
+
+    def count(self, model: type[Any]) -> int:
+        with self.session() as session:
+            return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+    def versions(self, article_id: int) -> list[ArticleVersion]:
+        with self.session() as session:
+            return list(
+                session.scalars(
+                    select(ArticleVersion)
+                    .where(ArticleVersion.article_id == article_id)
+                    .order_by(ArticleVersion.version)
+                )
+            )
+
+    def snapshots(self) -> list[Snapshot]:
+        with self.session() as session:
+            return list(session.scalars(select(Snapshot).order_by(Snapshot.id)))
+
+
+def expected(site: str) -> dict[str, Any]:
+    data = json.loads((SITES / site / "_expected.json").read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def make_world(
+    tmp_path: Path,
+    database_url: str,
+    site_server: Callable[..., SiteServer],
+    sites: tuple[str, ...],
+) -> World:
+    world = World(tmp_path, database_url)
+    for name in sites:
+        world.servers[name] = site_server(name)
+    world.configure()
+    engine = make_engine(database_url)
+    upgrade(engine)
+    engine.dispose()
+    return world

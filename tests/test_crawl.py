@@ -1,0 +1,229 @@
+"""Real crawls of the fixture world, on SQLite and PostgreSQL: what is fetched, stored and kept."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from archive.models import Article, CrawlError, CrawlRun, Snapshot
+from archive.warc import iter_records, read_record
+from tests.crawlworld import World, expected, make_world
+from tests.siteserver import SiteServer
+
+ALL_SITES = ("zytzb", "tzb_tw", "gbk_city")
+
+
+@pytest.fixture
+def world(tmp_path: Path, database_url: str, site_server: Callable[..., SiteServer]) -> World:
+    return make_world(tmp_path, database_url, site_server, ALL_SITES)
+
+
+def test_first_crawl_stores_every_article_of_every_site(world: World) -> None:
+    runs = world.crawl()
+    assert {name: run.status for name, run in runs.items()} == dict.fromkeys(ALL_SITES, "succeeded")
+    for site in ALL_SITES:
+        truth = expected(site)
+        stored = world.articles(site)
+        assert set(stored) == set(truth["articles"]), site
+        assert runs[site].articles_new == len(truth["articles"])
+        for path, fields in truth["articles"].items():
+            versions = world.versions(stored[path].id)
+            assert [v.version for v in versions] == [1]
+            assert versions[0].title == fields["title"], path
+            assert "\ufffd" not in (versions[0].title or "") + versions[0].body
+        assert runs[site].requests >= len(truth["articles"])
+        assert runs[site].responses_by_status.get("200", 0) >= len(truth["articles"])
+    # GBK declared only in <meta> (as gb2312, with GBK-only characters): decoded as GB18030.
+    assert any(
+        "堃" in (world.versions(a.id)[0].title or "") for a in world.articles("gbk_city").values()
+    )
+
+
+def test_robots_txt_is_obeyed_and_errors_are_recorded(world: World) -> None:
+    world.crawl("zytzb")
+    server = world.servers["zytzb"]
+    truth = expected("zytzb")
+    fetched = {r.url_path for r in server.requests}
+    assert "/robots.txt" in fetched
+    assert not fetched & set(truth["disallowed"]), "fetched a robots-disallowed page"
+    with world.session() as session:
+        errors = session.scalars(select(CrawlError)).all()
+        assert [(e.kind, e.url) for e in errors] == [
+            ("http_404", server.url(p)) for p in truth["missing"]
+        ]
+
+
+def test_every_snapshot_points_at_a_readable_warc_record(world: World) -> None:
+    world.crawl()
+    snapshots = world.snapshots()
+    # every article page; the listed link that answers 404 is an error, not an archived page
+    assert len(snapshots) == sum(len(expected(s)["articles"]) for s in ALL_SITES)
+    files = {s.warc_file for s in snapshots}
+    for snapshot in snapshots:
+        record = read_record(world.data_dir, snapshot.warc_file, snapshot.warc_offset)
+        assert record.record_type == "response" and record.url == snapshot.url
+        assert record.status == snapshot.status_code == 200
+        assert len(record.payload) == snapshot.payload_length
+    for file in files:
+        records = list(
+            iter_records(world.data_dir / file, check_digests=True)
+        )  # raises on a bad digest
+        assert [r.record_type for r in records].count("response") == sum(
+            s.warc_file == file for s in snapshots
+        )
+        assert records[0].record_type == "warcinfo"
+        checked = subprocess.run(
+            [str(Path(sys.executable).with_name("warcio")), "check", str(world.data_dir / file)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    # The archived bytes are exactly what the server sent (GBK stays GBK).
+    path = "/xwdt/2024/0322/131.htm"
+    article = world.articles("gbk_city")[path]
+    with world.session() as session:
+        snapshot = session.scalars(select(Snapshot).where(Snapshot.article_id == article.id)).one()
+    payload = read_record(world.data_dir, snapshot.warc_file, snapshot.warc_offset).payload
+    served = (
+        Path(__file__).parent / "fixtures" / "sites" / "gbk_city" / path.lstrip("/")
+    ).read_bytes()
+    assert payload == served
+
+
+def test_recrawl_fetches_nothing_unchanged_and_refresh_is_conditional(world: World) -> None:
+    world.crawl()
+    for server in world.servers.values():
+        server.clear()
+    runs = world.crawl()
+    snapshots_before = len(world.snapshots())
+    for site in ALL_SITES:
+        server, truth = world.servers[site], expected(site)
+        fetched = {r.url_path for r in server.requests}
+        assert not fetched & set(truth["articles"]), f"{site}: refetched a known article"
+        for path in (
+            truth.get("feeds", []) + truth.get("sitemaps", []) + [truth["listing_pages"][0]]
+        ):
+            assert path in fetched, f"{site}: {path} must be fetched on every run"
+        assert runs[site].articles_new == runs[site].articles_changed == 0
+    assert len(world.snapshots()) == snapshots_before
+
+    for server in world.servers.values():
+        server.clear()
+    runs = world.crawl(refresh=True)
+    for site in ALL_SITES:
+        server, truth = world.servers[site], expected(site)
+        article_requests = [r for r in server.requests if r.url_path in truth["articles"]]
+        assert {r.url_path for r in article_requests} == set(truth["articles"])
+        assert all(
+            "if-none-match" in r.headers and "if-modified-since" in r.headers
+            for r in article_requests
+        )
+        assert runs[site].articles_unchanged == len(truth["articles"])
+    assert len(world.snapshots()) == snapshots_before, "a 304 stores nothing new"
+
+
+def test_pagination_stops_when_a_listing_brings_nothing_new(world: World) -> None:
+    world.crawl("zytzb")
+    server = world.servers["zytzb"]
+    server.clear()
+    world.crawl("zytzb")
+    listings = [p for p in server.paths() if p.startswith("/tzyw/index")]
+    # page 1 is a start URL; pages 2 and 3 are linked from it, but nothing beyond
+    assert listings.count("/tzyw/index.html") == 1
+    assert all(listings.count(p) <= 1 for p in listings)
+
+
+def test_an_edited_page_gets_a_new_version_and_the_old_one_stays(world: World) -> None:
+    world.crawl("zytzb")
+    server = world.servers["zytzb"]
+    path = next(iter(expected("zytzb")["articles"]))
+    original = (
+        Path(__file__).parent / "fixtures" / "sites" / "zytzb" / path.lstrip("/")
+    ).read_text(encoding="utf-8")
+    first_line = expected("zytzb")["articles"][path]["body_starts"]
+    edited = original.replace(first_line, "【更正】" + first_line, 1)
+    assert edited != original
+    server.put(path, edited)
+    runs = world.crawl("zytzb", refresh=True)
+    assert runs["zytzb"].articles_changed == 1
+    article = world.articles("zytzb")[path]
+    versions = world.versions(article.id)
+    assert [v.version for v in versions] == [1, 2]
+    assert "【更正】" not in versions[0].body and "【更正】" in versions[1].body
+    assert article.version == 2 and article.status == "changed"
+    assert versions[0].snapshot_id != versions[1].snapshot_id
+
+
+def test_a_removed_page_becomes_gone_and_nothing_is_deleted(world: World) -> None:
+    world.crawl("tzb_tw")
+    server = world.servers["tzb_tw"]
+    path = next(iter(expected("tzb_tw")["articles"]))
+    server.delete(path)
+    runs = world.crawl("tzb_tw", refresh=True)
+    assert runs["tzb_tw"].articles_gone == 1
+    article = world.articles("tzb_tw")[path]
+    assert article.status == "gone" and article.gone_at is not None
+    assert len(world.versions(article.id)) == 1
+    with world.session() as session:
+        statuses = sorted(
+            s.status_code
+            for s in session.scalars(select(Snapshot).where(Snapshot.article_id == article.id))
+        )
+    assert statuses == [200, 404]
+
+
+def test_a_feed_that_says_changed_brings_a_conditional_refetch(world: World) -> None:
+    world.crawl("zytzb")
+    server = world.servers["zytzb"]
+    feed = (Path(__file__).parent / "fixtures" / "sites" / "zytzb" / "rss.xml").read_text(
+        encoding="utf-8"
+    )
+    first_pubdate = feed.split("<pubDate>")[2].split("</pubDate>")[0]  # the first item's
+    server.put("/rss.xml", feed.replace(first_pubdate, "Mon, 07 Dec 2099 10:00:00 +0800", 1))
+    server.clear()
+    world.crawl("zytzb")
+    article_paths = set(expected("zytzb")["articles"])
+    refetched = [r for r in server.requests if r.url_path in article_paths]
+    assert len(refetched) == 1
+    assert "if-none-match" in refetched[0].headers
+
+
+def test_a_failing_site_fails_its_run(
+    tmp_path: Path, database_url: str, site_server: Callable[..., SiteServer]
+) -> None:
+    world = make_world(tmp_path, database_url, site_server, ("zytzb", "tzb_tw"))
+    world.servers["zytzb"].rule("/tzyw/index.html", status=500)
+    world.servers["zytzb"].rule("/rss.xml", status=500)
+    runs = world.crawl()
+    assert runs["zytzb"].status == "failed" and "no start URL" in (runs["zytzb"].message or "")
+    assert runs["tzb_tw"].status == "succeeded"
+    with world.session() as session:
+        run = session.get_one(CrawlRun, runs["zytzb"].run_id)
+        assert {e.kind for e in run.errors} == {"http_500"}
+        assert run.finished_at is not None
+
+
+def test_scrapy_crawl_news_runs_the_same_spider(world: World) -> None:
+    repo = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("scrapy")), "crawl", "news", "-a", "site=tzb_tw", "-s", "LOG_LEVEL=WARNING"],
+        cwd=repo, env={**world.env(), "PATH": str(Path(sys.executable).parent)}, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert set(world.articles("tzb_tw")) == set(expected("tzb_tw")["articles"])
+    with world.session() as session:
+        run = session.scalars(select(CrawlRun)).one()
+        assert run.status == "succeeded" and run.articles_new == len(expected("tzb_tw")["articles"])
+
+
+def test_nothing_stored_twice(world: World) -> None:
+    world.crawl()
+    world.crawl(refresh=True)
+    with world.session() as session:
+        urls = session.scalars(select(Article.canonical_url)).all()
+    assert len(urls) == len(set(urls))
