@@ -112,6 +112,7 @@ class _Walker:
         self.link_chars = 0
         self.link_depth = 0
         self.pre_depth = 0
+        self.pre_open: list[html.HtmlElement] = []
 
     def add(self, text: str) -> None:
         if self.pre_depth and "\n" in text:
@@ -180,13 +181,15 @@ def linearize(root: html.HtmlElement) -> list[Block]:
                 walker.link_depth += 1
             if _is_preformatted(el):
                 walker.pre_depth += 1
+                walker.pre_open.append(el)
             if el.text:
                 walker.add(el.text)
         else:
             if tag == "a":
                 walker.link_depth = max(0, walker.link_depth - 1)
-            if _is_preformatted(el):
-                walker.pre_depth = max(0, walker.pre_depth - 1)
+            if walker.pre_open and walker.pre_open[-1] is el:
+                walker.pre_open.pop()
+                walker.pre_depth -= 1
             if tag in BLOCK_TAGS and el is not body:
                 walker.flush()
                 if walker.owners and walker.owners[-1] is el:
@@ -204,9 +207,10 @@ _PRE_STYLE = re.compile(r"white-space\s*:\s*pre", re.I)
 
 
 def _is_preformatted(el: html.HtmlElement) -> bool:
-    return el.tag in ("pre", "listing", "xmp", "plaintext") or bool(
-        _PRE_STYLE.search(el.get("style") or "")
-    )
+    if el.tag in ("pre", "listing", "xmp", "plaintext"):
+        return True
+    style = el.get("style")
+    return bool(style and _PRE_STYLE.search(style))
 
 
 def _attach_ancestors(blocks: list[Block], body: html.HtmlElement) -> None:

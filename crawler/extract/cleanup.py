@@ -72,11 +72,11 @@ def parse_document(text: str) -> html.HtmlElement | None:
 
 def clean_tree(root: html.HtmlElement) -> None:
     """Drop in place what a reader never sees: scripts, styles, forms' widgets, hidden parts."""
-    doomed = [el for el in root.iter(*_DROP_TAGS)]
+    doomed = list(root.iter(*_DROP_TAGS))
     doomed += [
         el
-        for el in root.iter()
-        if isinstance(el.tag, str)
+        for el in root.xpath("//*[@hidden or @style]")
+        if isinstance(el, html.HtmlElement)
         and el.tag not in ("html", "body")
         and (el.get("hidden") is not None or _HIDDEN_STYLE.search(el.get("style") or ""))
     ]

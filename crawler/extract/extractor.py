@@ -27,6 +27,7 @@ from crawler.extract.metadata import (
     clean_names,
     clean_source,
     extract_metadata,
+    forget_lines,
     parse_pairs,
     read_head,
 )
@@ -59,6 +60,7 @@ def extract(
 def _extract(
     html_text: bytes | str, url: str | None, selectors: Mapping[str, str | None] | None
 ) -> Article:
+    forget_lines()
     text = decode_html(html_text)[0] if isinstance(html_text, bytes) else html_text
     root = parse_document(text)
     if root is None:
