@@ -274,7 +274,9 @@ class NewsSpider(scrapy.Spider):
 
     def on_error(self, failure: Failure) -> None:
         request = getattr(failure, "request", None)
-        url = request.url if request is not None else None
+        url = None
+        if request is not None:  # after redirects, name the URL the site linked
+            url = (request.meta.get("redirect_urls") or [request.url])[0]
         kind, message = classify_failure(failure)
         if kind == "robots":
             return  # obeying robots.txt is not an error; Scrapy counts it in the stats

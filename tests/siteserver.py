@@ -94,7 +94,7 @@ class SiteServer:
         self._overlay: dict[str, bytes | None] = {}
         self._mtimes: dict[str, float] = {}
         handler = type("Handler", (_Handler,), {"site": self})
-        self._httpd = ThreadingHTTPServer((host, port), handler)
+        self._httpd = _Server((host, port), handler)
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -194,6 +194,16 @@ class SiteServer:
         if not target.is_file():
             return None
         return target.read_bytes(), target.stat().st_mtime
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client that hangs up mid-answer (a crawler refusing an oversized page) is
+        # expected here, not a server bug worth a traceback.
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 class _Handler(BaseHTTPRequestHandler):
