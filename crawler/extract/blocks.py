@@ -75,10 +75,20 @@ HEADING_TAGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 _FIELD_EDGE_TAGS = frozenset(
     {"span", "em", "small", "font", "b", "strong", "i", "label", "a", "cite", "time", "u"}
 )
-#: What a field edge becomes in `Block.meta_text`: two spaces, which end a value.
+#: An element edge in `Block.meta_text`: a soft end of a value (metadata.py decides).
 EDGE = "\x1f"
 
 _NON_SPACE = re.compile(r"\S")
+_GAPS = re.compile(r"\s+")  # \s matches EDGE (U+001F) too
+
+
+def _gap(match: re.Match[str]) -> str:
+    """A run of whitespace in `meta_text`: two or more real spaces (or an ideographic
+    one) make a wide gap "  "; else an element edge stays EDGE; else one space."""
+    run = match.group()
+    if len(run) - run.count(EDGE) >= 2:
+        return "  "
+    return EDGE if EDGE in run else " "
 
 
 @dataclass(eq=False)
@@ -88,7 +98,7 @@ class Block:
     index: int
     owner: html.HtmlElement
     text: str = ""
-    #: The text with field edges and wide gaps kept as double spaces (metadata.py reads it).
+    #: The text with wide gaps kept as two spaces and element edges as EDGE (metadata.py).
     meta_text: str = ""
     chars: int = 0
     link_chars: int = 0
@@ -137,13 +147,13 @@ class _Walker:
         raw = remove_pinyin("".join(self.pieces))
         text = normalize_space(raw.replace(EDGE, ""))
         if text:
-            meta = raw.replace("\u3000", "  ").replace("\xa0", " ").replace(EDGE, "  ")
+            meta = raw.replace("\u3000", "  ").replace("\xa0", " ")
             self.blocks.append(
                 Block(
                     index=len(self.blocks),
                     owner=self.owners[-1],
                     text=text,
-                    meta_text=re.sub(r"[ \t\r\n]{2,}", "  ", meta).strip(),
+                    meta_text=_GAPS.sub(_gap, meta).strip(" " + EDGE),
                     chars=len(text.replace(" ", "")),
                     link_chars=min(self.link_chars, len(text)),
                 )

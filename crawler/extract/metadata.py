@@ -20,7 +20,7 @@ from typing import Any
 from lxml import html
 
 from crawler.extract import labels
-from crawler.extract.blocks import Block
+from crawler.extract.blocks import EDGE, Block
 from crawler.extract.cleanup import clean_text, normalize_space
 from crawler.extract.dates import FoundDate, find_dates, from_timestamp
 
@@ -46,10 +46,10 @@ _BARE_MAX = max(map(len, _BARE_SET))
 _GAP = re.compile(r"\s+(?=\S)")
 # A one-character label (文, 图), and any label without a colon, must start a segment:
 # else 全文：/ 英文： would be labels.
-_SEGMENT_BREAKS = frozenset(" \t\n|｜【[(（/,，;；")
+_SEGMENT_BREAKS = frozenset(f" \t\n|｜【[(（/,，;；{EDGE}")
 _HAS_LABEL_HINT = re.compile(rf"{_COLON}|[/／]|\s")
 # A value ends at a bar, an opening bracket, a closing 】/], or a wide gap.
-_VALUE_END = re.compile(r"\s{2,}|[|｜【\[\]】]|\s[/／]\s")
+_VALUE_END = re.compile(r" {2,}|\u3000|[|｜【\[\]】]|\s[/／]\s")
 _HARD_END = re.compile(r"[|｜【\[\]】]|\s[/／]\s")
 _NAME_SPLIT = re.compile(r"[\s、，,;；/／|]+")
 _TRAILING_JUNK = re.compile(r"[\s,，。;；:：、|｜]+$")
@@ -131,9 +131,11 @@ def _parse_pairs(text: str) -> tuple[Pair, ...]:
 
 
 def _cut_value(region: str, *, wide_gap_ends: bool = True) -> str:
+    """The value at the start of `region`: up to a hard end (bar, bracket, wide gap), an
+    unmatched closing bracket, or an element edge that does not continue the value."""
     region = _LEADING_JUNK.sub("", region.lstrip())
     match = (_VALUE_END if wide_gap_ends else _HARD_END).search(region)
-    value = region[: match.start()] if match else region
+    value = _join_edges(region[: match.start()] if match else region)
     # An unmatched closing bracket ends the value: (责编：梁晨曦、武雨桐)
     depth = 0
     for i, ch in enumerate(value):
@@ -147,6 +149,23 @@ def _cut_value(region: str, *, wide_gap_ends: bool = True) -> str:
     return _TRAILING_JUNK.sub("", value)
 
 
+_CONNECTORS = ("-", "－", "—", "·", "/", "／", "&", "＆", "(", "（", ")", "）", "《", "》")
+
+
+def _join_edges(value: str) -> str:
+    """Element edges end a value unless a connector links the two sides: 来源：<a>人民网</a>
+    -<a>人民日报</a> is one source, <span>来源：新华网</span><span>张三</span> is not."""
+    first, *rest = value.split(EDGE)
+    joined = first
+    for piece in rest:
+        left, right = joined.rstrip(), piece.lstrip()
+        if not left or not right or left.endswith(_CONNECTORS) or right.startswith(_CONNECTORS):
+            joined += piece
+        else:
+            break
+    return joined
+
+
 # A person's name as bylines write it: 2-5 Han characters (with · for transliterated
 # names), or a romanised name.
 _NAME = re.compile(r"[\u3400-\u9fff·•．]{2,8}|[A-Za-z][A-Za-z .'-]{1,30}")
@@ -155,7 +174,7 @@ _NAME = re.compile(r"[\u3400-\u9fff·•．]{2,8}|[A-Za-z][A-Za-z .'-]{1,30}")
 def _cut_names(region: str) -> str:
     """Names go on across wide gaps (zytzb: 朱俊杰\u3000韩春燕) but stop at the first
     thing that is not a name (a date, a counter)."""
-    value = _cut_value(region, wide_gap_ends=False)
+    value = _cut_value(region.replace(EDGE, " "), wide_gap_ends=False)
     names: list[str] = []
     for token in _NAME_SPLIT.split(value):
         if not token:
@@ -175,14 +194,24 @@ def is_metadata_line(text: str) -> bool:
         return False
     first = pairs[0]
     head = text[: first.start].strip(" [【(（|｜")
-    # The label starts the line, or only a date / a bracket comes before it.
+    # The label starts the line, or only a date, a bracket or a tool word comes before it
+    # (gov.cn: 【我要纠错】 责任编辑：…).
     if head and not (find_dates(head) and len(head) <= 25):
-        return False
+        rest = _TOOLBAR.sub("", head).strip(" [【(（|｜]】)）")
+        if rest:
+            return False
     # 文 opens prose too (文中提到：…); as a byline label it starts a short line.
     return not (first.label == "文" and len(text) > 40)
 
 
-_LINE_OPENERS = {"审核", "審核", "校对", "校對", "摄影", "攝影", "通讯员", "通訊員", "图", "圖"}
+#: Labels that are not fields but still make a line metadata (a reviewer, a counter).
+_LINE_OPENERS = frozenset(
+    {"审核", "審核", "校对", "校對", "摄影", "攝影", "通讯员", "通訊員", "图", "圖"}
+    | {"发布人", "發佈人", "发布者", "發佈者", "录入", "錄入", "录入者", "錄入者", "上传者"}
+    | {"点击", "點擊", "点击数", "點擊數", "点击量", "點擊量", "浏览", "瀏覽", "浏览次数"}
+    | {"瀏覽次數", "浏览量", "瀏覽量", "阅读", "閱讀", "阅读量", "閱讀量", "阅读次数"}
+    | {"閱讀次數", "访问量", "訪問量", "人气", "人氣", "字号", "字號", "字体", "字體"}
+)
 
 
 def contributor_of_line(text: str) -> str | None:
@@ -193,9 +222,13 @@ def contributor_of_line(text: str) -> str | None:
     return None
 
 
+# CMS staff codes after a name: 163.com writes 责任编辑：赵六_NBJ11279.
+_STAFF_CODE = re.compile(r"_[A-Za-z]{1,6}\d{2,}$")
+
+
 def clean_names(value: str) -> str | None:
     """Several people -> joined with 、 (`梁晨曦 武雨桐` -> `梁晨曦、武雨桐`)."""
-    names = [n for n in _NAME_SPLIT.split(value) if n and n not in ("等",)]
+    names = [_STAFF_CODE.sub("", n) for n in _NAME_SPLIT.split(value) if n and n != "等"]
     names = [n for n in names if not re.fullmatch(r"[\d\W_]+", n)]
     return "、".join(names) if names else None
 
@@ -390,8 +423,43 @@ def extract_metadata(
         if found.contributor is None:
             found.contributor = contributor_of_line(block.text)
     found.publish_time = _choose_time(dates, unlabelled, head, url)
+    if found.source is None or found.author is None:
+        _fill_from_classes(found, blocks, zones)
     _fill_from_head(found, head)
     return found
+
+
+# Some bylines carry no label, only a class: sina's <a class="source">新华社</a>.
+_SOURCE_CLASS = re.compile(r"source|laiyuan|copyfrom|(?:^|[\s_-])ly(?:$|[\s_-])", re.I)
+_AUTHOR_CLASS = re.compile(r"author|byline|zuozhe|reporter|writer", re.I)
+# An organisation, not a person: 人民网, 新华社, 市委统战部 ...
+_ORG_END = re.compile(r"[网網报報社台部局会會委办辦厅廳站院司处處中心]$")
+
+
+def _fill_from_classes(found: Metadata, blocks: Sequence[Block], zones: Zones) -> None:
+    """Unlabelled source/author in elements whose class names them, by the headline."""
+    seen: set[int] = set()
+    for rank, block in _ordered_lines(blocks, zones):
+        if rank == 1 or block.is_image or id(block.owner) in seen:
+            continue
+        seen.add(id(block.owner))
+        for el in block.owner.iter():
+            if not isinstance(el.tag, str):
+                continue
+            hint = f"{el.get('class') or ''} {el.get('id') or ''}"
+            if not hint.strip():
+                continue
+            text = clean_text(el.text_content())
+            if not text or len(text) > 30 or parse_pairs(text) or find_dates(text):
+                continue
+            if found.source is None and _SOURCE_CLASS.search(hint):
+                found.source = clean_source(text)
+            elif found.author is None and _AUTHOR_CLASS.search(hint):
+                names = _NAME_SPLIT.split(text)
+                if len(names) <= 4 and all(
+                    _NAME.fullmatch(n) and len(n) <= 4 and not _ORG_END.search(n) for n in names
+                ):
+                    found.author = clean_names(text)
 
 
 # A site's clock in its banner ("今天是2024年5月1日 星期三") is the crawl day, not the article's.

@@ -30,6 +30,14 @@ _SENTENCE_END = re.compile(r"[。！？!?]$")
 #: equal to the <title>'s first part (5) or an <h1> that <title> contains (3 + 3) passes,
 #: and a lone <h1> with no agreement (3) or a bold line (1) does not.
 _ACCEPT = 3.0
+#: ... or this much when it sits at most four lines above the text: an emphasised line
+#: (bold, big font, heading tag) next to the text, on a page whose <title> is the site.
+_ACCEPT_NEAR = 2.0
+_BIG_FONT = re.compile(
+    r"font-size\s*:\s*(?:(?:1[89]|[2-9]\d)(?:\.\d+)?px|(?:1[4-9]|[2-9]\d)(?:\.\d+)?pt|x+-large|large)"
+    r"|font-weight\s*:\s*(?:bold|[6-9]00)",
+    re.I,
+)
 
 
 def extract_title(
@@ -54,6 +62,11 @@ def extract_title(
                 best = (score, block.index, text)
         seen_owners.add(id(block.owner))
     if best is not None and best[0] >= _ACCEPT:
+        return best[2], best[1]
+    # No agreement with <title> (which may hold only the site's name): a line set off as
+    # a heading right above the text still is the headline.
+    near = best is not None and text_start is not None and 0 < text_start - best[1] <= 4
+    if best is not None and near and best[0] >= _ACCEPT_NEAR:
         return best[2], best[1]
     for meta in meta_titles:
         if meta:
@@ -108,8 +121,8 @@ def _score(
             score += points
             break
     else:
-        if any(t in ("b", "strong") for t in _inline_tags(owner)):
-            score += 0.5
+        if _is_emphasized(owner):
+            score += 1
     classes = " ".join(
         f"{a.get('class') or ''} {a.get('id') or ''}" for a in [owner, *block.ancestors[1:3]]
     )
@@ -155,5 +168,14 @@ def _agreement(text: str, page_title: str) -> float:
     return 0
 
 
-def _inline_tags(owner: html.HtmlElement) -> list[str]:
-    return [str(el.tag) for el in owner.iterdescendants() if isinstance(el.tag, str)][:6]
+def _is_emphasized(owner: html.HtmlElement) -> bool:
+    """Bold or big: <b>/<strong>, <font size=4+>, a font-size or font-weight style."""
+    for el in [owner, *list(owner.iterdescendants())[:6]]:
+        if el.tag in ("b", "strong"):
+            return True
+        if el.tag == "font" and re.match(r"\s*\+?[4-7]", el.get("size") or ""):
+            return True
+        style = el.get("style")
+        if style and _BIG_FONT.search(style):
+            return True
+    return False
