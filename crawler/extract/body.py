@@ -113,21 +113,24 @@ def find_container(blocks: Sequence[Block]) -> tuple[int, int] | None:
     score: dict[html.HtmlElement, float] = {}
     first: dict[html.HtmlElement, int] = {}
     last: dict[html.HtmlElement, int] = {}
-    order: list[html.HtmlElement] = []
+    for block in blocks:
+        for anc in block.ancestors:
+            if anc not in first:
+                first[anc] = block.index
+                score[anc] = 0.0
+            last[anc] = block.index
+    teasers = _teaser_items(blocks, first, last)
     for block in blocks:
         weight = line_weight(block)
+        if weight > 0 and teasers and any(a in teasers for a in block.ancestors[:5]):
+            weight = -_BARE_LINE_PENALTY
         for anc in block.ancestors:
-            if anc not in score:
-                score[anc] = 0.0
-                first[anc] = block.index
-                order.append(anc)
             score[anc] += weight
-            last[anc] = block.index
     best: html.HtmlElement | None = None
     best_score = 0.0
-    # Ancestors enter `order` before their descendants' later lines; among equal scores
-    # the deepest element wins (>=), which is the tightest container.
-    for el in sorted(order, key=lambda e: (first[e], -last[e])):
+    # Outer elements come before the inner ones that start on the same line; among equal
+    # scores the inner element wins (>=): it is the tighter container.
+    for el in sorted(first, key=lambda e: (first[e], -last[e])):
         if (
             score[el] >= best_score
             and score[el] > 0
@@ -137,6 +140,43 @@ def find_container(blocks: Sequence[Block]) -> tuple[int, int] | None:
     if best is None:
         return None
     return first[best], last[best]
+
+
+#: Tags whose repetition is the article's own structure, not a list of links elsewhere.
+_NOT_ITEM_TAGS = frozenset({"p", "br", "span", "font", "body", "html", "tbody"})
+
+
+def _teaser_items(
+    blocks: Sequence[Block],
+    first: dict[html.HtmlElement, int],
+    last: dict[html.HtmlElement, int],
+) -> set[html.HtmlElement]:
+    """Items of a list of teasers: a headline link with a summary under it, repeated.
+
+    A sidebar of "理论研究" boxes (a link, then a 60-character summary, three times) has
+    more prose than a two-paragraph article; its summaries must not count as text. An
+    element is such an item when it holds a link line and at most four lines in all,
+    and at least two siblings share its tag and class (the repetition is what tells a
+    list from an article; the size keeps page columns, which repeat too, out).
+    """
+    items: set[html.HtmlElement] = set()
+    for block in blocks:
+        if block.is_image or block.link_density < 0.5 or block.chars < 6:
+            continue
+        for anc in block.ancestors[:4]:
+            parent = anc.getparent()
+            if parent is None:
+                break
+            if anc.tag in _NOT_ITEM_TAGS:
+                continue
+            if last[anc] - first[anc] >= 4:
+                break
+            signature = (anc.tag, anc.get("class"))
+            same = sum(1 for sib in parent if (sib.tag, sib.get("class")) == signature)
+            if same >= 3:
+                items.add(anc)
+                break
+    return items
 
 
 def _inside(
@@ -226,9 +266,11 @@ def _classify(block: Block, title: str | None, started: bool) -> str:
         return "drop"
     if _BREADCRUMB.match(text):
         return "drop"
+    if started and _FURNITURE_HEADING.match(text):
+        return "stop"
     if short and _TOOLBAR.search(text) and _is_toolbar(text):
-        if started and re.match(r"^(?:上一篇|下一篇|相关|相關|延伸|推荐|推薦)", text):
-            return "stop"
+        return "drop"
+    if len(text) <= 200 and _NOTICE.match(text):
         return "drop"
     if _FOOTER.search(text) and len(text) <= 200 and not _is_prose(text):
         return "drop"
@@ -239,6 +281,16 @@ def _classify(block: Block, title: str | None, started: bool) -> str:
     if block.owner.tag in HEADING_TAGS and not started and title and _similar(text, title):
         return "drop"
     return "keep"
+
+
+# The heading of what follows an article: related links, comments, recommendations.
+_FURNITURE_HEADING = re.compile(
+    r"^[【\[]?(?:上一篇|下一篇|相关|相關|延伸阅读|延伸閱讀|推荐|推薦|热门|熱門|热点|熱點|猜你喜欢|猜你喜歡"
+    r"|网友评论|網友評論|新闻评论|新聞評論|发表评论|發表評論|评论|評論|往期|更多|精彩推荐|精彩推薦"
+    r"|大家都在看|为你推荐|為你推薦|专题推荐|專題推薦)[^，。！？,]{0,8}$"
+)
+# A site's disclaimer under the text: 新浪声明：此消息系转载自…, 免责声明：…
+_NOTICE = re.compile(r"^\S{0,6}(?:声明|聲明)\s*[:：]")
 
 
 def _is_head_line(text: str) -> bool:

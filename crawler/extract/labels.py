@@ -261,6 +261,7 @@ BREADCRUMB_START = _both(
 FOOTER_WORDS = _both(
     ("版权所有", "版權所有"),
     ("版权声明", "版權聲明"),
+    ("免责声明", "免責聲明"),
     ("ICP备", "ICP備"),
     "ICP证",
     ("ICP證",),
