@@ -98,12 +98,21 @@ class Block:
     index: int
     owner: html.HtmlElement
     text: str = ""
-    #: The text with wide gaps kept as two spaces and element edges as EDGE (metadata.py).
-    meta_text: str = ""
+    raw: str = ""
     chars: int = 0
     link_chars: int = 0
     image: html.HtmlElement | None = None
     ancestors: list[html.HtmlElement] = field(default_factory=list)
+    _meta: str | None = field(default=None, repr=False)
+
+    @property
+    def meta_text(self) -> str:
+        """The text with wide gaps kept as two spaces and element edges as EDGE: what
+        metadata.py reads. Made on demand: only a few lines of a page are metadata."""
+        if self._meta is None:
+            meta = self.raw.replace("\u3000", "  ").replace("\xa0", " ")
+            self._meta = _GAPS.sub(_gap, meta).strip(" " + EDGE)
+        return self._meta
 
     @property
     def link_density(self) -> float:
@@ -144,16 +153,19 @@ class _Walker:
         if not self.pieces or not self.owners:
             self.pieces, self.link_chars = [], 0
             return
-        raw = remove_pinyin("".join(self.pieces))
+        raw = "".join(self.pieces)
+        if raw.isspace():  # \s covers EDGE: the gaps between tags
+            self.pieces, self.link_chars = [], 0
+            return
+        raw = remove_pinyin(raw)
         text = normalize_space(raw.replace(EDGE, ""))
         if text:
-            meta = raw.replace("\u3000", "  ").replace("\xa0", " ")
             self.blocks.append(
                 Block(
                     index=len(self.blocks),
                     owner=self.owners[-1],
                     text=text,
-                    meta_text=_GAPS.sub(_gap, meta).strip(" " + EDGE),
+                    raw=raw,
                     chars=len(text.replace(" ", "")),
                     link_chars=min(self.link_chars, len(text)),
                 )
@@ -173,6 +185,12 @@ def linearize(root: html.HtmlElement) -> list[Block]:
         body = root
     walker = _Walker()
     walker.owners.append(body)
+    preformatted = {el for el in body.iter("pre", "listing", "xmp", "plaintext")}
+    preformatted.update(
+        el
+        for el in body.xpath(".//*[@style]")
+        if isinstance(el, html.HtmlElement) and _is_preformatted(el)
+    )
     for event, el in etree.iterwalk(body, events=("start", "end")):
         tag = el.tag
         if not isinstance(tag, str):
@@ -189,7 +207,7 @@ def linearize(root: html.HtmlElement) -> list[Block]:
                 walker.pieces.append(EDGE)
             if tag == "a":
                 walker.link_depth += 1
-            if _is_preformatted(el):
+            if preformatted and el in preformatted:
                 walker.pre_depth += 1
                 walker.pre_open.append(el)
             if el.text:

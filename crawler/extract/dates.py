@@ -60,6 +60,7 @@ _HANZI = re.compile(
     r"(?P<y>[〇○零一二三四五六七八九]{4})\s*年\s*(?P<m>十[一二]?|[一二三四五六七八九])\s*月\s*"
     r"(?P<d>三十一?|三十|二?十[一二三四五六七八九]?|[一二三四五六七八九])\s*[日号]"
 )
+_MAY_HOLD_A_DATE = re.compile(r"(?:19|20)\d\d|[〇○零][一二三四五六七八九〇○零]|二[〇○零]")
 _HANZI_DIGITS = {c: i for i, c in enumerate("〇一二三四五六七八九")} | {"○": 0, "零": 0}
 
 
@@ -77,6 +78,8 @@ class FoundDate:
 
 def find_dates(text: str, *, compact: bool = False) -> list[FoundDate]:
     """Every valid date in `text`, in order; `compact` also accepts 20240207 (meta, URLs)."""
+    if not _MAY_HOLD_A_DATE.search(text):
+        return []
     found: list[FoundDate] = []
     patterns = [_NUMERIC, _SPLIT_YEAR, _HANZI]
     if compact:

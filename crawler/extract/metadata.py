@@ -24,6 +24,9 @@ from crawler.extract.blocks import EDGE, Block
 from crawler.extract.cleanup import clean_text, normalize_space
 from crawler.extract.dates import FoundDate, find_dates, from_timestamp
 
+# Lines with no digit (and no 〇) hold no date: most lines skip the date patterns.
+_MAY_HOLD_A_DATE = re.compile(r"[\d〇○]")
+
 _COLON = f"[{labels.COLONS}]"
 _FIELD_OF: dict[str, str] = {}
 for _field, _words in labels.FIELD_LABELS.items():
@@ -43,6 +46,8 @@ _BARE_SET = frozenset(
     labels.AUTHOR_BARE + labels.SOURCE + labels.EDITOR + labels.PUBLISH_TIME_PRIMARY
 )
 _BARE_MAX = max(map(len, _BARE_SET))
+_LABEL_LAST_CHARS = frozenset(w[-1] for w in _LABEL_SET)
+_BARE_LAST_CHARS = frozenset(w[-1] for w in _BARE_SET)
 _GAP = re.compile(r"\s+(?=\S)")
 # A one-character label (文, 图), and any label without a colon, must start a segment:
 # else 全文：/ 英文： would be labels.
@@ -104,13 +109,19 @@ def parse_pairs(text: str) -> list[Pair]:
 def _parse_pairs(text: str) -> tuple[Pair, ...]:
     marks: list[tuple[int, int, str]] = []
     for match in _COLON_AFTER.finditer(text):
-        label = _label_ending_at(text, match.start(), _LABEL_SET, _LABEL_MAX, bare=False)
-        if label:
-            marks.append((match.start() - len(label), match.end(), label))
-    for match in _GAP.finditer(text):
-        if any(s <= match.start() < e for s, e, _ in marks):
+        at = match.start()
+        if not at or text[at - 1] not in _LABEL_LAST_CHARS:
             continue
-        label = _label_ending_at(text, match.start(), _BARE_SET, _BARE_MAX, bare=True)
+        label = _label_ending_at(text, at, _LABEL_SET, _LABEL_MAX, bare=False)
+        if label:
+            marks.append((at - len(label), match.end(), label))
+    for match in _GAP.finditer(text):
+        at = match.start()
+        if not at or text[at - 1] not in _BARE_LAST_CHARS:
+            continue
+        if any(s <= at < e for s, e, _ in marks):
+            continue
+        label = _label_ending_at(text, at, _BARE_SET, _BARE_MAX, bare=True)
         if label:
             marks.append((match.start() - len(label), match.end(), label))
     marks.sort()
@@ -397,7 +408,13 @@ def extract_metadata(
     dates: list[tuple[int, int, FoundDate]] = []  # (zone rank, label rank, date)
     unlabelled: list[tuple[int, FoundDate]] = []
     for rank, block in _ordered_lines(blocks, zones):
-        if block.is_image or len(block.text) > MAX_META_LINE * 2:
+        if block.is_image or len(block.text) > MAX_META_LINE or _is_sentence(block.text):
+            continue
+        if (
+            not parse_pairs(block.text)
+            and not _MAY_HOLD_A_DATE.search(block.text)
+            and labels.CONTRIBUTOR_SUFFIX not in block.text
+        ):
             continue
         text = block.meta_text
         pairs = parse_pairs(text)
