@@ -406,7 +406,7 @@ def extract_metadata(
 ) -> Metadata:
     found = Metadata(contributor=body_contributor)
     dates: list[tuple[int, int, FoundDate]] = []  # (zone rank, label rank, date)
-    unlabelled: list[tuple[int, FoundDate]] = []
+    unlabelled: list[tuple[int, bool, FoundDate]] = []  # (zone rank, strong, date)
     for rank, block in _ordered_lines(blocks, zones):
         if block.is_image or len(block.text) > MAX_META_LINE or _is_sentence(block.text):
             continue
@@ -432,7 +432,7 @@ def extract_metadata(
             # and the text: chinanews `2024年02月23日 21:08　来源：…`, news.cn's header clock.
             for date in find_dates(text):
                 if not any(p.start <= date.start < p.end for p in pairs):
-                    unlabelled.append((rank, date))
+                    unlabelled.append((rank, bool(pairs) or _is_bare_date(text, date), date))
         if not meta_like:
             continue
         for pair in pairs:
@@ -515,19 +515,30 @@ def _time_label_rank(label: str) -> int:
     return 2
 
 
+def _is_bare_date(text: str, date: FoundDate) -> bool:
+    """A line that is the date and little else (a weekday, a clock zone, a bar)."""
+    rest = text[: date.start] + text[date.end :]
+    return len(_NOT_WORDS.sub("", rest)) <= 4
+
+
+_NOT_WORDS = re.compile(r"[\s|｜/:：()（）\[\]【】\-—·,，星期周一二三四五六日天A-Za-z\d]+")
+
+
 def _choose_time(
     dates: list[tuple[int, int, FoundDate]],
-    unlabelled: list[tuple[int, FoundDate]],
+    unlabelled: list[tuple[int, bool, FoundDate]],
     head: HeadInfo,
     url: str | None,
 ) -> str | None:
     """The publication time, by how much each place on a page can be trusted.
 
-    1. a labelled line between the headline and the text; 2. an unlabelled date there;
-    3. a labelled, then an unlabelled date just above the headline (news.cn puts its
-    clock there); 4. <meta>, JSON-LD, <time>, script data; 5. 更新时间-like labels by the
-    headline (gbk-table pages give only that); 6. a labelled line in or after the text
-    (a footer 发布日期); 7. the URL's date.
+    1. a labelled line between the headline and the text, or an unlabelled date in a
+    metadata line there (chinanews `2024年02月23日 21:08　来源：…`) or on a line of its
+    own; 2. the same just above the headline (news.cn puts its clock there); 3. <meta>,
+    JSON-LD, <time>, script data; 4. any other short line with a date by the headline
+    (after <meta>: a sub-headline may name an event's day); 5. 更新时间-like labels by
+    the headline (gbk-table pages give only that); 6. a labelled line in or after the
+    text (a footer 发布日期); 7. the URL's date.
     A date that lacks the time is then completed from another place that gives the
     same day with a time agreeing with it: people.cn's <meta publishdate> has the
     day, its visible line the minute; a <time datetime> adds the seconds.
@@ -536,11 +547,12 @@ def _choose_time(
         ((zr, lr, i, d) for i, (zr, lr, d) in enumerate(dates) if lr < 2), key=lambda t: t[:3]
     )
     ranked: list[FoundDate] = [d for zr, _lr, _i, d in by_rank if zr == 0]
-    ranked += [d for zr, d in unlabelled if zr == 0]
+    ranked += [d for zr, strong, d in unlabelled if zr == 0 and strong]
     ranked += [d for zr, _lr, _i, d in by_rank if zr == 2]
-    ranked += [d for zr, d in unlabelled if zr == 2]
+    ranked += [d for zr, strong, d in unlabelled if zr == 2 and strong]
     head_dates = _head_dates(head)
     ranked += head_dates
+    ranked += [d for _zr, strong, d in unlabelled if not strong]
     late = sorted(
         ((zr, i, d) for i, (zr, lr, d) in enumerate(dates) if lr >= 2), key=lambda t: t[:2]
     )
