@@ -88,6 +88,9 @@ EDITOR = _both(
     ("编辑人员", "編輯人員"),
 )
 
+#: The editor of record: preferred when a page also names other editors (编辑：A 责任编辑：B).
+EDITOR_RESPONSIBLE = _both(("责任编辑", "責任編輯"), ("责编", "責編"))
+
 #: 作者 / 记者 / 文 — who wrote it. 文 and 撰文 also take a slash (文/张三).
 AUTHOR = _both(
     "作者",

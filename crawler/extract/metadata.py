@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -301,6 +302,7 @@ class Metadata:
     editor: str | None = None
     author: str | None = None
     contributor: str | None = None
+    editor_is_responsible: bool = False  # the editor came from 责任编辑/责编
 
 
 @dataclass(frozen=True)
@@ -331,6 +333,9 @@ def read_head(root: html.HtmlElement) -> HeadInfo:
         value = time_el.get("datetime")
         if value and (time_el.get("pubdate") is not None or time_el.get("itemprop")):
             metas.setdefault("time[pubdate]", []).append(value)
+        elif value:
+            # Any other <time datetime> only ever refines a date found elsewhere.
+            metas.setdefault("time[datetime]", []).append(value)
     return HeadInfo(metas, json_ld, script_times)
 
 
@@ -498,13 +503,20 @@ def _take(found: Metadata, pair: Pair, rank: int, dates: list[tuple[int, int, Fo
         if found.source is None:
             found.source = clean_source(pair.value)
     elif pair.field == "editor":
-        if found.editor is None:
-            found.editor = clean_names(clean_text(pair.value) or "")
+        # 编辑：A  责任编辑：B (cctv) — the responsible editor is the editor of record.
+        responsible = pair.label in _RESPONSIBLE_EDITOR
+        if found.editor is None or (responsible and not found.editor_is_responsible):
+            names = clean_names(clean_text(pair.value) or "")
+            if names:
+                found.editor, found.editor_is_responsible = names, responsible
     elif pair.field == "author":
         if found.author is None:
             found.author = clean_names(clean_text(pair.value) or "")
     elif pair.field == "contributor" and found.contributor is None:
         found.contributor = clean_text(_strip_outer_brackets(pair.value))
+
+
+_RESPONSIBLE_EDITOR = frozenset(labels.EDITOR_RESPONSIBLE)
 
 
 def _time_label_rank(label: str) -> int:
@@ -564,19 +576,39 @@ def _choose_time(
     if not ranked:
         return None
     best = ranked[0]
-    for other in [*ranked[1:], *head_dates]:
+    iso = best.iso
+    for other in [*ranked[1:], *head_dates, *_refining_dates(head)]:
         if best.precision == 2:
             break
-        if other.day == best.day and other.precision > best.precision and _agrees(best, other):
-            best = other
-    return best.iso
+        refined = _refine(best, other)
+        if refined:
+            best, iso = other, refined
+    return iso
 
 
-def _agrees(coarse: FoundDate, fine: FoundDate) -> bool:
-    """Whether `fine` says the same time as `coarse`, only more precisely."""
-    if coarse.precision == 0:
-        return True
-    return coarse.iso[11:16] == fine.iso[11:16]
+def _refine(coarse: FoundDate, fine: FoundDate) -> str | None:
+    """`fine` in `coarse`'s offset, when it says the same time only more precisely:
+    the same day (and minute, if `coarse` has one) once both are on one clock, so a
+    JSON-LD `…T02:29:35Z` refines a visible `2024-02-07 10:29` (+08:00)."""
+    if fine.precision <= coarse.precision:
+        return None
+    shown = datetime.fromisoformat(coarse.iso)
+    exact = datetime.fromisoformat(fine.iso)
+    if not fine.has_offset:
+        exact = exact.replace(tzinfo=shown.tzinfo)
+    local = exact.astimezone(shown.tzinfo)
+    if local.date() != shown.date():
+        return None
+    if coarse.precision >= 1 and (local.hour, local.minute) != (shown.hour, shown.minute):
+        return None
+    return local.isoformat()
+
+
+def _refining_dates(head: HeadInfo) -> list[FoundDate]:
+    found: list[FoundDate] = []
+    for value in head.metas.get("time[datetime]", [])[:20]:
+        found += find_dates(value, compact=True)[:1]
+    return found
 
 
 def _head_dates(head: HeadInfo) -> list[FoundDate]:
