@@ -447,6 +447,8 @@ def extract_metadata(
     found.publish_time = _choose_time(dates, unlabelled, head, url)
     if found.source is None or found.author is None:
         _fill_from_classes(found, blocks, zones)
+    if found.source is None:
+        found.source = _unlabelled_source(blocks, zones)
     _fill_from_head(found, head)
     return found
 
@@ -482,6 +484,37 @@ def _fill_from_classes(found: Metadata, blocks: Sequence[Block], zones: Zones) -
                     _NAME.fullmatch(n) and len(n) <= 4 and not _ORG_END.search(n) for n in names
                 ):
                     found.author = clean_names(text)
+
+
+# A medium's or a department's name: what an unlabelled source next to the date ends with.
+_MEDIUM_END = re.compile(
+    r"(?:网|網|报|報|社|台|刊|杂志|雜誌|频道|頻道|新闻|新聞|网站|網站|部|局|委|厅|廳|办|辦|中心)$"
+)
+_SEGMENT_SPLIT = re.compile(rf"\s*[|｜]\s*| {{2,}}|\u3000|{EDGE}")
+
+
+def _unlabelled_source(blocks: Sequence[Block], zones: Zones) -> str | None:
+    """`央视网 | 2024年02月07日 20:15` (cctv): a medium's name beside the date line
+    under the headline, with no label. Only the head zone, only a dated line, only a
+    name that ends like a medium (网, 报, 社, 台 ...)."""
+    for rank, block in _ordered_lines(blocks, zones):
+        if rank != 0 or block.is_image or len(block.text) > 60 or block.link_density > 0.5:
+            continue
+        text = block.meta_text
+        dates = find_dates(text)
+        if not dates or parse_pairs(text):
+            continue
+        rest = text[: dates[0].start] + EDGE + text[dates[0].end :]
+        for segment in _SEGMENT_SPLIT.split(rest):
+            segment = segment.strip(" ·,，")
+            if (
+                2 <= len(segment) <= 20
+                and not re.search(r"\d", segment)
+                and _MEDIUM_END.search(segment)
+                and not _TOOLBAR.search(segment)
+            ):
+                return clean_text(segment)
+    return None
 
 
 # A site's clock in its banner ("今天是2024年5月1日 星期三") is the crawl day, not the article's.
