@@ -78,7 +78,6 @@ _FIELD_EDGE_TAGS = frozenset(
 #: An element edge in `Block.meta_text`: a soft end of a value (metadata.py decides).
 EDGE = "\x1f"
 
-_NON_SPACE = re.compile(r"\S")
 _GAPS = re.compile(r"\s+")  # \s matches EDGE (U+001F) too
 
 
@@ -147,7 +146,7 @@ class _Walker:
     def add_inline(self, text: str) -> None:
         self.pieces.append(text)
         if self.link_depth:
-            self.link_chars += len(_NON_SPACE.findall(text))
+            self.link_chars += len("".join(text.split()))
 
     def flush(self) -> None:
         if not self.pieces or not self.owners:
@@ -191,27 +190,38 @@ def linearize(root: html.HtmlElement) -> list[Block]:
         for el in body.xpath(".//*[@style]")
         if isinstance(el, html.HtmlElement) and _is_preformatted(el)
     )
+    pieces = walker.pieces
+    owners = walker.owners
     for event, el in etree.iterwalk(body, events=("start", "end")):
         tag = el.tag
         if not isinstance(tag, str):
             continue
         if event == "start":
             if tag in BLOCK_TAGS and el is not body:
-                walker.flush()
-                walker.owners.append(el)
+                if pieces:
+                    walker.flush()
+                    pieces = walker.pieces
+                owners.append(el)
+            elif tag in _FIELD_EDGE_TAGS:
+                pieces.append(EDGE)
+                if tag == "a":
+                    walker.link_depth += 1
             elif tag == "br":
                 walker.flush()
+                pieces = walker.pieces
             elif tag == "img":
                 walker.add_image(el)
-            elif tag in _FIELD_EDGE_TAGS:
-                walker.pieces.append(EDGE)
-            if tag == "a":
-                walker.link_depth += 1
+                pieces = walker.pieces
             if preformatted and el in preformatted:
                 walker.pre_depth += 1
                 walker.pre_open.append(el)
-            if el.text:
-                walker.add(el.text)
+            text = el.text
+            if text:
+                if walker.pre_depth or walker.link_depth:
+                    walker.add(text)
+                    pieces = walker.pieces
+                else:
+                    pieces.append(text)
         else:
             if tag == "a":
                 walker.link_depth = max(0, walker.link_depth - 1)
@@ -219,13 +229,20 @@ def linearize(root: html.HtmlElement) -> list[Block]:
                 walker.pre_open.pop()
                 walker.pre_depth -= 1
             if tag in BLOCK_TAGS and el is not body:
-                walker.flush()
-                if walker.owners and walker.owners[-1] is el:
-                    walker.owners.pop()
+                if pieces:
+                    walker.flush()
+                    pieces = walker.pieces
+                if owners and owners[-1] is el:
+                    owners.pop()
             elif tag in _FIELD_EDGE_TAGS:
-                walker.pieces.append(EDGE)
-            if el is not body and el.tail:
-                walker.add(el.tail)
+                pieces.append(EDGE)
+            tail = el.tail
+            if tail and el is not body:
+                if walker.pre_depth or walker.link_depth:
+                    walker.add(tail)
+                    pieces = walker.pieces
+                else:
+                    pieces.append(tail)
     walker.flush()
     _attach_ancestors(walker.blocks, body)
     return walker.blocks
