@@ -14,8 +14,10 @@ headline again, a photo caption (it goes to `images[].caption`) or a contributor
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urljoin
 
 from lxml import html
@@ -160,6 +162,7 @@ def _teaser_items(
     list from an article; the size keeps page columns, which repeat too, out).
     """
     items: set[html.HtmlElement] = set()
+    siblings: dict[html.HtmlElement, Counter[tuple[Any, str | None]]] = {}
     for block in blocks:
         if block.is_image or block.link_density < 0.5 or block.chars < 6:
             continue
@@ -171,9 +174,12 @@ def _teaser_items(
                 continue
             if last[anc] - first[anc] >= 4:
                 break
-            signature = (anc.tag, anc.get("class"))
-            same = sum(1 for sib in parent if (sib.tag, sib.get("class")) == signature)
-            if same >= 3:
+            counts = siblings.get(parent)
+            if counts is None:
+                # Counted once per parent: a sidebar of 2,000 <li> must stay linear.
+                counts = Counter((sib.tag, sib.get("class")) for sib in parent)
+                siblings[parent] = counts
+            if counts[(anc.tag, anc.get("class"))] >= 3:
                 items.add(anc)
                 break
     return items

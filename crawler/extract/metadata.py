@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from itertools import islice
 from typing import Any
 
 from lxml import html
@@ -467,8 +468,8 @@ def _fill_from_classes(found: Metadata, blocks: Sequence[Block], zones: Zones) -
         if rank == 1 or block.is_image or id(block.owner) in seen:
             continue
         seen.add(id(block.owner))
-        for el in block.owner.iter():
-            if not isinstance(el.tag, str):
+        for el in islice(block.owner.iter(), 300):
+            if not isinstance(el.tag, str) or len(el) > 8:
                 continue
             hint = f"{el.get('class') or ''} {el.get('id') or ''}"
             if not hint.strip():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from itertools import islice
 
 from lxml import html
 
@@ -170,7 +171,7 @@ def _agreement(text: str, page_title: str) -> float:
 
 def _is_emphasized(owner: html.HtmlElement) -> bool:
     """Bold or big: <b>/<strong>, <font size=4+>, a font-size or font-weight style."""
-    for el in [owner, *list(owner.iterdescendants())[:6]]:
+    for el in [owner, *islice(owner.iterdescendants(), 6)]:
         if el.tag in ("b", "strong"):
             return True
         if el.tag == "font" and re.match(r"\s*\+?[4-7]", el.get("size") or ""):
