@@ -25,7 +25,7 @@ from lxml import html
 from crawler.extract import labels
 from crawler.extract.article import Image
 from crawler.extract.blocks import HEADING_TAGS, Block
-from crawler.extract.dates import find_dates
+from crawler.extract.dates import WEEKDAY, find_dates
 from crawler.extract.metadata import contributor_of_line, is_metadata_line
 
 # Sentence punctuation; an ASCII colon is left out, it is mostly a clock (13:35).
@@ -36,10 +36,12 @@ _TOOLBAR = re.compile(labels.alternation(labels.TOOLBAR_WORDS))
 _FOOTER = re.compile(labels.alternation(labels.FOOTER_WORDS), re.I)
 _BREADCRUMB = re.compile(
     rf"^(?:{labels.alternation(labels.BREADCRUMB_START)})\s*[:：]"
-    r"|^(?:首页|首頁|主页|主頁|网站首页|網站首頁|返回首页)\s*(?:>|»|›|＞|>>|/|→)"
+    rf"|^(?:{labels.alternation(labels.HOME_WORDS)})\s*(?:>|»|›|＞|>>|/|→)"
 )
 _CAPTION_WORDS = re.compile(
-    r"^(?:图为|圖為|圖爲)|(?:摄|攝|供图|供圖)\s*[)）]?$|(?:图片来源|圖片來源|资料图|資料圖)"
+    rf"^(?:{labels.alternation(labels.CAPTION_LEADS)})"
+    rf"|(?:{labels.alternation(labels.CAPTION_CREDITS)})\s*[)）]?$"
+    rf"|{labels.alternation(labels.CAPTION_SOURCES)}"
 )
 _ENUMERATED = re.compile(
     r"^(?:[一二三四五六七八九十]+[、.．]|[（(][一二三四五六七八九十\d]+[)）]|\d{1,2}\s|\d{1,2}[、.．]|第[一二三四五六七八九十\d]+)"
@@ -291,12 +293,10 @@ def _classify(block: Block, title: str | None, started: bool) -> str:
 
 # The heading of what follows an article: related links, comments, recommendations.
 _FURNITURE_HEADING = re.compile(
-    r"^[【\[]?(?:上一篇|下一篇|相关|相關|延伸阅读|延伸閱讀|推荐|推薦|热门|熱門|热点|熱點|猜你喜欢|猜你喜歡"
-    r"|网友评论|網友評論|新闻评论|新聞評論|发表评论|發表評論|评论|評論|往期|更多|精彩推荐|精彩推薦"
-    r"|大家都在看|为你推荐|為你推薦|专题推荐|專題推薦)[^，。！？,]{0,8}$"
+    rf"^[【\[]?(?:{labels.alternation(labels.FURNITURE_HEADINGS)})[^，。！？,]{{0,8}}$"
 )
-# A site's disclaimer under the text: 新浪声明：此消息系转载自…, 免责声明：…
-_NOTICE = re.compile(r"^\S{0,6}(?:声明|聲明)\s*[:：]")
+_NOTICE = re.compile(rf"^\S{{0,6}}(?:{labels.alternation(labels.NOTICE_WORDS)})\s*[:：]")
+_SHARE_TARGETS = re.compile(labels.alternation(labels.SHARE_TARGETS))
 
 
 def _is_head_line(text: str) -> bool:
@@ -316,12 +316,7 @@ def _heads_a_link_list(blocks: Sequence[Block], block: Block, end: int) -> bool:
 def _is_toolbar(text: str) -> bool:
     """A bar of tool words: little is left once the words and brackets are removed."""
     rest = _TOOLBAR.sub("", text)
-    rest = re.sub(r"[\s【】\[\]()（）|｜:：/·•>»\-大中小A+\u2212]+", "", rest)
-    rest = re.sub(
-        r"(?:微信|微博|QQ空间|QQ|朋友圈|Facebook|Twitter|WhatsApp|打印|关闭|關閉|返回|顶部)",
-        "",
-        rest,
-    )
+    rest = _SHARE_TARGETS.sub("", re.sub(r"[\s【】\[\]()（）|｜:：/·•>»\-A+\u2212]+", "", rest))
     return len(rest) <= max(4, len(text) // 4)
 
 
@@ -329,12 +324,15 @@ def _is_prose(text: str) -> bool:
     return len(_SENTENCE_PUNCT.findall(text)) >= 3 and len(text) > 80
 
 
+_DATE_LINE_REST = re.compile(rf"[\s|｜/:：()（）\[\]【】]|{WEEKDAY}")
+
+
 def _is_date_line(text: str) -> bool:
     dates = find_dates(text)
     if not dates or len(text) > 40:
         return False
     rest = text[: dates[0].start] + text[dates[0].end :]
-    return len(re.sub(r"[\s|｜/:：()（）\[\]【】星期周一二三四五六日天]", "", rest)) <= 2
+    return len(_DATE_LINE_REST.sub("", rest)) <= 2
 
 
 def _similar(a: str, b: str) -> bool:

@@ -11,6 +11,9 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
+#: A weekday next to a date: 星期三, 周三, 週三, 礼拜三.
+WEEKDAY = r"(?:星期|周|週|礼拜|禮拜)[一二三四五六日天]"
+
 #: Chinese pages that state no offset mean Beijing time.
 BEIJING = timezone(timedelta(hours=8), "CST")
 

@@ -15,6 +15,7 @@ from urllib.parse import urljoin
 
 from lxml import etree, html
 
+from crawler.extract import labels
 from crawler.extract.article import Article, Image
 from crawler.extract.blocks import Block, linearize
 from crawler.extract.body import extract_body, find_container, is_prose_line
@@ -203,7 +204,7 @@ def _field_value(name: str, value: str) -> str | None:
         return clean_names(value)
     if name == "source":
         return clean_source(value)
-    return clean_text(value.strip("()（）【】[] ").removesuffix("供稿").strip())
+    return clean_text(value.strip("()（）【】[] ").removesuffix(labels.CONTRIBUTOR_SUFFIX).strip())
 
 
 def _select_body(

@@ -111,8 +111,8 @@ AUTHOR_BARE = _both(
     ("本刊记者", "本刊記者"),
     ("特约记者", "特約記者"),
 )
-#: Labels written with a slash instead of a colon: 文/张三, 图/李四.
-SLASH_LABELS = ("文", "图", "圖", "撰文")
+#: One-character labels that also take a slash instead of a colon: 文/张三, 图/李四.
+SLASH_LABELS = ("文", "图", "圖")
 
 #: 供稿 — the contributing unit; `（XX 供稿）` at the end of the body, or 供稿：XX.
 CONTRIBUTOR = _both(
@@ -283,17 +283,64 @@ FOOTER_WORDS = _both(
     "©",
 )
 
-#: Photo credit words that mark a caption (图为…, 新华社记者 张三 摄).
-CAPTION_WORDS = _both(
-    ("图为", "圖為", "圖爲"),
-    ("摄", "攝"),
-    ("供图", "供圖"),
-    ("图片来源", "圖片來源"),
-    ("资料图", "資料圖"),
+#: Words that mark a photo caption: it opens with 图为, ends with a credit (新华社记者
+#: 张三 摄), or names where the picture comes from.
+CAPTION_LEADS = _both(("图为", "圖為", "圖爲"))
+CAPTION_CREDITS = _both(("摄", "攝"), ("供图", "供圖"))
+CAPTION_SOURCES = _both(("图片来源", "圖片來源"), ("资料图", "資料圖"))
+
+#: A breadcrumb may also start with the home link itself: 首页 > 新闻 > 正文.
+HOME_WORDS = _both(
+    ("首页", "首頁"), ("主页", "主頁"), ("网站首页", "網站首頁"), ("返回首页", "返回首頁")
 )
 
-#: Sites republish with prefixes like "本报北京2月7日电": these are body, never metadata.
-DATELINE_WORDS = _both(("电", "電"), ("讯", "訊"))
+#: Headings of what follows an article — previous/next, related links, comments,
+#: recommendations (WeChat's 往期推荐): the text ends where one starts.
+FURNITURE_HEADINGS = _both(
+    "上一篇",
+    "下一篇",
+    ("相关", "相關"),
+    ("延伸阅读", "延伸閱讀"),
+    ("推荐", "推薦"),
+    ("热门", "熱門"),
+    ("热点", "熱點"),
+    ("猜你喜欢", "猜你喜歡"),
+    ("网友评论", "網友評論"),
+    ("新闻评论", "新聞評論"),
+    ("发表评论", "發表評論"),
+    ("评论", "評論"),
+    "往期",
+    "更多",
+    ("精彩推荐", "精彩推薦"),
+    "大家都在看",
+    ("为你推荐", "為你推薦"),
+    ("专题推荐", "專題推薦"),
+)
+
+#: A site's disclaimer under the text: 新浪声明：此消息系转载自…, 免责声明：…
+NOTICE_WORDS = _both(("声明", "聲明"))
+
+#: What is left on a share/print bar once its tool words are gone.
+SHARE_TARGETS = (
+    "微信", "微博", "QQ空间", "QQ", "朋友圈", "Facebook", "Twitter", "WhatsApp",
+    "打印", "关闭", "關閉", "返回", "顶部", "頂部", "大", "中", "小",
+)  # fmt: skip
+
+#: A site's clock in its banner ("今天是2024年5月1日 星期三") shows the crawl day.
+CLOCK_WORDS = _both(
+    "今天", "今日", ("当前时间", "當前時間"), ("现在时间", "現在時間"), ("欢迎", "歡迎")
+)
+
+#: How the name of a medium or a department ends: an unlabelled name beside the date
+#: line is a source (央视网 | 2024年…), and a byline ending so is no person.
+MEDIUM_SUFFIXES = _both(
+    ("网", "網"), ("报", "報"), "社", "台", "刊", ("杂志", "雜誌"), ("频道", "頻道"),
+    ("新闻", "新聞"), ("网站", "網站"), "部", "局", "委", ("厅", "廳"), ("办", "辦"), "中心",
+)  # fmt: skip
+ORG_SUFFIXES = MEDIUM_SUFFIXES + _both(("会", "會"), "站", "院", "司", ("处", "處"))
+
+#: "and others" after a list of names.
+NAMES_ETC = "等"
 
 #: Colons that follow a label; 丨 and ｜ are how WeChat accounts and Hong Kong papers write
 #: it (编辑丨张三, hk-trad-02: 文｜邵光明).
@@ -304,6 +351,33 @@ def alternation(words: Iterable[str]) -> str:
     """A regex alternation of `words`, longest first, so 责任编辑 wins over 编辑."""
     return "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True))
 
+
+#: Labels that are not fields but still make a line metadata (a reviewer, a counter).
+METADATA_LINE_OPENERS = _both(
+    ("审核", "審核"),
+    ("校对", "校對"),
+    ("摄影", "攝影"),
+    ("通讯员", "通訊員"),
+    ("图", "圖"),
+    ("发布人", "發佈人"),
+    ("发布者", "發佈者"),
+    ("录入", "錄入"),
+    ("录入者", "錄入者"),
+    ("上传者", "上傳者"),
+    ("点击", "點擊"),
+    ("点击数", "點擊數"),
+    ("点击量", "點擊量"),
+    ("浏览", "瀏覽"),
+    ("浏览次数", "瀏覽次數"),
+    ("浏览量", "瀏覽量"),
+    ("阅读", "閱讀"),
+    ("阅读量", "閱讀量"),
+    ("阅读次数", "閱讀次數"),
+    ("访问量", "訪問量"),
+    ("人气", "人氣"),
+    ("字号", "字號"),
+    ("字体", "字體"),
+)
 
 #: Field name -> its labels, in the order fields are looked up.
 FIELD_LABELS: dict[str, tuple[str, ...]] = {

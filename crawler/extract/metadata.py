@@ -24,7 +24,7 @@ from lxml import html
 from crawler.extract import labels
 from crawler.extract.blocks import EDGE, Block
 from crawler.extract.cleanup import clean_text, normalize_space
-from crawler.extract.dates import FoundDate, find_dates, from_timestamp
+from crawler.extract.dates import WEEKDAY, FoundDate, find_dates, from_timestamp
 
 # Lines with no digit (and no 〇) hold no date: most lines skip the date patterns.
 _MAY_HOLD_A_DATE = re.compile(r"[\d〇○]")
@@ -42,7 +42,7 @@ for _word in labels.OTHER:
 # extraction time.
 _LABEL_SET = frozenset(labels.ALL_LABELS)
 _LABEL_MAX = max(map(len, _LABEL_SET))
-_COLON_AFTER = re.compile(rf"\s*{_COLON}\s*|(?<=[文图圖])\s*[/／]\s*")
+_COLON_AFTER = re.compile(rf"\s*{_COLON}\s*|(?<=[{''.join(labels.SLASH_LABELS)}])\s*[/／]\s*")
 # Labels that may stand without a colon when a space follows: 记者 郑卫国, 来源 人民日报.
 _BARE_SET = frozenset(
     labels.AUTHOR_BARE + labels.SOURCE + labels.EDITOR + labels.PUBLISH_TIME_PRIMARY
@@ -217,14 +217,7 @@ def is_metadata_line(text: str) -> bool:
     return not (first.label == "文" and len(text) > 40)
 
 
-#: Labels that are not fields but still make a line metadata (a reviewer, a counter).
-_LINE_OPENERS = frozenset(
-    {"审核", "審核", "校对", "校對", "摄影", "攝影", "通讯员", "通訊員", "图", "圖"}
-    | {"发布人", "發佈人", "发布者", "發佈者", "录入", "錄入", "录入者", "錄入者", "上传者"}
-    | {"点击", "點擊", "点击数", "點擊數", "点击量", "點擊量", "浏览", "瀏覽", "浏览次数"}
-    | {"瀏覽次數", "浏览量", "瀏覽量", "阅读", "閱讀", "阅读量", "閱讀量", "阅读次数"}
-    | {"閱讀次數", "访问量", "訪問量", "人气", "人氣", "字号", "字號", "字体", "字體"}
-)
+_LINE_OPENERS = frozenset(labels.METADATA_LINE_OPENERS)
 
 
 def contributor_of_line(text: str) -> str | None:
@@ -241,7 +234,9 @@ _STAFF_CODE = re.compile(r"_[A-Za-z]{1,6}\d{2,}$")
 
 def clean_names(value: str) -> str | None:
     """Several people -> joined with 、 (`梁晨曦 武雨桐` -> `梁晨曦、武雨桐`)."""
-    names = [_STAFF_CODE.sub("", n) for n in _NAME_SPLIT.split(value) if n and n != "等"]
+    names = [
+        _STAFF_CODE.sub("", n) for n in _NAME_SPLIT.split(value) if n and n != labels.NAMES_ETC
+    ]
     names = [n for n in names if not re.fullmatch(r"[\d\W_]+", n)]
     return "、".join(names) if names else None
 
@@ -399,7 +394,6 @@ _META_TIME_KEYS = (
     "createdate",
 )
 _META_SOURCE_KEYS = ("contentsource", "source", "article:source", "og:article:source", "sourcename")
-_META_AUTHOR_KEYS = ("article:author", "og:article:author", "dc.creator", "author")
 _META_EDITOR_KEYS = ("editor", "article:editor")
 
 
@@ -458,7 +452,7 @@ def extract_metadata(
 _SOURCE_CLASS = re.compile(r"source|laiyuan|copyfrom|(?:^|[\s_-])ly(?:$|[\s_-])", re.I)
 _AUTHOR_CLASS = re.compile(r"author|byline|zuozhe|reporter|writer", re.I)
 # An organisation, not a person: 人民网, 新华社, 市委统战部 ...
-_ORG_END = re.compile(r"[网網报報社台部局会會委办辦厅廳站院司处處中心]$")
+_ORG_END = re.compile(rf"(?:{labels.alternation(labels.ORG_SUFFIXES)})$")
 
 
 def _fill_from_classes(found: Metadata, blocks: Sequence[Block], zones: Zones) -> None:
@@ -488,9 +482,7 @@ def _fill_from_classes(found: Metadata, blocks: Sequence[Block], zones: Zones) -
 
 
 # A medium's or a department's name: what an unlabelled source next to the date ends with.
-_MEDIUM_END = re.compile(
-    r"(?:网|網|报|報|社|台|刊|杂志|雜誌|频道|頻道|新闻|新聞|网站|網站|部|局|委|厅|廳|办|辦|中心)$"
-)
+_MEDIUM_END = re.compile(rf"(?:{labels.alternation(labels.MEDIUM_SUFFIXES)})$")
 _SEGMENT_SPLIT = re.compile(rf"\s*[|｜]\s*| {{2,}}|\u3000|{EDGE}")
 
 
@@ -518,8 +510,7 @@ def _unlabelled_source(blocks: Sequence[Block], zones: Zones) -> str | None:
     return None
 
 
-# A site's clock in its banner ("今天是2024年5月1日 星期三") is the crawl day, not the article's.
-_CLOCK_LINE = re.compile(r"今天|今日|當前時間|当前时间|现在时间|現在時間|欢迎|歡迎")
+_CLOCK_LINE = re.compile(labels.alternation(labels.CLOCK_WORDS))
 
 
 def _is_sentence(text: str) -> bool:
@@ -567,7 +558,7 @@ def _is_bare_date(text: str, date: FoundDate) -> bool:
     return len(_NOT_WORDS.sub("", rest)) <= 4
 
 
-_NOT_WORDS = re.compile(r"[\s|｜/:：()（）\[\]【】\-—·,，星期周一二三四五六日天A-Za-z\d]+")
+_NOT_WORDS = re.compile(rf"(?:[\s|｜/:：()（）\[\]【】\-—·,，A-Za-z\d]|{WEEKDAY})+")
 
 
 def _choose_time(
