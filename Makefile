@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install -q --disable-pip-version-check
 
-.PHONY: run test lint install dev clean
+.PHONY: run test demo lint install dev clean
 
 run: $(VENV)/.run-installed  ## install and run the main job on SQLite in ./data
 	$(BIN)/ufarchive db upgrade
@@ -17,6 +17,9 @@ test: $(VENV)/.dev-installed  ## install and run lint, types and the test suite
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+demo: $(VENV)/.run-installed  ## crawl the bundled demo sites (local, no internet) into ./data
+	$(BIN)/python -m tests.demo
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy

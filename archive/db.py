@@ -19,8 +19,13 @@ from archive.errors import DatabaseError
 MIGRATIONS = "archive:migrations"
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for `url`; SQLite gets its folder created, WAL, foreign keys and a busy wait."""
+def make_engine(url: str, *, writer: bool = False, **kwargs: Any) -> Engine:
+    """An engine for `url`; SQLite gets its folder created, WAL, foreign keys and a busy wait.
+
+    `writer=True` (the crawler) makes SQLite transactions `BEGIN IMMEDIATE`: they take the
+    write lock up front and wait for it (busy timeout), instead of reading first and then
+    failing with SQLITE_BUSY when another process wrote in between.
+    """
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -30,6 +35,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, **kwargs)
         event.listen(engine, "connect", _sqlite_on_connect)
+        begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(begin))
         return engine
     try:
         return create_engine(parsed, pool_pre_ping=True, **kwargs)
@@ -43,6 +50,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 def _sqlite_on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
     # WAL lets the web UI read while a crawl writes; foreign keys are off by default in
     # SQLite; the busy timeout makes two crawl processes wait for each other, not fail.
+    # SQLAlchemy emits BEGIN itself (see make_engine), so that SAVEPOINTs and
+    # BEGIN IMMEDIATE work; pysqlite's own implicit transactions are switched off.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, TextIO, Unpack
+from typing import Any, TextIO
 
 from sqlalchemy import Select, and_, select
 from sqlalchemy.orm import Session
@@ -41,7 +41,7 @@ class Filters:
     article_ids: tuple[int, ...] | None = None
 
 
-def record_query(filters: Filters = Filters()) -> Select[Unpack[tuple[Any, ...]]]:
+def record_query(filters: Filters = Filters()) -> Select[*tuple[Any, ...]]:
     """Articles with their current version and site, oldest id first."""
     query = (
         select(

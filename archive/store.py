@@ -13,9 +13,10 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from archive.models import (
@@ -36,6 +37,10 @@ from archive.warc import WarcLocation
 VERSIONED_FIELDS = ("title", "publish_time", "source", "editor", "author", "contributor", "body")
 
 Outcome = Literal["new", "changed", "unchanged"]
+# The tables behind the models, for Core statements on the hot path.
+ARTICLES = cast(Table, Article.__table__)
+SNAPSHOTS = cast(Table, Snapshot.__table__)
+VERSIONS = cast(Table, ArticleVersion.__table__)
 
 
 @dataclass(frozen=True)
@@ -126,12 +131,16 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def ensure_site(session: Session, name: str, title: str) -> Site:
+    """The site's row, created on first use (two processes may race to create it)."""
     site = session.scalars(select(Site).where(Site.name == name)).one_or_none()
     if site is None:
-        site = Site(name=name, title=title)
-        session.add(site)
-        session.flush()
-    elif site.title != title:
+        try:
+            with session.begin_nested():
+                site = Site(name=name, title=title)
+                session.add(site)
+        except IntegrityError:
+            site = session.scalars(select(Site).where(Site.name == name)).one()
+    if site.title != title:
         site.title = title
     return site
 
@@ -222,52 +231,94 @@ def known_articles(session: Session, site_id: int) -> dict[str, Known]:
     }
 
 
+def snapshot_values(fetch: Fetch, article_id: int | None) -> dict[str, Any]:
+    return {
+        "article_id": article_id,
+        "run_id": fetch.run_id,
+        "url": fetch.url,
+        "fetched_at": fetch.fetched_at,
+        "status_code": fetch.status,
+        "headers": dict(fetch.headers),
+        "content_type": fetch.content_type,
+        "etag": header(fetch.headers, "etag"),
+        "last_modified": header(fetch.headers, "last-modified"),
+        "payload_length": fetch.payload_length,
+        "warc_file": fetch.warc.file,
+        "warc_offset": fetch.warc.offset,
+        "warc_length": fetch.warc.length,
+        "warc_record_id": fetch.warc.record_id,
+        "payload_digest": fetch.warc.payload_digest,
+    }
+
+
+def version_values(
+    article_id: int,
+    number: int,
+    fields: ArticleFields,
+    content_hash: str,
+    publish_time: datetime | None,
+    offset: int | None,
+    snapshot_id: int | None,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "article_id": article_id, "version": number, "first_seen": now, "last_seen": now,
+        "title": fields.title, "publish_time": publish_time, "publish_time_offset": offset,
+        "source": fields.source, "editor": fields.editor, "author": fields.author,
+        "contributor": fields.contributor, "body": fields.body, "images": fields.images,
+        "content_hash": content_hash, "snapshot_id": snapshot_id,
+        "extractor_version": fields.extractor_version,
+    }  # fmt: skip
+
+
 def add_snapshot(session: Session, fetch: Fetch, article_id: int | None) -> Snapshot:
-    snapshot = Snapshot(
-        article_id=article_id,
-        run_id=fetch.run_id,
-        url=fetch.url,
-        fetched_at=fetch.fetched_at,
-        status_code=fetch.status,
-        headers=dict(fetch.headers),
-        content_type=fetch.content_type,
-        etag=header(fetch.headers, "etag"),
-        last_modified=header(fetch.headers, "last-modified"),
-        payload_length=fetch.payload_length,
-        warc_file=fetch.warc.file,
-        warc_offset=fetch.warc.offset,
-        warc_length=fetch.warc.length,
-        warc_record_id=fetch.warc.record_id,
-        payload_digest=fetch.warc.payload_digest,
-    )
+    snapshot = Snapshot(**snapshot_values(fetch, article_id))
     session.add(snapshot)
     session.flush()
     return snapshot
 
 
 def save_article(
-    session: Session, site_id: int, fetch: Fetch, fields: ArticleFields
-) -> tuple[Article, Outcome]:
-    """Store a fetched article page: new article, new version, or the same version seen again."""
+    session: Session, site_id: int, fetch: Fetch, fields: ArticleFields, expect_new: bool = False
+) -> tuple[int, Outcome]:
+    """Store a fetched article page: new article, new version, or the same version seen again.
+
+    Returns (article id, outcome). A new article -- most of what a crawl stores -- is
+    written with three Core INSERTs; the ORM's unit of work cost three times as much per
+    article in bench/crawl.py, and the crawl's storage step is on its critical path.
+    With `expect_new` (the crawler did not know the URL) the lookup is skipped: if another
+    process stored the URL meanwhile, the unique canonical URL raises IntegrityError and
+    the caller retries without it.
+    """
     canonical = canonical_url(fetch.url)
-    article = session.scalars(
-        select(Article).where(Article.canonical_url == canonical)
-    ).one_or_none()
+    article = None
+    if not expect_new:
+        article = session.scalars(
+            select(Article).where(Article.canonical_url == canonical)
+        ).one_or_none()
     publish_time, offset = fields.parsed_publish_time()
     content_hash = fields.content_hash()
     now = fetch.fetched_at
     if article is None:
-        article = Article(
-            site_id=site_id, url=fetch.url, canonical_url=canonical, first_seen=now, last_seen=now,
-            version=1, publish_time=publish_time, content_hash=fields.body_hash(),
-        )  # fmt: skip
-        session.add(article)
-        session.flush()
-        snapshot = add_snapshot(session, fetch, article.id)
-        session.add(
-            _version(article.id, 1, fields, content_hash, publish_time, offset, snapshot.id, now)
+        article_id = session.execute(
+            insert(ARTICLES).returning(ARTICLES.c.id),
+            {
+                "site_id": site_id, "url": fetch.url, "canonical_url": canonical, "first_seen": now,
+                "last_seen": now, "version": 1, "publish_time": publish_time,
+                "content_hash": fields.body_hash(),
+            },
+        ).scalar_one()  # fmt: skip
+        snapshot_id = session.execute(
+            insert(SNAPSHOTS).returning(SNAPSHOTS.c.id),
+            snapshot_values(fetch, article_id),
+        ).scalar_one()
+        session.execute(
+            insert(VERSIONS),
+            version_values(
+                article_id, 1, fields, content_hash, publish_time, offset, snapshot_id, now
+            ),
         )
-        return article, "new"
+        return article_id, "new"
     snapshot = add_snapshot(session, fetch, article.id)
     current = session.scalars(
         select(ArticleVersion).where(
@@ -280,42 +331,27 @@ def save_article(
         article.gone_at = None
     if current.content_hash == content_hash:
         current.last_seen = now
-        return article, "unchanged"
+        return article.id, "unchanged"
     article.version += 1
     article.status = ArticleStatus.CHANGED
     article.publish_time = publish_time
     article.content_hash = fields.body_hash()
+    session.flush()
     session.add(
-        _version(
-            article.id,
-            article.version,
-            fields,
-            content_hash,
-            publish_time,
-            offset,
-            snapshot.id,
-            now,
+        ArticleVersion(
+            **version_values(
+                article.id,
+                article.version,
+                fields,
+                content_hash,
+                publish_time,
+                offset,
+                snapshot.id,
+                now,
+            )
         )
     )
-    return article, "changed"
-
-
-def _version(
-    article_id: int,
-    number: int,
-    fields: ArticleFields,
-    content_hash: str,
-    publish_time: datetime | None,
-    offset: int | None,
-    snapshot_id: int,
-    now: datetime,
-) -> ArticleVersion:
-    return ArticleVersion(
-        article_id=article_id, version=number, first_seen=now, last_seen=now, title=fields.title,
-        publish_time=publish_time, publish_time_offset=offset, source=fields.source, editor=fields.editor,
-        author=fields.author, contributor=fields.contributor, body=fields.body, images=fields.images,
-        content_hash=content_hash, snapshot_id=snapshot_id, extractor_version=fields.extractor_version,
-    )  # fmt: skip
+    return article.id, "changed"
 
 
 def mark_seen(session: Session, article_id: int, at: datetime) -> None:

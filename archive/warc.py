@@ -76,8 +76,13 @@ class WarcFileWriter:
         body: bytes,
         fetched_at: datetime,
         ip_address: str | None = None,
+        sync: bool = True,
     ) -> WarcLocation:
-        """Write the response record and its request record; return the response's place."""
+        """Write the response record and its request record; return the response's place.
+
+        With `sync=False` the caller must call `sync()` before committing rows that point
+        at the record (the crawl pipeline does, once per batch).
+        """
         fh = self._file()
         date = fetched_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         extra = {"WARC-Date": date, **({"WARC-IP-Address": ip_address} if ip_address else {})}
@@ -112,7 +117,8 @@ class WarcFileWriter:
         end = fh.tell()
         self._writer.write_record(request)
         fh.flush()
-        os.fsync(fh.fileno())
+        if sync:
+            sync_file(fh.fileno())
         digest = response.rec_headers.get_header("WARC-Payload-Digest")
         return WarcLocation(
             file=f"{WARC_SUBDIR}/{self._name}",
@@ -122,8 +128,15 @@ class WarcFileWriter:
             payload_digest=str(digest) if digest else None,
         )
 
+    def sync(self) -> None:
+        """Make every record written so far durable (before rows pointing at them commit)."""
+        if self._fh is not None:
+            self._fh.flush()
+            sync_file(self._fh.fileno())
+
     def close(self) -> None:
         if self._fh is not None:
+            self.sync()
             self._fh.close()
             self._fh = None
 
@@ -147,6 +160,10 @@ class WarcFileWriter:
         self._writer.out = fh
         self._writer.write_record(info)
         return fh
+
+
+# fdatasync is enough for an append (it covers the new size) and cheaper than fsync.
+sync_file = getattr(os, "fdatasync", os.fsync)
 
 
 def url_path(url: str) -> str:

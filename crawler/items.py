@@ -22,5 +22,6 @@ class FetchedPage:
     fetched_at: datetime
     ip_address: str | None = None
     known: Known | None = None
+    requested_url: str | None = None  # differs from `url` after a redirect
     # set by the pipeline, for logs and tests
     outcome: str | None = field(default=None)

@@ -77,7 +77,7 @@ def run_crawl(
     """Crawl the sites now in a child process; return their finished runs."""
     settings = settings or load_settings()
     sites = select_sites(settings, names)
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, writer=True)
     try:
         check_schema(engine)
         sessions = make_sessionmaker(engine)

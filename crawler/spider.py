@@ -88,7 +88,7 @@ class NewsSpider(scrapy.Spider):
     def open_run(self) -> RunState:
         settings = load_settings()
         site = load_site_file(settings.sites_dir / f"{self.site_name}.yaml")
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, writer=True)
         check_schema(engine)
         sessions = make_sessionmaker(engine)
         with sessions() as session, session.begin():
@@ -266,6 +266,7 @@ class NewsSpider(scrapy.Spider):
             fetched_at=datetime.now(UTC),
             ip_address=str(response.ip_address) if response.ip_address else None,
             known=request.meta.get("known"),
+            requested_url=(request.meta.get("redirect_urls") or [request.url])[0],
         )
 
     def note_start(self, response: Response) -> None:

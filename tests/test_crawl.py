@@ -227,3 +227,29 @@ def test_nothing_stored_twice(world: World) -> None:
     with world.session() as session:
         urls = session.scalars(select(Article.canonical_url)).all()
     assert len(urls) == len(set(urls))
+
+
+def test_two_crawl_processes_at_once_store_each_article_once(world: World) -> None:
+    import threading
+
+    from archive.settings import load_settings
+    from crawler.runner import RunView, run_crawl
+
+    results: list[list[RunView]] = []
+
+    def crawl() -> None:
+        results.append(run_crawl(["zytzb"], refresh=True, settings=load_settings(world.env())))
+
+    threads = [threading.Thread(target=crawl) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    runs = [run for result in results for run in result]
+    assert [run.status for run in runs] == ["succeeded", "succeeded"], [run.message for run in runs]
+    truth = expected("zytzb")["articles"]
+    stored = world.articles("zytzb")
+    assert set(stored) == set(truth)
+    assert all(len(world.versions(a.id)) == 1 for a in stored.values())
+    assert sum(run.articles_new for run in runs) == len(truth)
+    assert all(run.articles_new + run.articles_unchanged == len(truth) for run in runs)
