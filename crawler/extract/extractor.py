@@ -78,7 +78,10 @@ def _extract(
     text_start = _first_prose(blocks, span)
     title, title_index = extract_title(blocks, page_title, meta_titles, site_names, text_start)
     body = extract_body(blocks, span, title, base_url, title_index, text_start)
-    zones = Zones(title=title_index, text_start=body.start, text_end=body.end)
+    # The head zone ends at the first sentence of prose, not at the first line kept: a
+    # line kept before it (a headline nothing else named) may share the byline's area.
+    start = body.start if text_start is None or body.start is None else max(body.start, text_start)
+    zones = Zones(title=title_index, text_start=start, text_end=body.end)
     meta = extract_metadata(blocks, zones, head, url, body.contributor)
 
     article = Article(

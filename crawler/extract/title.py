@@ -16,8 +16,11 @@ from itertools import islice
 
 from lxml import html
 
+from crawler.extract import labels
 from crawler.extract.blocks import HEADING_TAGS, Block
 from crawler.extract.cleanup import clean_text
+from crawler.extract.dates import find_dates
+from crawler.extract.metadata import is_metadata_line
 
 # Separators between a headline and the site name in <title>: 标题_网站, 标题 - 网站,
 # 标题--频道--人民网, 标题|网站. A bare "-" splits too (标题-新华网), but only as a last resort.
@@ -26,6 +29,7 @@ _BARE_DASH = re.compile(r"[-－]")
 _TITLE_CLASS = re.compile(r"title|tit\b|tit[_-]|biaoti|headline|heading|^bt$|_bt\b", re.I)
 _NOT_TITLE_CLASS = re.compile(r"sub|ft\b|yt\b|pre|kicker|site|logo|nav|menu", re.I)
 _SENTENCE_END = re.compile(r"[。！？!?]$")
+_TOOLBAR = re.compile(labels.alternation(labels.TOOLBAR_WORDS))
 
 #: Score a line needs to be taken as the headline. Agreement with <title> is worth 3-5
 #: (5 for its first part), a meta title 6, <h1> 3, <h2> 2, a "title" class 1.5, being
@@ -74,7 +78,36 @@ def extract_title(
     for meta in meta_titles:
         if meta:
             return meta, None
+    above = _line_above_the_byline(blocks, text_start)
+    if above is not None:
+        return above.text, above.index
     return (strip_site_name(page_title) if page_title else None), None
+
+
+def _line_above_the_byline(blocks: Sequence[Block], text_start: int | None) -> Block | None:
+    """The last resort: the short line right above the byline/toolbar lines over the text.
+
+    Used when nothing names the headline — no <title> agreement, no meta title, no
+    heading tag (a bare table layout): a headline sits directly over its byline."""
+    if text_start is None:
+        return None
+    passed_byline = False
+    for block in reversed(blocks[max(0, text_start - 5) : text_start]):
+        if block.is_image:
+            continue
+        text = block.text
+        if is_metadata_line(text) or find_dates(text) or _TOOLBAR.search(text):
+            passed_byline = True
+            continue
+        if (
+            passed_byline
+            and 4 <= block.chars <= 60
+            and block.link_density < 0.5
+            and not _SENTENCE_END.search(text)
+        ):
+            return block
+        return None
+    return None
 
 
 def strip_site_name(page_title: str) -> str | None:
