@@ -28,6 +28,7 @@ class GoldenCase:
     expected: dict[str, Any]
     with_: tuple[str, ...]
     without: tuple[str, ...]
+    script: str = "simplified"
 
     def __str__(self) -> str:
         return self.name
@@ -45,6 +46,7 @@ def golden_cases() -> list[GoldenCase]:
                 expected=truth["expected"],
                 with_=tuple(truth.get("with", [])),
                 without=tuple(truth.get("without", [])),
+                script=truth.get("script", "simplified"),
             )
         )
     return cases

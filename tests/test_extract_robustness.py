@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import opencc
 import pytest
 
 from crawler.extract import extract
@@ -57,3 +58,17 @@ def test_same_article_without_meta(case: GoldenCase) -> None:
     expected = dict(case.expected)
     assert (got.pop("publish_time") or "")[:10] == expected.pop("publish_time")[:10]
     assert got == expected
+
+
+@pytest.mark.parametrize("case", golden_cases(), ids=str)
+def test_same_article_in_the_other_script(case: GoldenCase) -> None:
+    """A page converted to the other script (opencc) extracts to its converted truth: the
+    label table must hold both scripts and the Hong Kong / Taiwan variants (審覈, 編輯)."""
+    config = "t2s.json" if case.script == "traditional" else "s2hk.json"
+    convert = opencc.OpenCC(config).convert
+    got = extract(convert(decode_html(case.html)[0]), url=case.url).to_dict()
+    for name, value in case.expected.items():
+        if name == "images":
+            continue
+        want = value if name == "publish_time" or value is None else convert(value)
+        assert got[name] == want, name

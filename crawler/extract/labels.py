@@ -124,7 +124,7 @@ CONTRIBUTOR_SUFFIX = "供稿"
 
 #: Labels that are not fields but end the value before them (点击：, 审核：, 字号 ...).
 OTHER = _both(
-    ("审核", "審核"),
+    ("审核", "審核", "審覈"),
     ("发布人", "發佈人"),
     ("发布者", "發佈者"),
     ("录入", "錄入"),
@@ -354,7 +354,7 @@ def alternation(words: Iterable[str]) -> str:
 
 #: Labels that are not fields but still make a line metadata (a reviewer, a counter).
 METADATA_LINE_OPENERS = _both(
-    ("审核", "審核"),
+    ("审核", "審核", "審覈"),
     ("校对", "校對"),
     ("摄影", "攝影"),
     ("通讯员", "通訊員"),
