@@ -685,6 +685,43 @@ def _fill_from_head(found: Metadata, head: HeadInfo) -> None:
                     break
             if found.editor:
                 break
+    if found.author is None:
+        found.author = _person_names(head)
+
+
+_META_AUTHOR_KEYS = ("author", "article:author", "dc.creator")
+
+
+def _person_names(head: HeadInfo) -> str | None:
+    """People named as authors in JSON-LD (@type Person) or <meta name=author>: only
+    names that look like people's — sites also put their own name there."""
+    people: list[str] = []
+    for obj in head.json_ld:
+        authors = obj.get("author")
+        for author in authors if isinstance(authors, list) else [authors]:
+            if isinstance(author, dict) and author.get("@type") == "Person":
+                name = author.get("name")
+                if isinstance(name, str) and name.strip() and name.strip() not in people:
+                    people.append(name.strip())
+    candidates = ["、".join(people)] if people else []
+    candidates += [v for key in _META_AUTHOR_KEYS for v in head.metas.get(key, [])]
+    for value in candidates:
+        value = normalize_space(value)
+        pairs = [p for p in parse_pairs(value) if p.field == "author"]
+        if pairs:
+            value = pairs[0].value
+        names = [n for n in _NAME_SPLIT.split(value) if n]
+        if names and len(names) <= 6 and all(_is_person(n) for n in names):
+            return clean_names(value)
+    return None
+
+
+def _is_person(name: str) -> bool:
+    return bool(_HAN_NAME.fullmatch(name)) and not _ORG_END.search(name)
+
+
+# A Chinese person's name: two to four Han characters, or a transliteration with ·.
+_HAN_NAME = re.compile(r"[\u3400-\u9fff]{2,4}|[\u3400-\u9fff]{1,6}[·•][\u3400-\u9fff·•]{1,12}")
 
 
 def _labelled_or_plain(value: str, field: str, clean: Any) -> str | None:
