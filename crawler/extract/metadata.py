@@ -450,7 +450,9 @@ def extract_metadata(
 
 
 # Some bylines carry no label, only a class: sina's <a class="source">新华社</a>.
-_SOURCE_CLASS = re.compile(r"source|laiyuan|copyfrom|(?:^|[\s_-])ly(?:$|[\s_-])", re.I)
+_SOURCE_CLASS = re.compile(
+    r"source|laiyuan|copyfrom|media-?name|(?:^|[\s_-])(?:ly|origin)(?:$|[\s_-])", re.I
+)
 _AUTHOR_CLASS = re.compile(r"author|byline|zuozhe|reporter|writer", re.I)
 # An organisation, not a person: 人民网, 新华社, 市委统战部 ...
 _ORG_END = re.compile(rf"(?:{labels.alternation(labels.ORG_SUFFIXES)})$")
