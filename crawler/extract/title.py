@@ -61,6 +61,11 @@ def extract_title(
     for block in blocks[: min(len(blocks), limit + 3)]:
         if block.is_image or not 2 <= block.chars <= 150:
             continue
+        # Menu entries and link lists: a headline is rarely a link, unless in a heading.
+        if block.link_density >= 0.5 and not any(
+            a.tag in HEADING_TAGS for a in block.ancestors[:3]
+        ):
+            continue
         for text, owner in _variants(block):
             if id(owner) in seen_owners and text != block.text:
                 continue
