@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from crawler.extract import Article, extract
@@ -91,12 +91,20 @@ def test_arbitrary_text(page: str) -> None:
     _never_raises(page)
 
 
-@settings(max_examples=100, deadline=None)
+SELECTOR_TEXT = st.text(alphabet=":[]()#.>+~*=\"'@/ abcpxhtdiv-_0123456789", max_size=16)
+
+
+@settings(max_examples=200, deadline=None)
+@example({"title": ":A"})  # a cssselect ExpressionError hypothesis once found
+@example({"body": "xpath:count(//p)"})  # an XPath that returns a number
 @given(
     st.dictionaries(
         st.sampled_from(["title", "body", "source", "editor", "author", "publish_time", "x"]),
         st.one_of(
-            st.none(), st.text(max_size=20), st.sampled_from(["xpath://", "css:", "xpath:@", "p["])
+            st.none(),
+            SELECTOR_TEXT,
+            SELECTOR_TEXT.map(lambda s: f"xpath:{s}"),
+            SELECTOR_TEXT.map(lambda s: f"css:{s}"),
         ),
     )
 )

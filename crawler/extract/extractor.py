@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from urllib.parse import urljoin
 
+from cssselect import SelectorError
 from lxml import etree, html
 
 from crawler.extract import labels
@@ -155,7 +156,7 @@ def _select(root: html.HtmlElement, selector: str) -> list[html.HtmlElement | st
             result = root.xpath(selector[len(XPATH_PREFIX) :].strip())
         else:
             result = root.cssselect(selector.removeprefix(CSS_PREFIX).strip())
-    except (etree.XPathError, ValueError, SyntaxError, TypeError):
+    except (etree.XPathError, SelectorError, ValueError, SyntaxError, TypeError):
         return []
     if not isinstance(result, list):
         result = [result]
