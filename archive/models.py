@@ -219,6 +219,7 @@ class Snapshot(Base):
     payload_digest: Mapped[str | None] = mapped_column(String(128))
 
     article: Mapped[Article | None] = relationship(back_populates="snapshots")
+    run: Mapped[CrawlRun | None] = relationship()
 
 
 class ArticleVersion(Base):

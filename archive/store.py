@@ -296,10 +296,10 @@ def save_article(
         article = session.scalars(
             select(Article).where(Article.canonical_url == canonical)
         ).one_or_none()
-    publish_time, offset = fields.parsed_publish_time()
-    content_hash = fields.content_hash()
     now = fetch.fetched_at
     if article is None:
+        publish_time, offset = fields.parsed_publish_time()
+        content_hash = fields.content_hash()
         article_id = session.execute(
             insert(ARTICLES).returning(ARTICLES.c.id),
             {
@@ -320,38 +320,70 @@ def save_article(
         )
         return article_id, "new"
     snapshot = add_snapshot(session, fetch, article.id)
+    article.last_seen = now
+    if article.status == ArticleStatus.GONE:
+        article.status = ArticleStatus.CHANGED if article.version > 1 else ArticleStatus.LIVE
+        article.gone_at = None
+    return article.id, add_version_if_changed(session, article, fields, snapshot.id, now)
+
+
+def add_version_if_changed(
+    session: Session, article: Article, fields: ArticleFields, snapshot_id: int | None, at: datetime
+) -> Literal["changed", "unchanged"]:
+    """A new version when any versioned field differs from the current one; else touch it."""
     current = session.scalars(
         select(ArticleVersion).where(
             ArticleVersion.article_id == article.id, ArticleVersion.version == article.version
         )
     ).one()
-    article.last_seen = now
-    if article.status == ArticleStatus.GONE:
-        article.status = ArticleStatus.CHANGED if article.version > 1 else ArticleStatus.LIVE
-        article.gone_at = None
+    content_hash = fields.content_hash()
     if current.content_hash == content_hash:
-        current.last_seen = now
-        return article.id, "unchanged"
+        current.last_seen = max(current.last_seen, at)
+        return "unchanged"
+    publish_time, offset = fields.parsed_publish_time()
     article.version += 1
     article.status = ArticleStatus.CHANGED
     article.publish_time = publish_time
     article.content_hash = fields.body_hash()
     session.flush()
-    session.add(
-        ArticleVersion(
-            **version_values(
-                article.id,
-                article.version,
-                fields,
-                content_hash,
-                publish_time,
-                offset,
-                snapshot.id,
-                now,
-            )
-        )
+    session.execute(
+        insert(VERSIONS),
+        version_values(
+            article.id, article.version, fields, content_hash, publish_time, offset, snapshot_id, at
+        ),
     )
-    return article.id, "changed"
+    return "changed"
+
+
+def adopt_unparsed(
+    session: Session, snapshot: Snapshot, site_id: int, fields: ArticleFields
+) -> int | None:
+    """A page kept without an article (extraction had failed) becomes its article now.
+
+    None when the URL has an article by now (a later fetch succeeded): the page is then
+    only attached to it, and that article's own versions stand.
+    """
+    canonical = canonical_url(snapshot.url)
+    existing = session.scalar(select(Article.id).where(Article.canonical_url == canonical))
+    if existing is not None:
+        snapshot.article_id = existing
+        return None
+    publish_time, offset = fields.parsed_publish_time()
+    at = snapshot.fetched_at
+    article = Article(
+        site_id=site_id, url=snapshot.url, canonical_url=canonical, first_seen=at, last_seen=at,
+        version=1, publish_time=publish_time, content_hash=fields.body_hash(),
+    )  # fmt: skip
+    session.add(article)
+    session.flush()
+    snapshot.article_id = article.id
+    session.execute(
+        insert(VERSIONS),
+        version_values(
+            article.id, 1, fields, fields.content_hash(), publish_time, offset, snapshot.id, at
+        ),
+    )
+    return article.id
 
 
 def mark_seen(session: Session, article_id: int, at: datetime) -> None:

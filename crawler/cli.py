@@ -381,7 +381,25 @@ def reparse(
     site: Annotated[str | None, typer.Option(help="Only this site's articles.")] = None,
 ) -> None:
     """Re-run extraction on stored raw snapshots; new versions only where a field changed."""
-    not_implemented("reparse")
+    from archive.db import check_schema, make_engine, make_sessionmaker
+    from crawler.reparse import reparse as reparse_archive
+
+    config = settings()
+    engine = make_engine(config.database_url, writer=True)
+    try:
+        check_schema(engine)
+        with err.status("reparsing…") as status:
+            counts = reparse_archive(
+                config, make_sessionmaker(engine), site,
+                on_progress=lambda done, total: status.update(f"reparsing… {done}/{total}"),
+            )  # fmt: skip
+    finally:
+        engine.dispose()
+    out.print(
+        f"checked {counts.checked}: {counts.changed} changed (new version), {counts.unchanged} unchanged, "
+        f"{counts.recovered} recovered, {counts.failed} still without title and body",
+        markup=False,
+    )
 
 
 @app.command()
