@@ -32,6 +32,7 @@ from archive.store import (
     save_unparsed,
 )
 from crawler.extract import EXTRACTOR_VERSION, extract
+from crawler.extract.decode import decode_html
 from crawler.items import FetchedPage
 from crawler.runstate import RunState
 
@@ -47,6 +48,10 @@ class Pending:
     fetch: Fetch
     fields: ArticleFields | None  # None: extraction failed, keep the raw page only
     problem: str = ""
+
+
+def header_value(headers: list[tuple[str, str]], name: str) -> str | None:
+    return next((value for key, value in headers if key.lower() == name), None)
 
 
 class ArchivePipeline:
@@ -91,7 +96,9 @@ class ArchivePipeline:
         run = self.run
         site = run.site
         try:
-            article = extract(item.body, url=item.url, selectors=site.selectors.given())
+            # decoded with the response's header too: a charset only the header names
+            text = decode_html(item.body, header_value(item.headers, "content-type"))[0]
+            article = extract(text, url=item.url, selectors=site.selectors.given())
         except Exception as exc:  # extract() must not raise; if it does, keep the page anyway
             log.exception("extract() raised on %s", item.url)
             fields, problem = None, f"extraction raised {type(exc).__name__}: {exc}"

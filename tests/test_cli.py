@@ -18,7 +18,6 @@ from crawler.cli import app
 NOT_YET = [
     ["schedule"],
     ["status"],
-    ["reparse", "--site", "zytzb"],
     ["search", "统战", "--since", "2024-01-01", "--format", "json"],
     ["export", "--format", "parquet", "--output", "out.parquet"],
     ["export", "统战", "--format", "jsonl", "--output", "out.jsonl"],
