@@ -184,7 +184,8 @@ class Article(Base):
     cluster_id: Mapped[int | None] = mapped_column(
         ForeignKey("clusters.id", ondelete="SET NULL"), index=True
     )
-    is_original: Mapped[bool] = mapped_column(Boolean, default=False)
+    # True unless a republication cluster credits another member as the original.
+    is_original: Mapped[bool] = mapped_column(Boolean, default=True)
 
     site: Mapped[Site] = relationship(back_populates="articles")
     versions: Mapped[list[ArticleVersion]] = relationship(
@@ -253,7 +254,9 @@ class LshBand(Base):
     """MinHash LSH buckets kept in the database, so every crawl process shares one index."""
 
     __tablename__ = "lsh_bands"
-    __table_args__ = (Index("ix_lsh_bands_article", "article_id"),)
+    # WITHOUT ROWID: on SQLite the primary key is the table (42 rows an article; a rowid
+    # table would store every row twice, once more in the key's index).
+    __table_args__ = (Index("ix_lsh_bands_article", "article_id"), {"sqlite_with_rowid": False})
 
     band: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)

@@ -66,6 +66,7 @@ class Fetch:
     warc: WarcLocation
     payload_length: int
     run_id: int | None = None
+    canonical_url: str | None = None  # given by the crawler (with the site's URL aliases)
 
     @property
     def content_type(self) -> str | None:
@@ -103,7 +104,10 @@ class ArticleFields:
         return hashlib.sha256(json.dumps(values, ensure_ascii=False).encode()).hexdigest()
 
     def body_hash(self) -> str:
-        return hashlib.sha256(" ".join(self.body.split()).encode()).hexdigest()
+        """The exact-duplicate key (dedup's comparison text: either script, no punctuation)."""
+        from archive.dedup import content_key
+
+        return content_key(self.body)
 
     def parsed_publish_time(self) -> tuple[datetime | None, int | None]:
         """(aware datetime, offset in minutes) of `publish_time`; (None, None) if unusable."""
@@ -290,7 +294,7 @@ def save_article(
     process stored the URL meanwhile, the unique canonical URL raises IntegrityError and
     the caller retries without it.
     """
-    canonical = canonical_url(fetch.url)
+    canonical = fetch.canonical_url or canonical_url(fetch.url)
     article = None
     if not expect_new:
         article = session.scalars(
@@ -356,14 +360,13 @@ def add_version_if_changed(
 
 
 def adopt_unparsed(
-    session: Session, snapshot: Snapshot, site_id: int, fields: ArticleFields
+    session: Session, snapshot: Snapshot, site_id: int, fields: ArticleFields, canonical: str
 ) -> int | None:
     """A page kept without an article (extraction had failed) becomes its article now.
 
     None when the URL has an article by now (a later fetch succeeded): the page is then
     only attached to it, and that article's own versions stand.
     """
-    canonical = canonical_url(snapshot.url)
     existing = session.scalar(select(Article.id).where(Article.canonical_url == canonical))
     if existing is not None:
         snapshot.article_id = existing

@@ -1,13 +1,50 @@
 """Canonical URLs: two addresses of one page are one article.
 
-A first cut (w3lib's canonical form without the fragment); the deduplication issue adds
-tracking parameters, `index.html`, http/https and per-site aliases.
+w3lib's canonical form (sorted query, normalised escapes, no fragment), then: tracking
+parameters dropped (utm_*, spm, from=timeline ... the share links of WeChat, Weibo and
+news apps), `index.html`-style directory pages reduced to their folder, http and https
+made one (https), default ports and `www.`-less aliases mapped through the site's
+`url_aliases` (mobile hosts, mirrors).
 """
 
 from __future__ import annotations
 
-from w3lib.url import canonicalize_url
+import re
+from collections.abc import Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+from w3lib.url import canonicalize_url, url_query_cleaner
+
+#: Query parameters that say how a link was shared, never which page it is.
+TRACKING_PARAMS = (
+    "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "utm_id",
+    "spm", "from", "isappinstalled", "scene", "srcid", "sharer_shareid", "sharer_sharetime",
+    "share_token", "share_source", "wxfrom", "clicktime", "enterid", "timestamp", "_t",
+    "fbclid", "gclid", "mkt_tok", "share_medium", "tt_from", "ivk_sa",
+)  # fmt: skip
+_TRACKING_PREFIX = re.compile(r"^(utm_|share_|wx_)")
+_DIRECTORY_PAGE = re.compile(r"/(?:index|default)\.s?html?$", re.IGNORECASE)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def canonical_url(url: str) -> str:
-    return canonicalize_url(url.strip(), keep_fragments=False)
+def canonical_url(url: str, aliases: Mapping[str, str] | None = None) -> str:
+    """The identity of the page at `url` (not necessarily a URL to fetch)."""
+    url = canonicalize_url(url.strip(), keep_fragments=False)
+    parts = urlsplit(url)
+    query = _strip_tracking(url) if parts.query else ""
+    host = (parts.hostname or "").rstrip(".")
+    host = (aliases or {}).get(host, host)
+    port = parts.port
+    netloc = host if port in (None, _DEFAULT_PORTS.get(parts.scheme)) else f"{host}:{port}"
+    path = _DIRECTORY_PAGE.sub("/", parts.path or "/")
+    scheme = "https" if parts.scheme in ("http", "https") else parts.scheme
+    return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def _strip_tracking(url: str) -> str:
+    cleaned = url_query_cleaner(
+        url, TRACKING_PARAMS, remove=True, unique=False, keep_fragments=False
+    )
+    query = urlsplit(cleaned).query
+    kept = [p for p in query.split("&") if p and not _TRACKING_PREFIX.match(p.split("=", 1)[0])]
+    return "&".join(kept)

@@ -557,8 +557,29 @@ def as_beijing(when: datetime | None) -> datetime | None:
 def dedup(
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Recompute all clusters.")] = False,
 ) -> None:
-    """Recompute republication clusters from stored text."""
-    not_implemented("dedup")
+    """Recompute republication clusters (and their originals) from stored text."""
+    from archive.db import check_schema, make_engine, make_sessionmaker
+    from archive.dedup import rebuild as rebuild_clusters
+    from archive.dedup import summary
+
+    config = settings()
+    engine = make_engine(config.database_url, writer=True)
+    try:
+        check_schema(engine)
+        sessions = make_sessionmaker(engine)
+        if rebuild:
+            with err.status("clustering…"), sessions() as session, session.begin():
+                count = rebuild_clusters(session)
+            err.print(f"clustered {count} articles", markup=False)
+        with sessions() as session:
+            articles, clusters, copies = summary(session)
+    finally:
+        engine.dispose()
+    out.print(
+        f"{articles} articles, {clusters} republication clusters holding {copies} articles; "
+        f"{articles - copies + clusters} distinct stories",
+        markup=False,
+    )
 
 
 @app.command()

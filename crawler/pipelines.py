@@ -23,6 +23,7 @@ from scrapy.crawler import Crawler
 from sqlalchemy.exc import IntegrityError
 from twisted.internet import task
 
+from archive.dedup import cluster_articles
 from archive.store import (
     ArticleFields,
     Fetch,
@@ -127,15 +128,24 @@ class ArchivePipeline:
         outcomes: list[tuple[Pending, str]] = []
         retry: list[Pending] = []
         with run.sessions() as session, session.begin():
+            to_cluster: list[int] = []
             for page in batch:
                 try:
                     with session.begin_nested():
-                        outcomes.append((page, self.store_page(session, page)))
+                        article_id, outcome = self.store_page(session, page)
                 except IntegrityError:
                     retry.append(page)  # another process stored this URL meanwhile
+                    continue
+                outcomes.append((page, outcome))
+                if article_id is not None and outcome in ("new", "changed"):
+                    to_cluster.append(article_id)
+            cluster_articles(session, to_cluster)  # in the same transaction as the articles
         for page in retry:  # now the other row is visible: this becomes an update
             with run.sessions() as session, session.begin():
-                outcomes.append((page, self.store_page(session, page, expect_new=False)))
+                article_id, outcome = self.store_page(session, page, expect_new=False)
+                if article_id is not None and outcome in ("new", "changed"):
+                    cluster_articles(session, [article_id])
+            outcomes.append((page, outcome))
         for page, outcome in outcomes:
             page.item.outcome = outcome
             counter = f"articles_{outcome}"
@@ -143,15 +153,17 @@ class ArchivePipeline:
             if outcome == "failed":
                 run.error(page.item.url, "extract", page.problem)
 
-    def store_page(self, session: Any, page: Pending, expect_new: bool | None = None) -> str:
+    def store_page(
+        self, session: Any, page: Pending, expect_new: bool | None = None
+    ) -> tuple[int | None, str]:
         known = page.item.known
         if page.fields is None:
             save_unparsed(session, page.fetch, known.article_id if known else None)
-            return "failed"
+            return None, "failed"
         if expect_new is None:
             # a URL the archive did not have, that was not redirected elsewhere
             expect_new = known is None and page.item.url == page.item.requested_url
-        return save_article(session, self.run.site_id, page.fetch, page.fields, expect_new)[1]
+        return save_article(session, self.run.site_id, page.fetch, page.fields, expect_new)
 
     # --- 304, 404, 410 ---------------------------------------------------------------------
 
@@ -205,4 +217,5 @@ class ArchivePipeline:
             warc=location,
             payload_length=len(item.body),
             run_id=run.run_id,
+            canonical_url=run.site.canonical(item.url),
         )

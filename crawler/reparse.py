@@ -15,14 +15,16 @@ from dataclasses import dataclass
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from archive.dedup import cluster_articles
 from archive.errors import UfarchiveError
 from archive.models import Article, CrawlRun, Site, Snapshot, utcnow
 from archive.settings import Settings
 from archive.store import ArticleFields, add_version_if_changed, adopt_unparsed, header
+from archive.urls import canonical_url
 from archive.warc import read_record
 from crawler.extract import EXTRACTOR_VERSION, extract
 from crawler.extract.decode import decode_html
-from crawler.sites import check_sites
+from crawler.sites import SiteConfig, check_sites
 
 BATCH = 200
 
@@ -67,7 +69,7 @@ def reparse(
     site: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> ReparseCounts:
-    selectors = site_selectors(settings)
+    sites = configured_sites(settings)
     counts = ReparseCounts()
     with sessions() as session:
         work = pages_to_reparse(session, site)
@@ -75,32 +77,42 @@ def reparse(
     now = utcnow()
     for start in range(0, len(work), BATCH):
         with sessions() as session, session.begin():
+            to_cluster: list[int] = []
             for snapshot_id, site_id, article_id in work[start : start + BATCH]:
                 snapshot = session.get_one(Snapshot, snapshot_id)
                 record = read_record(settings.data_dir, snapshot.warc_file, snapshot.warc_offset)
                 # decoded as at crawl time: with the charset the response header gave
                 text = decode_html(record.payload, header(snapshot.headers, "content-type"))[0]
-                found = extract(text, url=snapshot.url, selectors=selectors.get(names[site_id], {}))
+                config = sites.get(names[site_id])
+                found = extract(
+                    text, url=snapshot.url, selectors=config.selectors.given() if config else {}
+                )
                 fields = ArticleFields.from_dict(found.to_dict(), EXTRACTOR_VERSION)
                 counts.checked += 1
                 if not fields.title and not fields.body:
                     counts.failed += 1
                 elif article_id is None:
-                    counts.recovered += (
-                        adopt_unparsed(session, snapshot, site_id, fields) is not None
-                    )
+                    url = snapshot.url
+                    canonical = config.canonical(url) if config else canonical_url(url)
+                    adopted = adopt_unparsed(session, snapshot, site_id, fields, canonical)
+                    counts.recovered += adopted is not None
+                    if adopted is not None:
+                        to_cluster.append(adopted)
                 else:
                     article = session.get_one(Article, article_id)
                     outcome = add_version_if_changed(session, article, fields, snapshot.id, now)
                     setattr(counts, outcome, getattr(counts, outcome) + 1)
+                    if outcome == "changed":
+                        to_cluster.append(article_id)
+            cluster_articles(session, to_cluster)
         if on_progress:
             on_progress(counts.checked, len(work))
     return counts
 
 
-def site_selectors(settings: Settings) -> dict[str, dict[str, str]]:
-    """Selectors of the sites still configured; a site without a valid file gets none."""
+def configured_sites(settings: Settings) -> dict[str, SiteConfig]:
+    """The sites still configured (for selectors and URL aliases); broken files are skipped."""
     if not settings.sites_dir.is_dir():
         return {}
     sites, _ = check_sites(settings.sites_dir)
-    return {site.name: site.selectors.given() for site in sites}
+    return {site.name: site for site in sites}

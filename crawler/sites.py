@@ -102,6 +102,8 @@ class SiteConfig(_Strict):
     keywords: list[str] = []
     max_pages: int = Field(2000, ge=1)
     selectors: Selectors = Selectors()
+    # Other hosts of the same pages (mobile site, mirror) -> the host that names them.
+    url_aliases: dict[str, str] = {}
 
     @field_validator("name")
     @classmethod
@@ -130,6 +132,15 @@ class SiteConfig(_Strict):
                 )
         return [d.lower() for d in value]
 
+    @field_validator("url_aliases")
+    @classmethod
+    def _check_aliases(cls, value: dict[str, str]) -> dict[str, str]:
+        for alias, host in value.items():
+            for name in (alias, host):
+                if not is_host(name):
+                    raise ValueError(f"{name!r} is not a host name or IP address")
+        return {alias.lower(): host.lower() for alias, host in value.items()}
+
     @field_validator("start_urls", "feed_urls", "sitemap_urls")
     @classmethod
     def _check_urls(cls, value: list[str], info: ValidationInfo) -> list[str]:
@@ -143,6 +154,12 @@ class SiteConfig(_Strict):
 
     def is_allowed_host(self, host: str) -> bool:
         return is_allowed_host(host, self.allowed_domains)
+
+    def canonical(self, url: str) -> str:
+        """The canonical URL of a page of this site (its aliases applied)."""
+        from archive.urls import canonical_url
+
+        return canonical_url(url, self.url_aliases)
 
     @property
     def article_re(self) -> re.Pattern[str]:

@@ -30,7 +30,6 @@ from archive.db import check_schema, make_engine, make_sessionmaker
 from archive.models import RunStatus
 from archive.settings import load_settings
 from archive.store import Known, ensure_site, known_articles, start_run
-from archive.urls import canonical_url
 from archive.warc import WarcFileWriter
 from crawler.extract.decode import decode_html
 from crawler.items import FetchedPage
@@ -163,7 +162,7 @@ class NewsSpider(scrapy.Spider):
 
     def article_request(self, url: str, updated: datetime | None = None) -> Request | None:
         """Fetch an article unless the archive has it unchanged; conditionally if it has it."""
-        canonical = canonical_url(url)
+        canonical = self.site.canonical(url)
         if canonical in self.scheduled or not self.is_allowed(url):
             return None
         known = self.run.known.get(canonical)
@@ -204,7 +203,7 @@ class NewsSpider(scrapy.Spider):
             if not self.is_allowed(url):
                 continue
             if article_re.search(url):
-                if canonical_url(url) not in self.run.known:
+                if self.site.canonical(url) not in self.run.known:
                     new_articles += 1
                 request = self.article_request(url)
                 if request is not None:

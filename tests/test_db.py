@@ -81,6 +81,37 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_url: str) -> None:
     engine.dispose()
 
 
+def test_lsh_bands_is_a_without_rowid_table_on_sqlite(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    upgrade(engine)
+    with engine.connect() as conn:
+        sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'lsh_bands'")).scalar()
+    engine.dispose()
+    assert sql is not None and "WITHOUT ROWID" in sql.upper()
+
+
+def test_upgrading_an_archive_keeps_its_rows(database_url: str) -> None:
+    engine = make_engine(database_url)
+    upgrade(engine, "0001")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO sites (id, name, title, created_at) VALUES (1, 'a', 'A', CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(text(
+            "INSERT INTO articles (id, site_id, url, canonical_url, status, first_seen, last_seen, version, is_original)"
+            " VALUES (1, 1, 'u', 'u', 'live', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1, :no)"
+        ), {"no": False})  # fmt: skip
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT is_original FROM articles WHERE id = 1")).scalar() in (
+            True,
+            1,
+        )
+    engine.dispose()
+
+
 def test_foreign_keys_are_enforced(session_factory: sessionmaker[Session]) -> None:
     with pytest.raises(IntegrityError), session_factory() as s, s.begin():
         s.add(

@@ -1,0 +1,247 @@
+"""Republication clusters: copies across sites and scripts join, distinct stories stay apart."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import opencc
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from archive.dedup import (
+    Member,
+    choose_original,
+    comparison_text,
+    content_key,
+    is_copy,
+    prepare,
+    similarity,
+)
+from archive.models import Article, Cluster
+from archive.settings import load_settings
+from crawler.cli import app
+from crawler.extract import extract
+from crawler.runner import run_crawl
+from tests.conftest import SITES
+from tests.crawlworld import World, expected, make_world
+from tests.siteserver import SiteServer
+
+ALL_SITES = ("zytzb", "tzb_tw", "gbk_city")
+
+
+def fixture_bodies() -> dict[tuple[str, str], str]:
+    bodies = {}
+    for site in ALL_SITES:
+        for path in expected(site)["articles"]:
+            bodies[(site, path)] = extract((SITES / site / path.lstrip("/")).read_bytes()).body
+    return bodies
+
+
+def republication_pairs() -> set[frozenset[tuple[str, str]]]:
+    pairs = set()
+    for site in ALL_SITES:
+        for path, origin in expected(site).get("republished_from", {}).items():
+            pairs.add(frozenset({(site, path), (origin["site"], origin["path"])}))
+    return pairs
+
+
+BODIES = fixture_bodies()
+PAIRS = republication_pairs()
+BASE = max((b for b in BODIES.values()), key=len)  # the longest fixture article
+S2T = opencc.OpenCC("s2t")
+
+
+def test_comparison_text_ignores_script_punctuation_spacing_and_pinyin() -> None:
+    assert comparison_text("統(tǒng)一戰(zhàn)線，是黨的　重要法寶！") == comparison_text(
+        "统一战线是党的重要法宝"
+    )
+    assert comparison_text("２０２４年") == comparison_text("2024年")
+    assert content_key(S2T.convert(BASE)) == content_key(BASE)
+
+
+def test_the_fixture_world_has_three_republications() -> None:
+    assert len(PAIRS) == 3
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    list(itertools.combinations(sorted(BODIES), 2)),
+    ids=lambda k: k[1] if isinstance(k, tuple) else k,
+)
+def test_fixture_articles_cluster_exactly_when_republished(
+    a: tuple[str, str], b: tuple[str, str]
+) -> None:
+    copy = is_copy(prepare(1, BODIES[a]).hashes, prepare(2, BODIES[b]).hashes)
+    assert copy == (frozenset({a, b}) in PAIRS), similarity(
+        prepare(1, BODIES[a]).hashes, prepare(2, BODIES[b]).hashes
+    )
+
+
+def sentences(text: str) -> list[str]:
+    return [s + "。" for s in text.replace("\n", "").split("。") if s]
+
+
+KINDS: dict[str, Callable[[str], str]] = {
+    "traditional script": lambda t: S2T.convert(t),
+    "other boilerplate": lambda t: (
+        "来源：某某市统战部网站　编辑：王芳\n"
+        + t
+        + "\n版权所有：某某市委统战部　备案号：皖ICP备00000000号\n分享到：微信 微博"
+    ),
+    "a sentence added": lambda t: (
+        t + "\n会后，与会人员还就下一步工作进行了深入交流，一致表示将认真贯彻落实会议精神。"
+    ),
+    "truncated": lambda t: "".join(sentences(t)[: max(2, len(sentences(t)) * 6 // 10)]),
+    "a sentence cut": lambda t: "".join(sentences(t)[1:]),
+    "pinyin leaks": lambda t: S2T.convert(t).replace("統", "統(tǒng)").replace("戰", "戰(zhàn)"),
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_kind_of_copy_is_a_copy(kind: str) -> None:
+    original, copy = prepare(1, BASE), prepare(2, KINDS[kind](BASE))
+    assert is_copy(original.hashes, copy.hashes), similarity(original.hashes, copy.hashes)
+    assert set(original.keys) & set(copy.keys), "LSH must make them candidates"
+
+
+def test_shared_boilerplate_or_opening_does_not_make_a_copy() -> None:
+    opening = "为深入学习贯彻习近平新时代中国特色社会主义思想，全面贯彻落实中央统战工作会议精神，按照市委统一部署，"
+    boilerplate = ("（本文来源：某某市委统战部。转载请注明出处。欢迎关注统一战线微信公众号，获取更多统战资讯。"
+                   "联系电话：0000-0000000　地址：某某市人民路1号）") * 2  # fmt: skip
+    longest = sorted(BODIES, key=lambda k: len(BODIES[k]))[-8:]
+    for a, b in itertools.combinations(longest, 2):
+        if frozenset({a, b}) in PAIRS:
+            continue
+        x, y = (
+            prepare(1, opening + BODIES[a] + boilerplate),
+            prepare(2, opening + BODIES[b] + boilerplate),
+        )
+        assert not is_copy(x.hashes, y.hashes), similarity(x.hashes, y.hashes)
+
+
+def member(
+    article_id: int, site: str, when: datetime | None, source: str | None, seen: int = 0
+) -> Member:
+    return Member(
+        article_id, article_id, (site, site), when, source, datetime(2024, 3, 1, seen, tzinfo=UTC)
+    )
+
+
+def test_the_original_is_the_earliest_then_the_site_others_name() -> None:
+    early, late = datetime(2024, 3, 1, 1, tzinfo=UTC), datetime(2024, 3, 2, tzinfo=UTC)
+    chosen, why = choose_original(
+        [member(1, "省委统战部网站", late, None), member(2, "中央统战部", early, None)]
+    )
+    assert chosen.article_id == 2 and why.startswith("earliest publish time")
+    chosen, why = choose_original([
+        member(1, "中国统一战线", early, "中央统战部网站", seen=1),
+        member(2, "中央统战部", early, "中央统战部", seen=2),
+        member(3, "铜陵统战", early, "中央统战部网站", seen=3),
+    ])  # fmt: skip
+    assert chosen.article_id == 2 and "named as 来源 by 2 other copies" in why
+    chosen, why = choose_original(
+        [member(1, "甲", None, None, seen=5), member(2, "乙", None, None, seen=4)]
+    )
+    assert chosen.article_id == 2 and why == "no publish times; first seen"
+
+
+# --- in the archive, after real crawls --------------------------------------------------------
+
+
+@pytest.fixture
+def world(tmp_path: Path, database_url: str, site_server: Callable[..., SiteServer]) -> World:
+    return make_world(tmp_path, database_url, site_server, ALL_SITES)
+
+
+def clusters_by_path(world: World) -> set[frozenset[tuple[str, str]]]:
+    by_cluster: dict[int, set[tuple[str, str]]] = {}
+    for site in ALL_SITES:
+        for path, article in world.articles(site).items():
+            if article.cluster_id is not None:
+                by_cluster.setdefault(article.cluster_id, set()).add((site, path))
+    return {frozenset(members) for members in by_cluster.values()}
+
+
+def test_crawled_republications_cluster_with_their_original(world: World) -> None:
+    world.crawl()
+    assert clusters_by_path(world) == PAIRS
+    with world.session() as session:
+        for cluster in session.scalars(select(Cluster)):
+            original = session.get_one(Article, cluster.original_article_id)
+            assert original.site.name == "zytzb" and original.is_original
+            assert cluster.size == 2 and cluster.original_reason
+        singles = session.scalars(select(Article).where(Article.cluster_id.is_(None))).all()
+        assert singles and all(a.is_original for a in singles)
+        copies = session.scalars(
+            select(Article).where(Article.cluster_id.is_not(None), ~Article.is_original)
+        ).all()
+        assert {a.site.name for a in copies} == {"tzb_tw", "gbk_city"}
+    copy = world.articles("gbk_city")["/xwdt/2024/0311/120.htm"]
+    result = CliRunner().invoke(app, ["show", str(copy.id), "--format", "json"], env=world.env())
+    detail = json.loads(result.stdout)
+    assert detail["is_original"] is False and detail["cluster_id"] == copy.cluster_id
+    (other,) = detail["republications"]
+    assert (
+        other["site"] == "zytzb"
+        and other["is_original"] is True
+        and other["url"].endswith("t20240308_570511.html")
+    )
+    # a rebuild from stored text finds the same clusters
+    result = CliRunner().invoke(app, ["dedup", "--rebuild"], env=world.env())
+    assert result.exit_code == 0, result.output
+    assert "3 republication clusters holding 6 articles" in result.stdout
+    assert clusters_by_path(world) == PAIRS
+
+
+def test_an_edited_copy_stays_a_version_and_in_its_cluster_until_it_no_longer_matches(
+    world: World,
+) -> None:
+    world.crawl()
+    server = world.servers["gbk_city"]
+    path = "/xwdt/2024/0311/120.htm"
+    page = (SITES / "gbk_city" / path.lstrip("/")).read_bytes().decode("gb18030")
+    first = expected("gbk_city")["articles"][path]["body_starts"]
+    server.put(path, page.replace(first, "（更新）" + first, 1).encode("gbk"))
+    world.crawl("gbk_city", refresh=True)
+    article = world.articles("gbk_city")[path]
+    assert article.version == 2 and article.cluster_id is not None
+    assert clusters_by_path(world) == PAIRS
+    # rewritten into another story: it leaves, and its former original stands alone
+    other = BODIES[("zytzb", "/tzyw/202402/t20240220_568102.html")]
+    start = page.index(first)
+    last = expected("gbk_city")["articles"][path]["body_ends"]
+    end = page.index(last) + len(last)
+    rewritten = page[:start] + "</p><p>".join(reversed(other.split("\n"))) + page[end:]
+    server.put(path, rewritten.encode("gb18030"))
+    world.crawl("gbk_city", refresh=True)
+    article = world.articles("gbk_city")[path]
+    assert article.version == 3
+    assert frozenset(
+        {("gbk_city", path), ("zytzb", "/tzyw/202403/t20240308_570511.html")}
+    ) not in clusters_by_path(world)
+    assert world.articles("zytzb")["/tzyw/202403/t20240308_570511.html"].is_original
+
+
+def test_two_crawl_processes_cluster_what_they_write_at_once(world: World) -> None:
+    errors: list[BaseException] = []
+
+    def crawl(name: str) -> None:
+        try:
+            run_crawl([name], settings=load_settings(world.env()))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=crawl, args=(name,)) for name in ("zytzb", "tzb_tw")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors
+    want = {pair for pair in PAIRS if all(site in ("zytzb", "tzb_tw") for site, _ in pair)}
+    assert clusters_by_path(world) == want
