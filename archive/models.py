@@ -23,6 +23,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Text,
@@ -256,13 +257,17 @@ class LshBand(Base):
     __tablename__ = "lsh_bands"
     # WITHOUT ROWID: on SQLite the primary key is the table (42 rows an article; a rowid
     # table would store every row twice, once more in the key's index).
-    __table_args__ = (Index("ix_lsh_bands_article", "article_id"), {"sqlite_with_rowid": False})
-
-    band: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
-    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    article_id: Mapped[int] = mapped_column(
-        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
+    # The key starts with the bucket: a lookup is `bucket IN (the article's 42 buckets)`
+    # (buckets are salted with their band, so equal buckets mean equal bands).
+    __table_args__ = (
+        PrimaryKeyConstraint("bucket", "band", "article_id"),
+        Index("ix_lsh_bands_article", "article_id"),
+        {"sqlite_with_rowid": False},
     )
+
+    band: Mapped[int] = mapped_column(SmallInteger)
+    bucket: Mapped[int] = mapped_column(BigInteger)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
 
 
 class Collection(Base):

@@ -21,6 +21,8 @@ from archive.dedup import (
     content_key,
     is_copy,
     prepare,
+    shingle_hashes,
+    signature,
     similarity,
 )
 from archive.models import Article, Cluster
@@ -63,6 +65,15 @@ def test_comparison_text_ignores_script_punctuation_spacing_and_pinyin() -> None
     )
     assert comparison_text("２０２４年") == comparison_text("2024年")
     assert content_key(S2T.convert(BASE)) == content_key(BASE)
+
+
+def test_signatures_are_datasketchs_minhash() -> None:
+    from datasketch import MinHash
+
+    hashes = shingle_hashes(comparison_text(BASE))
+    minhash = MinHash(num_perm=128, seed=1, hashfunc=int, scheme="affine32")
+    minhash.update_batch(hashes)
+    assert (signature(hashes) == minhash.hashvalues).all()
 
 
 def test_the_fixture_world_has_three_republications() -> None:

@@ -1,4 +1,4 @@
-"""dedup: lsh_bands WITHOUT ROWID on SQLite; an article alone is its own original
+"""dedup: lsh_bands keyed by bucket first, WITHOUT ROWID on SQLite; an article alone is its own original
 
 Revision ID: 0002
 Revises: 0001
@@ -18,7 +18,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _create_lsh_bands(with_rowid: bool) -> None:
+def _create_lsh_bands(with_rowid: bool, key: tuple[str, ...]) -> None:
     op.create_table(
         "lsh_bands",
         sa.Column("band", sa.SmallInteger(), nullable=False),
@@ -30,7 +30,7 @@ def _create_lsh_bands(with_rowid: bool) -> None:
             name=op.f("fk_lsh_bands_article_id_articles"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("band", "bucket", "article_id", name=op.f("pk_lsh_bands")),
+        sa.PrimaryKeyConstraint(*key, name=op.f("pk_lsh_bands")),
         sqlite_with_rowid=with_rowid,
     )
     op.create_index("ix_lsh_bands_article", "lsh_bands", ["article_id"], unique=False)
@@ -41,7 +41,7 @@ def upgrade() -> None:
     # table is recreated rather than copied.
     op.drop_index("ix_lsh_bands_article", table_name="lsh_bands")
     op.drop_table("lsh_bands")
-    _create_lsh_bands(with_rowid=False)
+    _create_lsh_bands(with_rowid=False, key=("bucket", "band", "article_id"))
     op.execute(
         sa.text("UPDATE articles SET is_original = :yes WHERE cluster_id IS NULL").bindparams(
             yes=True
@@ -52,7 +52,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_lsh_bands_article", table_name="lsh_bands")
     op.drop_table("lsh_bands")
-    _create_lsh_bands(with_rowid=True)
+    _create_lsh_bands(with_rowid=True, key=("band", "bucket", "article_id"))
     op.execute(
         sa.text("UPDATE articles SET is_original = :no WHERE cluster_id IS NULL").bindparams(
             no=False
