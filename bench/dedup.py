@@ -167,6 +167,9 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=200_000)
     parser.add_argument("--copies", type=int, default=10_000)
     parser.add_argument("--negatives", type=int, default=10_000)
+    parser.add_argument(
+        "--batch", type=int, default=BATCH, help="articles a transaction (default 500)"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     texts, source_of = corpus(args.docs, args.copies, args.negatives)
@@ -186,9 +189,10 @@ def main() -> None:
         marks = {10_000, 50_000, len(texts)}
         window: list[float] = []
         cost_at: dict[int, float] = {}
+        size = args.batch
         batches = [
-            list(range(start, min(start + BATCH, len(texts))))
-            for start in range(0, len(texts), BATCH)
+            list(range(start, min(start + size, len(texts))))
+            for start in range(0, len(texts), size)
         ]
         started = time.perf_counter()
         with ProcessPoolExecutor(max_workers=1) as pool:
@@ -211,9 +215,9 @@ def main() -> None:
                 done = batch[-1] + 1
                 for mark in marks:
                     if done >= mark and mark not in cost_at:
-                        recent = window[-10:]
+                        recent = window[-max(1, 5000 // size) :]
                         cost_at[mark] = sum(recent) / len(recent)
-                if done % 20_000 < BATCH:
+                if done % 20_000 < size:
                     print(
                         f"  {done} articles, {done / (time.perf_counter() - started):.0f} docs/s",
                         flush=True,
