@@ -54,7 +54,12 @@ BROKEN = [
     ("outside", ("start_urls", "[https://other.gov.cn/]"), "start_urls", "outside allowed_domains"),
     ("not_http", ("start_urls", "[ftp://www.example.gov.cn/]"), "start_urls", "not an http(s) URL"),
     ("bad_int", "max_pages: lots\n", "max_pages", "valid integer"),
-    ("bad_alias", "url_aliases: {'m example': www.example.gov.cn}\n", "url_aliases", "not a host name"),
+    (
+        "bad_alias",
+        "url_aliases: {'m example': www.example.gov.cn}\n",
+        "url_aliases",
+        "not a host name",
+    ),
     ("not_mapping", "REPLACE:- just\n- a list\n", "(top level)", "expected a mapping"),
 ]
 

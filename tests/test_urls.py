@@ -17,11 +17,20 @@ ALIASES = {"m.zytzb.gov.cn": "www.zytzb.gov.cn"}
         ("https://www.zytzb.gov.cn/tzyw/default.htm", "https://www.zytzb.gov.cn/tzyw/"),
         ("https://www.zytzb.gov.cn/tzyw/1.html#comments", "https://www.zytzb.gov.cn/tzyw/1.html"),
         ("https://WWW.ZYTZB.gov.cn:443/tzyw/1.html", "https://www.zytzb.gov.cn/tzyw/1.html"),
-        ("https://www.zytzb.gov.cn/a?utm_source=wechat&utm_medium=share&id=7", "https://www.zytzb.gov.cn/a?id=7"),
-        ("https://www.zytzb.gov.cn/a?id=7&from=timeline&isappinstalled=0", "https://www.zytzb.gov.cn/a?id=7"),
+        (
+            "https://www.zytzb.gov.cn/a?utm_source=wechat&utm_medium=share&id=7",
+            "https://www.zytzb.gov.cn/a?id=7",
+        ),
+        (
+            "https://www.zytzb.gov.cn/a?id=7&from=timeline&isappinstalled=0",
+            "https://www.zytzb.gov.cn/a?id=7",
+        ),
         ("https://www.zytzb.gov.cn/a?b=2&a=1", "https://www.zytzb.gov.cn/a?a=1&b=2"),
         ("http://m.zytzb.gov.cn/tzyw/1.html", "https://www.zytzb.gov.cn/tzyw/1.html"),
-        ("https://www.zytzb.gov.cn/统战/1.html", "https://www.zytzb.gov.cn/%E7%BB%9F%E6%88%98/1.html"),
+        (
+            "https://www.zytzb.gov.cn/统战/1.html",
+            "https://www.zytzb.gov.cn/%E7%BB%9F%E6%88%98/1.html",
+        ),
     ],
 )
 def test_two_addresses_of_one_page_are_one(a: str, b: str) -> None:
