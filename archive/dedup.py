@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -46,6 +47,7 @@ ROWS = 3
 MIN_CHARS = 40  # a comparison text shorter than this is too short to call a copy
 JACCARD_MIN = 0.5
 CONTAINMENT_MIN = 0.8
+MAX_CHECKS = 24  # candidates verified per article, best-ranked first, one per cluster
 _PINYIN_LEAK = re.compile(r"[(（][a-zA-Zāáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜüńňǹḿ]+[)）]")
 _SEED = np.uint64(0x9E3779B97F4A7C15)
 _NOT_ALNUM = re.compile(r"[\W_]+")  # everything but letters and digits (Unicode-aware)
@@ -325,25 +327,54 @@ class _Batch:
                 self.stored_by_bucket.setdefault(bucket, []).append(article_id)
 
     def matches(self, conn: Connection, item: Prepared) -> list[tuple[int, int | None]]:
-        """Confirmed copies of the article, best first: (article id, its cluster)."""
+        """Confirmed copies of the article, best first: (article id, its cluster).
+
+        Candidates are ranked by the buckets they share and at most MAX_CHECKS are
+        verified, one per cluster: a story republished a thousand times (or a thousand
+        pages of one template) must not make every new copy compare with all of them.
+        """
         if not len(item.hashes):
             return []
-        buckets = [bucket for _, bucket in item.keys]
-        stored = set(self.stored_by_hash.get(item.content_hash, ()))
-        for bucket in buckets:
-            stored.update(self.stored_by_bucket.get(bucket, ()))
-        in_batch = {a for bucket in buckets for a in self.buckets.get(bucket, ())}
-        in_batch |= set(self.exact.get(item.content_hash, ()))
-        stored -= self.batch_ids
+        counts: Counter[int] = Counter()
+        for article_id in (
+            *self.stored_by_hash.get(item.content_hash, ()),
+            *self.exact.get(item.content_hash, ()),
+        ):
+            counts[article_id] += BANDS + 1
+        for _, bucket in item.keys:
+            counts.update(self.stored_by_bucket.get(bucket, ()))
+            counts.update(self.buckets.get(bucket, ()))
+        for article_id in (self.batch_ids - self.prepared.keys()) | {item.article_id}:
+            counts.pop(article_id, None)  # not placed yet: they will find this one
+        ranked = [article_id for article_id, _ in counts.most_common()]
         scored: list[tuple[float, int, int | None]] = []
-        for article_id, (body, cluster) in current_bodies(conn, stored).items():
-            score = copy_score(item.hashes, shingle_hashes(comparison_text(body)))
-            if score:
-                scored.append((score, article_id, self.cluster_of.get(article_id, cluster)))
-        for article_id in in_batch - {item.article_id}:
-            score = copy_score(item.hashes, self.prepared[article_id].hashes)
-            if score:
-                scored.append((score, article_id, self.cluster_of.get(article_id)))
+        seen_clusters: set[int] = set()
+        checks = 0
+        for start in range(0, len(ranked), 8):
+            chunk = ranked[start : start + 8]
+            stored = current_bodies(conn, [a for a in chunk if a not in self.prepared])
+            for article_id in chunk:
+                if article_id in self.prepared:
+                    hashes, cluster = (
+                        self.prepared[article_id].hashes,
+                        self.cluster_of.get(article_id),
+                    )
+                else:
+                    body, cluster = stored.get(article_id, ("", None))
+                    cluster = self.cluster_of.get(article_id, cluster)
+                    hashes = shingle_hashes(comparison_text(body))
+                if cluster is not None and cluster in seen_clusters:
+                    continue
+                checks += 1
+                score = copy_score(item.hashes, hashes)
+                if score:
+                    scored.append((score, article_id, cluster))
+                    if cluster is not None:
+                        seen_clusters.add(cluster)
+                if checks >= MAX_CHECKS:
+                    break
+            if checks >= MAX_CHECKS:
+                break
         scored.sort(key=lambda s: (-s[0], s[1]))
         return [(article_id, cluster) for _, article_id, cluster in scored]
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import resource
 import subprocess
 import sys
@@ -56,8 +57,12 @@ def build_site(root: Path, pages: int) -> None:
             f"<html><body><ul>{links}</ul></body></html>", encoding="utf-8"
         )
     (root / "tzyw" / "202403").mkdir()
+    # distinct articles (random word runs from the stock sentences), as on a real site:
+    # identical template text would make every page a republication of every other
+    rng = random.Random(5)
+    words = [p[i : i + 2] for p in PARAGRAPHS for i in range(0, len(p) - 1, 2)]
     for i in range(pages):
-        body = "".join(f"<p>　　{PARAGRAPHS[(i + k) % 4]}（第{i}篇）</p>" for k in range(8))
+        body = "".join(f"<p>　　{''.join(rng.choices(words, k=40))}。</p>" for _ in range(8))
         html = (
             f'<html><head><meta charset="utf-8"><title>统战要闻第{i}篇_测试统战网</title></head><body>'
             f'<div class="nav">首页 > 统战要闻</div><h1>统战要闻第{i}篇</h1>'
