@@ -39,7 +39,7 @@ from crawler.runstate import RunState
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = 25
+BATCH_SIZE = 50
 BATCH_SECONDS = 0.5
 
 
