@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from archive.db import check_schema, make_engine, make_sessionmaker
 from archive.errors import SiteConfigError
@@ -136,12 +137,9 @@ def child_env(settings: Settings) -> dict[str, str]:
 
 
 def close_orphans(
-    sessions: object, run_ids: list[int], returncode: int | None, log_file: Path
+    sessions: sessionmaker[Session], run_ids: list[int], returncode: int | None, log_file: Path
 ) -> None:
     """Runs the child did not close (it crashed or was killed) end as failed or killed."""
-    from sqlalchemy.orm import sessionmaker
-
-    assert isinstance(sessions, sessionmaker)
     if returncode is None:
         status, why = RunStatus.KILLED, "crawl process did not stop"
     elif returncode < 0:
@@ -153,10 +151,9 @@ def close_orphans(
             finish_run(session, run_id, status, f"{why}; see {log_file}")
 
 
-def load_runs(sessions: object, run_ids: list[int], log_file: str | None = None) -> list[RunView]:
-    from sqlalchemy.orm import sessionmaker
-
-    assert isinstance(sessions, sessionmaker)
+def load_runs(
+    sessions: sessionmaker[Session], run_ids: list[int], log_file: str | None = None
+) -> list[RunView]:
     with sessions() as session:
         rows = session.scalars(
             select(CrawlRun).where(CrawlRun.id.in_(run_ids)).order_by(CrawlRun.id)
