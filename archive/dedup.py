@@ -7,8 +7,8 @@ duplicate key (`articles.content_hash`).
 
 Near duplicates: MinHash over 5-character shingles (datasketch, `affine32`, 128
 permutations, shingles hashed in one numpy pass and fed with `update_batch`), banded
-into 42 bands of 3 rows kept in `lsh_bands` (band, bucket, article), so the index lives
-in the database: it survives restarts, serves several crawl processes and works on
+into 42 bands of 3 rows kept in `lsh_bands` (tier, band, bucket, article), so the index
+lives in the database: it survives restarts, serves several crawl processes and works on
 PostgreSQL. 42 x 3 makes a pair of Jaccard 0.5 a candidate with probability 0.996 and
 one of 0.2 with 0.29, so truncated copies are found and the verify step stays cheap.
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import struct
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -35,10 +36,31 @@ from typing import Any, cast
 
 import numpy as np
 from datasketch import MinHash
-from sqlalchemy import Connection, Table, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    SmallInteger,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
-from archive.models import Article, ArticleVersion, Cluster, LshBand, Site, utcnow
+from archive.models import (
+    Article,
+    ArticleVersion,
+    Cluster,
+    LshBand,
+    LshKeys,
+    LshTier,
+    Site,
+    utcnow,
+)
 
 SHINGLE = 5
 NUM_PERM = 128
@@ -52,6 +74,15 @@ _PINYIN_LEAK = re.compile(r"[(（][a-zA-Zāáǎàēéěèīíǐìōóǒòūúǔ�
 _SEED = np.uint64(0x9E3779B97F4A7C15)
 _NOT_ALNUM = re.compile(r"[\W_]+")  # everything but letters and digits (Unicode-aware)
 CLUSTER_LOCK = 0x75666172  # "ufar": the advisory lock key of clustering on PostgreSQL
+# lsh_bands in tiers, newest last. Buckets are random keys: in one B-tree over all of them a
+# commit dirties about one page a row it adds (42 an article), and that cost grew with the
+# archive (bench/dedup.py: 1.0 ms an article at 10k, 2.0 at 200k, most of it writing those
+# pages at commit). New rows go to the newest tier, small enough that its pages stay few;
+# a tier that reaches its bound is merged into the one below in one sorted pass (a
+# log-structured merge). A lookup asks every tier: three index seeks a bucket, not one.
+# Bounds (rows; tier 0 has none) tuned with bench/dedup.py.
+TIER_ROWS: tuple[int, ...] = (0, 65_536 * BANDS, 4_096 * BANDS)
+NEWEST_TIER = len(TIER_ROWS) - 1
 
 
 # --- text -------------------------------------------------------------------------------
@@ -187,6 +218,8 @@ def prepare(article_id: int, body: str) -> Prepared:
 ARTICLES = cast(Table, Article.__table__)
 VERSIONS = cast(Table, ArticleVersion.__table__)
 BANDS_TABLE = cast(Table, LshBand.__table__)
+TIERS_TABLE = cast(Table, LshTier.__table__)
+KEYS_TABLE = cast(Table, LshKeys.__table__)
 CLUSTERS = cast(Table, Cluster.__table__)
 
 
@@ -237,18 +270,28 @@ def cluster_articles(
             select(ARTICLES.c.id, ARTICLES.c.cluster_id).where(ARTICLES.c.id.in_(ids))
         )
         clusters = {row[0]: row[1] for row in rows}
-    conn.execute(delete(BANDS_TABLE).where(BANDS_TABLE.c.article_id.in_(ids)))
+    forget_bands(conn, ids)
     batch = _Batch(clusters)
     batch.load(conn, prepared)
     for item in prepared:
         batch.place(conn, item)
     # Both writes go straight to the driver: SQLAlchemy's per-row parameter handling was
     # the largest single cost of clustering (42 band rows an article) in bench/dedup.py.
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    mark = placeholder(conn)
     if batch.band_rows:
         conn.exec_driver_sql(
-            f"INSERT INTO lsh_bands (band, bucket, article_id) VALUES ({mark}, {mark}, {mark})",
+            "INSERT INTO lsh_bands (tier, band, bucket, article_id)"
+            f" VALUES ({NEWEST_TIER}, {mark}, {mark}, {mark})",
             batch.band_rows,
+        )
+        settle_tiers(conn, len(batch.band_rows))
+        conn.execute(
+            insert(KEYS_TABLE),
+            [
+                {"article_id": p.article_id, "buckets": pack_buckets(p.keys)}
+                for p in prepared
+                if p.keys
+            ],
         )
     conn.exec_driver_sql(
         f"UPDATE articles SET content_hash = {mark}, cluster_id = {mark} WHERE id = {mark}",
@@ -256,6 +299,72 @@ def cluster_articles(
     )
     for cluster_id in batch.touched:
         refresh_cluster(session, cluster_id)
+
+
+def placeholder(conn: Connection) -> str:
+    """The driver's parameter mark, for the statements that bypass SQLAlchemy's compiler."""
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
+def pack_buckets(keys: Sequence[tuple[int, int]]) -> bytes:
+    return struct.pack(f"<{len(keys)}q", *(bucket for _, bucket in keys))
+
+
+def forget_bands(conn: Connection, article_ids: list[int]) -> None:
+    """Take the articles' rows out of lsh_bands, by the buckets lsh_keys remembers."""
+    keys = KEYS_TABLE.c
+    old: list[tuple[int, bytes]] = []
+    for chunk in chunked(article_ids, 900):
+        old += conn.execute(
+            select(keys.article_id, keys.buckets).where(keys.article_id.in_(chunk))
+        ).all()
+    if not old:
+        return  # new articles: the common case costs one indexed lookup
+    mark = placeholder(conn)
+    tiers = ", ".join(str(tier) for tier in range(NEWEST_TIER + 1))
+    conn.exec_driver_sql(
+        f"DELETE FROM lsh_bands WHERE tier IN ({tiers}) AND bucket = {mark} AND band = {mark}"
+        f" AND article_id = {mark}",
+        [
+            (bucket, band, article_id)
+            for article_id, packed in old
+            for band, bucket in enumerate(struct.unpack(f"<{len(packed) // 8}q", packed))
+        ],
+    )
+    conn.execute(delete(KEYS_TABLE).where(keys.article_id.in_([row[0] for row in old])))
+
+
+def settle_tiers(conn: Connection, added: int) -> None:
+    """Count rows added to the newest tier and merge every tier that is full into the next."""
+    counts = {tier: rows for tier, rows in conn.execute(select(TIERS_TABLE))}
+    written = dict(counts)
+    counts[NEWEST_TIER] = counts.get(NEWEST_TIER, 0) + added
+    for tier in range(NEWEST_TIER, 0, -1):
+        if counts.get(tier, 0) >= TIER_ROWS[tier]:
+            merge_tier(conn, tier)
+            counts[tier - 1] = counts.get(tier - 1, 0) + counts[tier]
+            counts[tier] = 0
+    for tier, rows in counts.items():
+        if tier not in written:
+            conn.execute(insert(TIERS_TABLE).values(tier=tier, row_count=rows))
+        elif written[tier] != rows:
+            conn.execute(
+                update(TIERS_TABLE).where(TIERS_TABLE.c.tier == tier).values(row_count=rows)
+            )
+
+
+def merge_tier(conn: Connection, tier: int) -> None:
+    """Move a tier's rows into the tier below, in bucket order (one pass over its pages)."""
+    bands = BANDS_TABLE.c
+    conn.execute(
+        insert(BANDS_TABLE).from_select(
+            ["tier", "band", "bucket", "article_id"],
+            select(literal(tier - 1, SmallInteger), bands.band, bands.bucket, bands.article_id)
+            .where(bands.tier == tier)
+            .order_by(bands.bucket),
+        )
+    )
+    conn.execute(delete(BANDS_TABLE).where(bands.tier == tier))
 
 
 def chunked(items: list[Any], size: int) -> list[list[Any]]:
@@ -302,9 +411,10 @@ class _Batch:
         self.prepared[item.article_id] = item
         if len(item.hashes):
             self.exact.setdefault(item.content_hash, []).append(item.article_id)
-        for band, bucket in item.keys:
-            self.band_rows.append((band, bucket, item.article_id))
-            self.buckets.setdefault(bucket, []).append(item.article_id)
+        article_id = item.article_id
+        self.band_rows.extend((band, bucket, article_id) for band, bucket in item.keys)
+        for _, bucket in item.keys:
+            self.buckets.setdefault(bucket, []).append(article_id)
 
     def load(self, conn: Connection, prepared: Sequence[Prepared]) -> None:
         """Every stored article sharing a text hash or a bucket with the batch: two queries
@@ -320,9 +430,13 @@ class _Batch:
             for content_hash, article_id in rows:
                 self.stored_by_hash.setdefault(content_hash, []).append(article_id)
         buckets = list({bucket for p in prepared for _, bucket in p.keys})
-        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        mark = placeholder(conn)
+        tiers = ", ".join(str(tier) for tier in range(NEWEST_TIER + 1))
         for chunk in chunked(buckets, 900):
-            sql = f"SELECT bucket, article_id FROM lsh_bands WHERE bucket IN ({', '.join([mark] * len(chunk))})"
+            sql = (
+                f"SELECT bucket, article_id FROM lsh_bands WHERE tier IN ({tiers})"
+                f" AND bucket IN ({', '.join([mark] * len(chunk))})"
+            )
             for bucket, article_id in conn.exec_driver_sql(sql, tuple(chunk)):
                 self.stored_by_bucket.setdefault(bucket, []).append(article_id)
 
@@ -341,11 +455,16 @@ class _Batch:
             *self.exact.get(item.content_hash, ()),
         ):
             counts[article_id] += BANDS + 1
-        for _, bucket in item.keys:
-            counts.update(self.stored_by_bucket.get(bucket, ()))
-            counts.update(self.buckets.get(bucket, ()))
-        for article_id in (self.batch_ids - self.prepared.keys()) | {item.article_id}:
-            counts.pop(article_id, None)  # not placed yet: they will find this one
+        for _, bucket in item.keys:  # most buckets are empty: skip Counter.update for them
+            if shared := self.stored_by_bucket.get(bucket):
+                counts.update(shared)
+            if shared := self.buckets.get(bucket):
+                counts.update(shared)
+        for article_id in [a for a in counts if a in self.batch_ids and a not in self.prepared]:
+            del counts[article_id]  # not placed yet: it will find this one
+        counts.pop(item.article_id, None)
+        if not counts:
+            return []
         ranked = [article_id for article_id, _ in counts.most_common()]
         scored: list[tuple[float, int, int | None]] = []
         seen_clusters: set[int] = set()
@@ -524,6 +643,8 @@ def rebuild(session: Session, batch: int = 500, workers: int = 1) -> int:
 
     session.execute(update(Article).values(cluster_id=None, is_original=True))
     session.execute(delete(LshBand))
+    session.execute(delete(LshTier))
+    session.execute(delete(LshKeys))
     session.execute(update(Cluster).values(original_article_id=None))
     session.execute(delete(Cluster))
     ids = list(session.scalars(select(Article.id).order_by(Article.id)))

@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     SmallInteger,
@@ -257,17 +258,44 @@ class LshBand(Base):
     __tablename__ = "lsh_bands"
     # WITHOUT ROWID: on SQLite the primary key is the table (42 rows an article; a rowid
     # table would store every row twice, once more in the key's index).
-    # The key starts with the bucket: a lookup is `bucket IN (the article's 42 buckets)`
-    # (buckets are salted with their band, so equal buckets mean equal bands).
+    # The key starts with the tier, then the bucket: a lookup is `tier IN (all tiers) AND
+    # bucket IN (the article's 42 buckets)` (buckets are salted with their band, so equal
+    # buckets mean equal bands). New rows go to the newest, small tier, whose pages stay
+    # few; archive.dedup merges a full tier into the one below it (see TIER_ROWS there).
+    # No index on article_id and no foreign key: both made a merge 7x slower (every moved
+    # row rewrote an index entry and looked up its article); an article's rows are found
+    # by their keys, which lsh_keys keeps.
     __table_args__ = (
-        PrimaryKeyConstraint("bucket", "band", "article_id"),
-        Index("ix_lsh_bands_article", "article_id"),
+        PrimaryKeyConstraint("tier", "bucket", "band", "article_id"),
         {"sqlite_with_rowid": False},
     )
 
+    tier: Mapped[int] = mapped_column(SmallInteger)
     band: Mapped[int] = mapped_column(SmallInteger)
     bucket: Mapped[int] = mapped_column(BigInteger)
-    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    article_id: Mapped[int] = mapped_column(Integer)
+
+
+class LshKeys(Base):
+    """The buckets an article's current text put into lsh_bands (42 signed 64-bit integers,
+    little-endian, band order), so that they can be taken out when the text changes."""
+
+    __tablename__ = "lsh_keys"
+
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    buckets: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LshTier(Base):
+    """Rows written to each tier of lsh_bands since it was last merged down (an upper
+    bound on its size: rows deleted when an article changes are not subtracted)."""
+
+    __tablename__ = "lsh_tiers"
+
+    tier: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    row_count: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Collection(Base):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -112,6 +113,37 @@ def test_upgrading_an_archive_keeps_its_rows(database_url: str) -> None:
     engine.dispose()
 
 
+def test_upgrading_to_tiers_keeps_the_band_index(database_url: str) -> None:
+    """0003 puts lsh_bands in tiers: the rows already there stay, in tier 0, counted."""
+    engine = make_engine(database_url)
+    upgrade(engine, "0002")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO sites (id, name, title, created_at) VALUES (1, 'a', 'A', CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(text(
+            "INSERT INTO articles (id, site_id, url, canonical_url, status, first_seen, last_seen, version, is_original)"
+            " VALUES (1, 1, 'u', 'u', 'live', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1, :yes)"
+        ), {"yes": True})  # fmt: skip
+        conn.execute(
+            text("INSERT INTO lsh_bands (band, bucket, article_id) VALUES (:band, :bucket, 1)"),
+            [{"band": band, "bucket": -(2**63) + band} for band in range(3)],
+        )
+    upgrade(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT tier, band, bucket FROM lsh_bands ORDER BY band")).all()
+        tiers = conn.execute(text("SELECT tier, row_count FROM lsh_tiers")).all()
+        keys = conn.execute(text("SELECT article_id, buckets FROM lsh_keys")).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [(0, band, -(2**63) + band) for band in range(3)]
+    assert [tuple(r) for r in tiers] == [(0, 3)]
+    assert [(r[0], bytes(r[1])) for r in keys] == [
+        (1, struct.pack("<3q", *(-(2**63) + band for band in range(3))))
+    ]
+
+
 def test_foreign_keys_are_enforced(session_factory: sessionmaker[Session]) -> None:
     with pytest.raises(IntegrityError), session_factory() as s, s.begin():
         s.add(
@@ -164,7 +196,7 @@ def test_a_full_article_graph_round_trips(session_factory: sessionmaker[Session]
         s.flush()
         cluster.original_article_id = article.id
         article.cluster_id, article.is_original = cluster.id, True
-        s.add(LshBand(band=3, bucket=-(2**63) + 5, article_id=article.id))
+        s.add(LshBand(tier=0, band=3, bucket=-(2**63) + 5, article_id=article.id))
         s.add(Collection(name="侨务", items=[CollectionItem(article_id=article.id, note="重点")]))
 
     with session_factory() as s:

@@ -11,10 +11,13 @@ from pathlib import Path
 
 import opencc
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
+from archive import dedup
 from archive.dedup import (
+    BANDS,
     Member,
     choose_original,
     comparison_text,
@@ -25,8 +28,9 @@ from archive.dedup import (
     signature,
     similarity,
 )
-from archive.models import Article, Cluster
+from archive.models import Article, Cluster, LshBand, LshTier, Site
 from archive.settings import load_settings
+from archive.store import ARTICLES, VERSIONS
 from crawler.cli import app
 from crawler.extract import extract
 from crawler.runner import run_crawl
@@ -256,3 +260,59 @@ def test_two_crawl_processes_cluster_what_they_write_at_once(world: World) -> No
     assert not errors
     want = {pair for pair in PAIRS if all(site in ("zytzb", "tzb_tw") for site, _ in pair)}
     assert clusters_by_path(world) == want
+
+
+def test_copies_are_found_across_tier_merges(
+    session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With tiny tiers, the fixture articles, stored one at a time, push the band index
+    through several merges; every republication still finds its original, whichever
+    tier the original's bands sit in by then."""
+    monkeypatch.setattr(dedup, "TIER_ROWS", (0, 4 * BANDS, 2 * BANDS))
+    keys = sorted(BODIES)
+    now = datetime.now(UTC)
+    with session_factory() as s, s.begin():
+        s.add(Site(id=1, name="fixtures", title="fixtures"))
+    for number, key in enumerate(keys, start=1):
+        with session_factory() as s, s.begin():
+            s.execute(insert(ARTICLES).values(
+                id=number, site_id=1, url=f"https://x.gov.cn/{number}.html",
+                canonical_url=f"https://x.gov.cn/{number}.html", first_seen=now, last_seen=now,
+                version=1))  # fmt: skip
+            s.execute(insert(VERSIONS).values(
+                article_id=number, version=1, first_seen=now, last_seen=now, body=BODIES[key],
+                content_hash=""))  # fmt: skip
+            dedup.cluster_articles(s, [number])
+    with session_factory() as s:
+        tiers = dict(s.execute(select(LshBand.tier, func.count()).group_by(LshBand.tier)).all())
+        counted = dict(s.execute(select(LshTier.tier, LshTier.row_count)).all())
+        groups: dict[int, set[tuple[str, str]]] = {}
+        for number, cluster in s.execute(select(Article.id, Article.cluster_id)):
+            if cluster is not None:
+                groups.setdefault(cluster, set()).add(keys[number - 1])
+    assert tiers[0] >= 4 * BANDS and sum(tiers.values()) == sum(counted.values())
+    assert all(tiers.get(tier, 0) < bound for tier, bound in ((1, 4 * BANDS), (2, 2 * BANDS)))
+    found = {frozenset(p) for g in groups.values() for p in itertools.combinations(g, 2)}
+    assert found == PAIRS
+
+
+def test_a_changed_text_replaces_its_bands(session_factory: sessionmaker[Session]) -> None:
+    """Clustering an article again takes its old buckets out of every tier."""
+    now = datetime.now(UTC)
+    texts = sorted(BODIES.values(), key=len)[-2:]
+    with session_factory() as s, s.begin():
+        s.add(Site(id=1, name="fixtures", title="fixtures"))
+        s.execute(insert(ARTICLES).values(
+            id=1, site_id=1, url="https://x.gov.cn/1.html", canonical_url="https://x.gov.cn/1.html",
+            first_seen=now, last_seen=now, version=1))  # fmt: skip
+        s.execute(insert(VERSIONS).values(
+            article_id=1, version=1, first_seen=now, last_seen=now, body=texts[0], content_hash=""))  # fmt: skip
+        dedup.cluster_articles(s, [1])
+        s.execute(dedup.ARTICLES.update().values(version=2))
+        s.execute(insert(VERSIONS).values(
+            article_id=1, version=2, first_seen=now, last_seen=now, body=texts[1], content_hash=""))  # fmt: skip
+        dedup.merge_tier(s.connection(), dedup.NEWEST_TIER)  # the old rows now sit a tier lower
+        dedup.cluster_articles(s, [1])
+    with session_factory() as s:
+        buckets = set(s.scalars(select(LshBand.bucket)))
+    assert buckets == {bucket for _, bucket in prepare(1, texts[1]).keys}
