@@ -61,6 +61,7 @@ from archive.models import (
     Site,
     utcnow,
 )
+from archive.text import PINYIN_LEAK, to_simplified
 
 SHINGLE = 5
 NUM_PERM = 128
@@ -70,7 +71,6 @@ MIN_CHARS = 40  # a comparison text shorter than this is too short to call a cop
 JACCARD_MIN = 0.5
 CONTAINMENT_MIN = 0.8
 MAX_CHECKS = 24  # candidates verified per article, best-ranked first, one per cluster
-_PINYIN_LEAK = re.compile(r"[(（][a-zA-Zāáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜüńňǹḿ]+[)）]")
 _SEED = np.uint64(0x9E3779B97F4A7C15)
 _NOT_ALNUM = re.compile(r"[\W_]+")  # everything but letters and digits (Unicode-aware)
 CLUSTER_LOCK = 0x75666172  # "ufar": the advisory lock key of clustering on PostgreSQL
@@ -88,21 +88,14 @@ NEWEST_TIER = len(TIER_ROWS) - 1
 # --- text -------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1)
-def _t2s() -> Any:
-    import opencc
-
-    return opencc.OpenCC("t2s")
-
-
 def comparison_text(text: str) -> str:
     """Simplified script, NFKC, no pinyin leaks, letters and digits only."""
     # Order matters for speed, not for the result: stripping punctuation first leaves
     # most Chinese text already NFKC-normal, and the check is far cheaper than NFKC.
-    text = _NOT_ALNUM.sub("", _PINYIN_LEAK.sub("", text))
+    text = _NOT_ALNUM.sub("", PINYIN_LEAK.sub("", text))
     if not unicodedata.is_normalized("NFKC", text):
         text = _NOT_ALNUM.sub("", unicodedata.normalize("NFKC", text))
-    return str(_t2s().convert(text)).lower()
+    return to_simplified(text).lower()
 
 
 def content_key(text: str) -> str:

@@ -31,7 +31,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Named constraints, so that Alembic's batch mode can alter them on SQLite.
@@ -44,6 +44,12 @@ NAMING_CONVENTION = {
 }
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def is_modelled(name: str | None, type_: str, parent_names: object = None) -> bool:
+    """Alembic's include_name hook: the SQLite FTS5 table of the search index (and the
+    shadow tables FTS5 makes for it) are made by a migration, outside the models."""
+    return not (type_ == "table" and name is not None and name.startswith("search_fts"))
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -296,6 +302,23 @@ class LshTier(Base):
 
     tier: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     row_count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class SearchDoc(Base):
+    """An article's entry in the search index (archive.search): which version is indexed
+    and its place in newest-first order (`doc_id`, also the rowid of the SQLite FTS5
+    table `search_fts`, made by the migrations, not here). On PostgreSQL `vector` holds
+    the tokens (GIN-indexed); on SQLite it stays empty."""
+
+    __tablename__ = "search_docs"
+    __table_args__ = (Index("ix_search_docs_vector", "vector", postgresql_using="gin"),)
+
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    doc_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    version: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[str | None] = mapped_column(TSVECTOR().with_variant(Text(), "sqlite"))
 
 
 class Collection(Base):

@@ -416,3 +416,14 @@ def mark_gone(session: Session, article_id: int, fetch: Fetch | None) -> bool:
 def save_unparsed(session: Session, fetch: Fetch, article_id: int | None) -> Snapshot:
     """A page whose extraction failed: keep the raw snapshot so that `reparse` can retry."""
     return add_snapshot(session, fetch, article_id)
+
+
+def update_derived(session: Session, article_ids: Sequence[int]) -> None:
+    """Bring what is derived from these articles' current text up to date, in the caller's
+    transaction: their republication clusters and their search index entries."""
+    from archive.dedup import cluster_articles
+    from archive.search import index_articles
+
+    if article_ids:
+        cluster_articles(session, article_ids)
+        index_articles(session, article_ids)

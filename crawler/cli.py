@@ -402,9 +402,19 @@ def reparse(
     )
 
 
+class SortOrder(enum.StrEnum):
+    relevance = "relevance"
+    newest = "newest"
+
+
 @app.command()
 def search(
-    query: Annotated[str, typer.Argument(help='Words, "phrases", OR, -exclude, site:, source:.')],
+    query: Annotated[
+        str,
+        typer.Argument(
+            help='Words, "phrases", OR, -exclude, site: source: editor: author: since: until:.'
+        ),
+    ],
     site: Annotated[str | None, typer.Option(help="Only this site.")] = None,
     since: Annotated[
         datetime | None, typer.Option(formats=DATE_FORMATS, help="Published on or after.")
@@ -412,13 +422,66 @@ def search(
     until: Annotated[
         datetime | None, typer.Option(formats=DATE_FORMATS, help="Published before.")
     ] = None,
-    limit: Annotated[int, typer.Option(help="How many hits.")] = 20,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many hits.")] = 20,
+    offset: Annotated[int, typer.Option(min=0, help="Skip this many hits (paging).")] = 0,
+    sort: Annotated[SortOrder, typer.Option(help="relevance or newest.")] = SortOrder.relevance,
+    all_copies: Annotated[
+        bool, typer.Option("--all-copies", help="Every republication, not one a cluster.")
+    ] = False,
     format: Annotated[
         TextOrJson, typer.Option("--format", help="text table or JSON.")
     ] = TextOrJson.text,
 ) -> None:
     """Search the archive (Chinese words of any length, either script)."""
-    not_implemented("search")
+    import json
+
+    from archive.search import coverage
+    from archive.search import search as run_search
+
+    config = settings()
+    with archive_session(config) as session:
+        result = run_search(
+            session, query, site=site, since=as_beijing(since), until=as_beijing(until),
+            limit=limit, offset=offset, sort=sort.value, all_copies=all_copies,
+        )  # fmt: skip
+        indexed, stored = coverage(session)
+    if indexed < stored:
+        err.print(
+            f"warning: the search index covers {indexed} of {stored} articles; "
+            "run `ufarchive reindex`",
+            markup=False,
+        )
+    if format is TextOrJson.json:
+        typer.echo(json.dumps([hit.to_dict() for hit in result.hits], ensure_ascii=False, indent=2))
+        return
+    print_hits(result)
+
+
+def print_hits(result: Any) -> None:
+    import html
+    import re
+
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, show_edge=False, pad_edge=False)
+    for name in ("id", "published", "site", "title / snippet", "copies"):
+        table.add_column(name, no_wrap=name != "title / snippet", overflow="fold")
+    for hit in result.hits:
+        record = hit.record
+        cell = Text(record["title"] or "(no title)", style="bold")
+        cell.append("\n")
+        for k, part in enumerate(re.split(r"</?mark>", hit.snippet)):
+            cell.append(html.unescape(part), style="reverse" if k % 2 else "")
+        table.add_row(
+            str(record["id"]),
+            (record["publish_time"] or "")[:16].replace("T", " "),
+            record["site"],
+            cell,
+            str(hit.republications + 1) if hit.republications else "",
+        )
+    out.print(table)
+    out.print(f"{result.total} matching articles; {len(result.hits)} shown", markup=False)
 
 
 @app.command()
@@ -585,7 +648,21 @@ def dedup(
 @app.command()
 def reindex() -> None:
     """Rebuild the search index from stored articles."""
-    not_implemented("reindex")
+    from archive.db import check_schema, make_engine, make_sessionmaker
+    from archive.search import rebuild_index
+
+    config = settings()
+    engine = make_engine(config.database_url, writer=True)
+    try:
+        check_schema(engine)
+        sessions = make_sessionmaker(engine)
+        with err.status("indexing…") as status, sessions() as session, session.begin():
+            count = rebuild_index(
+                session, on_progress=lambda done, total: status.update(f"indexing… {done}/{total}")
+            )
+    finally:
+        engine.dispose()
+    out.print(f"indexed {count} articles", markup=False)
 
 
 @app.command()

@@ -23,7 +23,6 @@ from scrapy.crawler import Crawler
 from sqlalchemy.exc import IntegrityError
 from twisted.internet import task
 
-from archive.dedup import cluster_articles
 from archive.store import (
     ArticleFields,
     Fetch,
@@ -31,6 +30,7 @@ from archive.store import (
     mark_seen,
     save_article,
     save_unparsed,
+    update_derived,
 )
 from crawler.extract import EXTRACTOR_VERSION, extract
 from crawler.extract.decode import decode_html
@@ -139,12 +139,12 @@ class ArchivePipeline:
                 outcomes.append((page, outcome))
                 if article_id is not None and outcome in ("new", "changed"):
                     to_cluster.append(article_id)
-            cluster_articles(session, to_cluster)  # in the same transaction as the articles
+            update_derived(session, to_cluster)  # in the same transaction as the articles
         for page in retry:  # now the other row is visible: this becomes an update
             with run.sessions() as session, session.begin():
                 article_id, outcome = self.store_page(session, page, expect_new=False)
                 if article_id is not None and outcome in ("new", "changed"):
-                    cluster_articles(session, [article_id])
+                    update_derived(session, [article_id])
             outcomes.append((page, outcome))
         for page, outcome in outcomes:
             page.item.outcome = outcome

@@ -15,11 +15,16 @@ from dataclasses import dataclass
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from archive.dedup import cluster_articles
 from archive.errors import UfarchiveError
 from archive.models import Article, CrawlRun, Site, Snapshot, utcnow
 from archive.settings import Settings
-from archive.store import ArticleFields, add_version_if_changed, adopt_unparsed, header
+from archive.store import (
+    ArticleFields,
+    add_version_if_changed,
+    adopt_unparsed,
+    header,
+    update_derived,
+)
 from archive.urls import canonical_url
 from archive.warc import read_record
 from crawler.extract import EXTRACTOR_VERSION, extract
@@ -104,7 +109,7 @@ def reparse(
                     setattr(counts, outcome, getattr(counts, outcome) + 1)
                     if outcome == "changed":
                         to_cluster.append(article_id)
-            cluster_articles(session, to_cluster)
+            update_derived(session, to_cluster)
         if on_progress:
             on_progress(counts.checked, len(work))
     return counts

@@ -9,7 +9,7 @@ from alembic import context
 from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import Engine
 
-from archive.models import Base, UTCDateTime
+from archive.models import Base, UTCDateTime, is_modelled
 
 config = context.config
 engine = config.attributes.get("engine")
@@ -34,6 +34,7 @@ with engine.connect() as connection:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         render_item=render_item,
+        include_name=is_modelled,
     )
     with context.begin_transaction():
         context.run_migrations()

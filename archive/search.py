@@ -1,0 +1,771 @@
+"""Full-text search of the archive: Chinese words of any length, either script, SQLite or PostgreSQL.
+
+Index text. Title and body are normalised (`archive.text.normalize`: pinyin leaks out,
+NFKC, simplified script, lower case) and cut into tokens: a run of Han characters
+c1 c2 ... cn gives its overlapping bigrams c1c2, c2c3 ... and then cn alone, which marks
+where the run ends; Latin words and numbers are tokens as they are. A query string goes
+through the same steps, so 統戰 finds 统战, and matches exactly the articles that contain
+it (DESIGN.md: trigram tokenizers find nothing for two characters, unicode61 makes a
+whole Han run one token, PostgreSQL's parser does not segment Chinese at all):
+
+- one character X, at the end of a query term: any token that starts with X (a bigram
+  XY, or X ending a run) -- a prefix query;
+- two or more: their bigrams as a phrase (consecutive positions), so 统战工作 is not
+  found in a text that only has 统战 and 工作 apart;
+- a run followed by more of the term (`统战2024`) must end there: its last character
+  follows as its own token.
+
+Backends. SQLite: an FTS5 table without content (`search_fts`: the text is in
+article_versions already, so the index stores only tokens and positions), whose rowid is
+the article's place in newest-first order, so that "newest first, top 20" reads 20
+entries of the index and stops. PostgreSQL: a `tsvector` of the same tokens with their
+positions, written as a literal (no parser in between) and GIN-indexed, queried with a
+`tsquery` literal (`<->` for phrases, `:*` for a prefix). Both sit beside `search_docs`
+(article, indexed version, order key), kept in step by `index_articles`, which the
+crawler calls in the transaction that stores a new or changed article.
+
+Query language: words (AND), "exact phrase", OR between two terms, -exclude, field
+filters site: source: editor: author: (-site: excludes), since: until: (dates); relevance
+(BM25 on SQLite, ts_rank_cd on PostgreSQL, title weighted above body) or newest first;
+a republication cluster collapses to its best hit with a count, unless all copies are
+asked for. A malformed query raises QueryError, a one-line message.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from functools import lru_cache
+from typing import Any, Literal, cast
+
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Select,
+    Table,
+    and_,
+    column,
+    func,
+    literal,
+    literal_column,
+    not_,
+    or_,
+    select,
+    table,
+    text,
+)
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects.postgresql import TSQUERY
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from archive.errors import UfarchiveError
+from archive.models import Article, ArticleVersion, Cluster, SearchDoc, Site
+from archive.text import PINYIN_LEAK, nfkc, normalize, to_simplified
+
+HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+# A Han run, or a run of other letters and digits (Latin, Cyrillic, kana ...).
+_RUNS = re.compile(rf"([{HAN}]+)|([^\W_{HAN}]+)")
+TITLE_WEIGHT = 4.0  # a match in the title counts four times one in the body
+SNIPPET_CHARS = 120
+BEIJING = timezone(timedelta(hours=8))
+FIELDS = ("site", "source", "editor", "author", "since", "until")
+Sort = Literal["relevance", "newest"]
+
+ARTICLES = cast(Table, Article.__table__)
+VERSIONS = cast(Table, ArticleVersion.__table__)
+DOCS = cast(Table, SearchDoc.__table__)
+SITES = cast(Table, Site.__table__)
+CLUSTERS = cast(Table, Cluster.__table__)
+
+
+class QueryError(UfarchiveError):
+    """A search query that cannot be read; the message says where and why."""
+
+    def __init__(self, query: str, problem: str) -> None:
+        super().__init__(f"search query {query!r}: {problem}")
+
+
+# --- tokens --------------------------------------------------------------------------------
+
+
+def tokens(normalized: str) -> list[str]:
+    """Index tokens of normalised text: Han bigrams plus each run's last character; words."""
+    out: list[str] = []
+    for han, word in _RUNS.findall(normalized):
+        if han:
+            out.extend([han[i : i + 2] for i in range(len(han) - 1)])
+            out.append(han[-1])
+        else:
+            out.append(word)
+    return out
+
+
+def index_text(text: str | None) -> str:
+    """The token string FTS5 indexes (its `ascii` tokenizer splits it on the spaces)."""
+    return " ".join(tokens(normalize(text or "")))
+
+
+@dataclass(frozen=True)
+class Term:
+    """One thing to find: tokens at consecutive positions, the last maybe a prefix."""
+
+    tokens: tuple[str, ...]
+    prefix: bool = False
+
+    @classmethod
+    def parse(cls, raw: str) -> Term | None:
+        runs = _RUNS.findall(normalize(raw))
+        out: list[str] = []
+        prefix = False
+        for k, (han, word) in enumerate(runs):
+            last = k == len(runs) - 1
+            if word:
+                out.append(word)
+            elif len(han) == 1:
+                out.append(han)
+                prefix = last  # X at the end: XY or X ending a run
+            else:
+                out.extend(han[i : i + 2] for i in range(len(han) - 1))
+                if not last:
+                    out.append(han[-1])  # the run ends here in the text too
+        return cls(tuple(out), prefix) if out else None
+
+    def fts5(self) -> str:
+        return '"' + " ".join(self.tokens) + '"' + (" *" if self.prefix else "")
+
+    def tsquery(self) -> str:
+        words = [_ts_quote(t) for t in self.tokens]
+        if self.prefix:
+            words[-1] += ":*"
+        return "(" + " <-> ".join(words) + ")"
+
+
+def _ts_quote(token: str) -> str:
+    return "'" + token.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+# --- the query language ----------------------------------------------------------------------
+
+
+@dataclass
+class Query:
+    """A parsed query: all of `clauses` (each any of its terms), none of `excluded`."""
+
+    text: str
+    clauses: list[list[Term]] = field(default_factory=list)
+    excluded: list[Term] = field(default_factory=list)
+    raw_terms: list[str] = field(default_factory=list)  # what to mark in snippets
+    sites: list[str] = field(default_factory=list)
+    not_sites: list[str] = field(default_factory=list)
+    fields: list[tuple[str, str, bool]] = field(default_factory=list)  # (column, value, negated)
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @property
+    def has_text(self) -> bool:
+        return bool(self.clauses)
+
+
+_WORD = re.compile(r'[^\s"]+')
+_FIELD = re.compile(r"([A-Za-z_]+):(?=\S)")
+
+
+def parse_query(query: str) -> Query:
+    """Read the query language (see the module docstring); raise QueryError when malformed."""
+    parsed = Query(query)
+    pos, pending_or = 0, False
+    while True:
+        while pos < len(query) and query[pos].isspace():
+            pos += 1
+        if pos >= len(query):
+            break
+        negated = query[pos] == "-" and pos + 1 < len(query) and not query[pos + 1].isspace()
+        pos += negated
+        name = None
+        if match := _FIELD.match(query, pos):
+            name = match.group(1).lower()
+            if name not in FIELDS:
+                raise QueryError(query, f"unknown field {match.group(1)}: (use {', '.join(f + ':' for f in FIELDS)})")  # fmt: skip
+            pos = match.end()
+        if query[pos] == '"':
+            end = query.find('"', pos + 1)
+            if end < 0:
+                raise QueryError(query, f"the quote at {pos + 1} is not closed")
+            value, pos = query[pos + 1 : end], end + 1
+        else:
+            match = _WORD.match(query, pos)
+            assert match is not None  # pos is at neither a space nor a quote
+            value, pos = match.group(), match.end()
+        if name is None and value == "OR" and not negated:
+            if pending_or or not parsed.clauses:
+                raise QueryError(query, "OR needs a term on each side")
+            pending_or = True
+            continue
+        if name is not None:
+            if pending_or:
+                raise QueryError(query, f"OR cannot join the filter {name}:")
+            _add_filter(parsed, name, value, negated)
+            continue
+        term = Term.parse(value)
+        if term is None:
+            if pending_or:
+                raise QueryError(query, f"OR needs a term on each side, not {value!r}")
+            continue  # punctuation only: nothing to find
+        if negated:
+            if pending_or:
+                raise QueryError(query, "OR cannot join an exclusion")
+            parsed.excluded.append(term)
+        elif pending_or:
+            parsed.clauses[-1].append(term)
+            parsed.raw_terms.append(value)
+        else:
+            parsed.clauses.append([term])
+            parsed.raw_terms.append(value)
+        pending_or = False
+    if pending_or:
+        raise QueryError(query, "OR needs a term on each side")
+    return parsed
+
+
+def _add_filter(parsed: Query, name: str, value: str, negated: bool) -> None:
+    if name in ("since", "until"):
+        if negated:
+            raise QueryError(parsed.text, f"-{name}: means nothing; use since: or until:")
+        day = parse_day(value, parsed.text, name)
+        if name == "since":
+            parsed.since = day
+        else:  # until:2024-06 takes in all of June (the CLI's --until is "before")
+            parsed.until = _next_period(day, value.count("-"))
+    elif name == "site":
+        (parsed.not_sites if negated else parsed.sites).append(value)
+    else:
+        parsed.fields.append((name, value, negated))
+
+
+def parse_day(value: str, query: str, name: str) -> datetime:
+    """YYYY-MM-DD, YYYY-MM or YYYY, in Beijing time like the pages."""
+    try:
+        parts = [int(p) for p in value.split("-")]
+        day = date(*(parts + [1] * (3 - len(parts)))) if 1 <= len(parts) <= 3 else None
+    except ValueError:
+        day = None
+    if day is None:
+        raise QueryError(query, f"{name}:{value} is not a date (YYYY-MM-DD, YYYY-MM or YYYY)")
+    return datetime.combine(day, time(), BEIJING)
+
+
+def _next_period(day: datetime, dashes: int) -> datetime:
+    if dashes == 2:
+        return day + timedelta(days=1)
+    if dashes == 1:
+        return day.replace(year=day.year + day.month // 12, month=day.month % 12 + 1)
+    return day.replace(year=day.year + 1)
+
+
+# --- keeping the index in step -----------------------------------------------------------------
+
+ORDER_BITS = 22  # low bits of the order key: the article id, so keys are unique per second
+
+
+def order_key(article_id: int, when: datetime) -> int:
+    """Newest-first order as an integer: the time in seconds, then the article."""
+    return (int(when.timestamp()) << ORDER_BITS) + (article_id & ((1 << ORDER_BITS) - 1))
+
+
+@dataclass(frozen=True)
+class Indexable:
+    article_id: int
+    version: int
+    title: str | None
+    body: str
+    when: datetime
+
+
+def _current(conn: Connection, article_ids: Sequence[int]) -> list[Indexable]:
+    rows = conn.execute(
+        select(
+            ARTICLES.c.id,
+            ARTICLES.c.version,
+            VERSIONS.c.title,
+            VERSIONS.c.body,
+            func.coalesce(ARTICLES.c.publish_time, ARTICLES.c.first_seen),
+        )
+        .join(
+            VERSIONS,
+            and_(VERSIONS.c.article_id == ARTICLES.c.id, VERSIONS.c.version == ARTICLES.c.version),
+        )
+        .where(ARTICLES.c.id.in_(article_ids))
+    )
+    return [Indexable(r[0], r[1], r[2], r[3] or "", _aware(r[4])) for r in rows]
+
+
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def index_articles(session: Session, article_ids: Iterable[int]) -> int:
+    """Put the current version of these articles in the index (replacing what was there)."""
+    ids = list(dict.fromkeys(article_ids))
+    conn = session.connection()
+    done = 0
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        items = _current(conn, chunk)
+        _forget(conn, chunk)
+        write_entries(conn, [(item, entry_text(item)) for item in items])
+        done += len(items)
+    return done
+
+
+def entry_text(item: Indexable) -> tuple[str, str]:
+    """(title tokens, body tokens); picklable work for reindex's worker processes."""
+    return index_text(item.title), index_text(item.body)
+
+
+def _forget(conn: Connection, article_ids: Sequence[int]) -> None:
+    """Take these articles out of the index. FTS5 without content needs the very tokens it
+    indexed to delete them, so they are made again from the version that was indexed."""
+    old = conn.execute(
+        select(DOCS.c.article_id, DOCS.c.doc_id, DOCS.c.version).where(
+            DOCS.c.article_id.in_(article_ids)
+        )
+    ).all()
+    if not old:
+        return
+    if conn.dialect.name == "sqlite":
+        versions = {
+            (r[0], r[1]): (r[2], r[3] or "")
+            for r in conn.execute(
+                select(VERSIONS.c.article_id, VERSIONS.c.version, VERSIONS.c.title, VERSIONS.c.body)
+                .where(VERSIONS.c.article_id.in_([o[0] for o in old]))
+            )
+        }  # fmt: skip
+        for article_id, doc_id, version in old:
+            title, body = versions.get((article_id, version), (None, ""))
+            conn.execute(
+                text(
+                    "INSERT INTO search_fts (search_fts, rowid, title, body)"
+                    " VALUES ('delete', :doc, :title, :body)"
+                ),
+                {"doc": doc_id, "title": index_text(title), "body": index_text(body)},
+            )
+    conn.execute(DOCS.delete().where(DOCS.c.article_id.in_([o[0] for o in old])))
+
+
+def write_entries(conn: Connection, entries: Sequence[tuple[Indexable, tuple[str, str]]]) -> None:
+    """Insert index entries for articles that have none."""
+    if not entries:
+        return
+    wanted = {item.article_id: order_key(item.article_id, item.when) for item, _ in entries}
+    taken = set(conn.scalars(select(DOCS.c.doc_id).where(DOCS.c.doc_id.in_(list(wanted.values())))))
+    for article_id, key in wanted.items():
+        while key in taken:  # two articles in one second whose ids agree in the low bits
+            key += 1
+        taken.add(key)
+        wanted[article_id] = key
+    postgres = conn.dialect.name == "postgresql"
+    conn.execute(
+        DOCS.insert(),
+        [
+            {
+                "article_id": item.article_id,
+                "doc_id": wanted[item.article_id],
+                "version": item.version,
+                "vector": ts_vector(*texts) if postgres else None,
+            }
+            for item, texts in entries
+        ],
+    )
+    if not postgres:
+        conn.exec_driver_sql(
+            "INSERT INTO search_fts (rowid, title, body) VALUES (?, ?, ?)",
+            [(wanted[item.article_id], title, body) for item, (title, body) in entries],
+        )
+
+
+def ts_vector(title: str, body: str) -> str:
+    """A tsvector literal of the tokens at their positions; title tokens weighted A.
+
+    PostgreSQL keeps positions up to 16383: tokens beyond it share that position, so a
+    phrase in the far end of a very long article (over ~16,000 characters) can be found
+    where its bigrams only appear apart.
+    """
+    positions: dict[str, list[str]] = {}
+    position = 0
+    for weight, part in (("A", title), ("", body)):
+        for token in part.split():
+            position += 1
+            positions.setdefault(token, []).append(f"{min(position, 16383)}{weight}")
+        position += 1  # no phrase across title and body
+    return " ".join(f"{_ts_quote(t)}:{','.join(p)}" for t, p in positions.items())
+
+
+def clear_index(session: Session) -> None:
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
+        conn.execute(text("INSERT INTO search_fts (search_fts) VALUES ('delete-all')"))
+    conn.execute(DOCS.delete())
+
+
+def coverage(session: Session) -> tuple[int, int]:
+    """(articles in the index, articles stored)."""
+    indexed = session.scalar(select(func.count()).select_from(DOCS)) or 0
+    stored = session.scalar(select(func.count()).select_from(ARTICLES)) or 0
+    return int(indexed), int(stored)
+
+
+# --- searching -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Hit:
+    record: dict[str, Any]  # the export record without body
+    snippet: str  # HTML-escaped, matches in <mark>...</mark>
+    score: float | None
+    republications: int  # other articles in its cluster
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.record,
+            "snippet": self.snippet,
+            "score": self.score,
+            "republications": self.republications,
+        }
+
+
+@dataclass
+class SearchResult:
+    query: Query
+    total: int  # matching articles, copies included
+    hits: list[Hit]
+
+
+def search(
+    session: Session,
+    query: str,
+    *,
+    site: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 20,
+    offset: int = 0,
+    sort: Sort = "relevance",
+    all_copies: bool = False,
+    count: bool = True,
+) -> SearchResult:
+    """Search the archive: the function behind `ufarchive search` and the web UI."""
+    parsed = parsed_for_search(query, site, since, until)
+    conn = session.connection()
+    found = _collapse(conn, parsed, sort, limit, offset, all_copies)
+    total = _count(conn, parsed) if count else len(found)
+    return SearchResult(parsed, total, _hits(conn, parsed, found))
+
+
+def count_matches(session: Session, query: str) -> int:
+    """How many articles (copies included) match a query."""
+    return _count(session.connection(), parsed_for_search(query))
+
+
+def parsed_for_search(
+    query: str,
+    site: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Query:
+    parsed = parse_query(query)
+    if site:
+        parsed.sites.append(site)
+    parsed.since = since or parsed.since
+    parsed.until = until or parsed.until
+    if not parsed.has_text and not parsed.excluded and not _has_filters(parsed):
+        raise QueryError(query, "nothing to search for")
+    return parsed
+
+
+def _has_filters(parsed: Query) -> bool:
+    return bool(parsed.sites or parsed.not_sites or parsed.fields or parsed.since or parsed.until)
+
+
+FTS = table("search_fts", column("rowid", BigInteger), column("search_fts"))
+_TS_WEIGHTS = "'{0.25, 0.25, 0.25, 1.0}'::float4[]"  # D (body) .. A (title): 4 to 1
+
+
+def _ts_query(terms: Sequence[Term], joiner: str) -> str:
+    return "(" + joiner.join(t.tsquery() for t in terms) + ")"
+
+
+def _fts_match(expression: str) -> ColumnElement[bool]:
+    return FTS.c.search_fts.op("MATCH")(expression)
+
+
+def _fts_expression(terms: Sequence[Sequence[Term]], excluded: Sequence[Term]) -> str:
+    expression = " AND ".join("(" + " OR ".join(t.fts5() for t in c) + ")" for c in terms)
+    if excluded:
+        expression = f"({expression}) NOT ({' OR '.join(t.fts5() for t in excluded)})"
+    return expression
+
+
+def _tsquery(terms: Sequence[Sequence[Term]], excluded: Sequence[Term]) -> ColumnElement[Any]:
+    parts = [_ts_query(clause, " | ") for clause in terms]
+    if excluded:
+        parts.append("!" + _ts_query(excluded, " | "))
+    return sql_cast(literal(" & ".join(parts)), TSQUERY)
+
+
+def _select(
+    conn: Connection, parsed: Query, sort: Sort | None, limit: int | None = None
+) -> Select[Any]:
+    """Matching articles as (article id, cluster id, score), in the order asked for
+    (sort None: unordered, for counting), at most `limit` of them."""
+    postgres = conn.dialect.name == "postgresql"
+    score: ColumnElement[Any] = literal(None)
+    if parsed.has_text and not postgres:
+        match = _fts_match(_fts_expression(parsed.clauses, parsed.excluded))
+        score = func.bm25(literal_column("search_fts"), TITLE_WEIGHT, 1.0)  # lower is better
+        if sort == "relevance" and limit and not _has_filters(parsed):
+            # Rank in the FTS table alone and join only the top: FTS5 scores every match
+            # either way, but joining them all before sorting costs two lookups each.
+            top = (
+                select(FTS.c.rowid.label("doc_id"), score.label("score"))
+                .where(match)
+                .order_by(score, FTS.c.rowid.desc())
+                .limit(limit)
+                .subquery()
+            )
+            return (
+                select(DOCS.c.article_id, ARTICLES.c.cluster_id, top.c.score)
+                .select_from(top)
+                .join(DOCS, DOCS.c.doc_id == top.c.doc_id)
+                .join(ARTICLES, ARTICLES.c.id == DOCS.c.article_id)
+                .order_by(top.c.score, top.c.doc_id.desc())
+            )
+        # FTS5 drives: newest first is its rowid order read backwards, so the scan stops
+        # as soon as the page is full.
+        query = (
+            select(DOCS.c.article_id, ARTICLES.c.cluster_id, score)
+            .select_from(FTS.join(DOCS, DOCS.c.doc_id == FTS.c.rowid))
+            .where(match)
+        )
+        newest, best = FTS.c.rowid.desc(), score.asc()
+    else:
+        query = select(DOCS.c.article_id, ARTICLES.c.cluster_id, score).select_from(DOCS)
+        newest = best = DOCS.c.doc_id.desc()
+        if parsed.has_text:  # PostgreSQL
+            tsquery = _tsquery(parsed.clauses, parsed.excluded)
+            score = func.ts_rank_cd(literal_column(_TS_WEIGHTS), DOCS.c.vector, tsquery)
+            query = query.with_only_columns(DOCS.c.article_id, ARTICLES.c.cluster_id, score)
+            query = query.where(DOCS.c.vector.bool_op("@@")(tsquery))
+            best = score.desc()
+        elif parsed.excluded and postgres:
+            tsquery = _tsquery([parsed.excluded], [])
+            query = query.where(not_(DOCS.c.vector.bool_op("@@")(tsquery)))
+        elif parsed.excluded:  # nothing to include: everything but the excluded
+            excluded = " OR ".join(t.fts5() for t in parsed.excluded)
+            query = query.where(DOCS.c.doc_id.not_in(select(FTS.c.rowid).where(_fts_match(excluded))))  # fmt: skip
+    query = query.join(ARTICLES, ARTICLES.c.id == DOCS.c.article_id)
+    if parsed.sites or parsed.not_sites:
+        query = query.join(SITES, SITES.c.id == ARTICLES.c.site_id)
+    if parsed.fields:
+        query = query.join(
+            VERSIONS,
+            and_(VERSIONS.c.article_id == ARTICLES.c.id, VERSIONS.c.version == ARTICLES.c.version),
+        )
+    query = query.where(*_filters(parsed))
+    if sort == "newest":
+        query = query.order_by(newest)
+    elif sort == "relevance":
+        query = query.order_by(best, newest)
+    return query.limit(limit) if limit else query
+
+
+def _filters(parsed: Query) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if parsed.sites:
+        where.append(SITES.c.name.in_(parsed.sites))
+    if parsed.not_sites:
+        where.append(SITES.c.name.not_in(parsed.not_sites))
+    for name, value, negated in parsed.fields:
+        column = VERSIONS.c[name]
+        forms = sorted({value, to_simplified(value), to_traditional(value)})
+        matches = or_(*(column.contains(form, autoescape=True) for form in forms))
+        where.append(or_(column.is_(None), not_(matches)) if negated else matches)
+    if parsed.since:
+        where.append(ARTICLES.c.publish_time >= parsed.since)
+    if parsed.until:
+        where.append(ARTICLES.c.publish_time < parsed.until)
+    return where
+
+
+def _count(conn: Connection, parsed: Query) -> int:
+    """Matching articles, copies included; the index alone answers when nothing is filtered."""
+    if parsed.has_text and not _has_filters(parsed):
+        if conn.dialect.name == "postgresql":
+            tsquery = _tsquery(parsed.clauses, parsed.excluded)
+            query = select(func.count()).where(DOCS.c.vector.bool_op("@@")(tsquery))
+        else:
+            expression = _fts_expression(parsed.clauses, parsed.excluded)
+            query = select(func.count()).select_from(FTS).where(_fts_match(expression))
+        return int(conn.scalar(query) or 0)
+    inner = _select(conn, parsed, None).subquery()
+    return int(conn.scalar(select(func.count()).select_from(inner)) or 0)
+
+
+def _collapse(
+    conn: Connection, parsed: Query, sort: Sort, limit: int, offset: int, all_copies: bool
+) -> list[tuple[int, float | None]]:
+    """The page of hits, one a cluster unless all copies are asked for.
+
+    Rows are read in pages and collapsed here; a LIMIT a few times the page lets SQLite
+    keep a top-N sort instead of sorting every match for relevance."""
+    fetch = (offset + limit) * 4 + 40
+    while True:
+        rows = conn.execute(_select(conn, parsed, sort, fetch)).all()
+        groups: dict[int, tuple[int, float | None]] = {}
+        for article_id, cluster_id, score in rows:
+            group = -article_id if all_copies or cluster_id is None else cluster_id
+            if group not in groups:
+                groups[group] = (article_id, None if score is None else float(score))
+        page = list(groups.values())[offset : offset + limit]
+        if len(page) >= limit or len(rows) < fetch:
+            return page
+        fetch *= 8
+
+
+def _hits(conn: Connection, parsed: Query, found: list[tuple[int, float | None]]) -> list[Hit]:
+    from archive.export import Filters, record_query, to_record
+
+    if not found:
+        return []
+    ids = [article_id for article_id, _ in found]
+    rows = {row.id: row for row in conn.execute(record_query(Filters(article_ids=tuple(ids))))}
+    sizes = dict(
+        conn.execute(
+            select(CLUSTERS.c.id, CLUSTERS.c.size).where(
+                CLUSTERS.c.id.in_({row.cluster_id for row in rows.values() if row.cluster_id})
+            )
+        ).all()
+    )
+    marks = [raw for raw in parsed.raw_terms]
+    hits = []
+    for article_id, score in found:
+        row = rows[article_id]
+        record = to_record(row._mapping)
+        body = record.pop("body") or ""
+        hits.append(
+            Hit(
+                record=record,
+                snippet=snippet(body, marks),
+                score=None if score is None else round(-score if score < 0 else score, 6),
+                republications=max(0, sizes.get(row.cluster_id, 1) - 1),
+            )
+        )
+    return hits
+
+
+# --- snippets ----------------------------------------------------------------------------------
+
+
+def _display_form(body: str) -> tuple[str, str]:
+    """(text to show, its normalised form of the same length, to find the terms in)."""
+    shown = PINYIN_LEAK.sub("", body)
+    folded = to_simplified(nfkc(shown)).lower()
+    if len(folded) != len(shown):  # NFKC or t2s changed the length: show the folded text
+        shown = folded
+    return shown, folded
+
+
+def snippet(body: str, raw_terms: Sequence[str], width: int = SNIPPET_CHARS) -> str:
+    """About `width` characters of the body around the first match, HTML-escaped, each
+    match in <mark>...</mark>; the body's opening when nothing is found verbatim."""
+    shown, folded = _display_form(body.replace("\n", " "))
+    needles = sorted(
+        {n for raw in raw_terms if (n := normalize(raw).strip())}, key=len, reverse=True
+    )
+    spans: list[tuple[int, int]] = []
+    for needle in needles:
+        start = folded.find(needle)
+        while start >= 0:
+            if not any(a < start + len(needle) and start < b for a, b in spans):
+                spans.append((start, start + len(needle)))
+            start = folded.find(needle, start + len(needle))
+    spans.sort()
+    first = spans[0][0] if spans else 0
+    begin = max(0, min(first - width // 4, len(shown) - width))
+    end = min(len(shown), begin + width)
+    out, at = [], begin
+    for a, b in spans:
+        if a < begin or b > end:
+            continue
+        out += [html.escape(shown[at:a]), "<mark>", html.escape(shown[a:b]), "</mark>"]
+        at = b
+    out.append(html.escape(shown[at:end]))
+    return ("…" if begin > 0 else "") + "".join(out) + ("…" if end < len(shown) else "")
+
+
+def to_traditional(value: str) -> str:
+    return str(_s2t().convert(value))
+
+
+@lru_cache(maxsize=1)
+def _s2t() -> Any:
+    import opencc
+
+    return opencc.OpenCC("s2t")
+
+
+# --- rebuilding ----------------------------------------------------------------------------------
+
+
+def entry_texts(items: Sequence[Indexable]) -> list[tuple[str, str]]:
+    """entry_text over a batch; picklable, for a worker process."""
+    return [entry_text(item) for item in items]
+
+
+def rebuild_index(
+    session: Session,
+    batch: int = 1000,
+    workers: int = 1,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Empty the index and index every article's current version again, oldest first.
+
+    With `workers`, the next batches are tokenised in worker processes while this one is
+    written, so both cores work (bench/search.py).
+    """
+    from collections import deque
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    clear_index(session)
+    conn = session.connection()
+    ids = list(session.scalars(select(ARTICLES.c.id).order_by(ARTICLES.c.id)))
+    batches = [ids[start : start + batch] for start in range(0, len(ids), batch)]
+    done = 0
+
+    def write(items: list[Indexable], texts: list[tuple[str, str]]) -> None:
+        nonlocal done
+        write_entries(conn, list(zip(items, texts, strict=True)))
+        done += len(items)
+        if on_progress:
+            on_progress(done, len(ids))
+
+    if workers < 1 or len(batches) < 2:
+        for chunk in batches:
+            items = _current(conn, chunk)
+            write(items, entry_texts(items))
+        return done
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        pending: deque[tuple[list[Indexable], Future[list[tuple[str, str]]]]] = deque()
+        for chunk in batches:
+            items = _current(conn, chunk)
+            pending.append((items, pool.submit(entry_texts, items)))
+            if len(pending) > workers:
+                items, future = pending.popleft()
+                write(items, future.result())
+        while pending:
+            items, future = pending.popleft()
+            write(items, future.result())
+    return done

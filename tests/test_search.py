@@ -1,0 +1,238 @@
+"""Search: Chinese words of any length in either script, the query language, both backends.
+
+The fixture archive is the three fixture sites crawled for real (simplified, traditional
+and GBK pages, with republications). Every text query is checked against an oracle: the
+articles whose normalised title or body contain the normalised words, found by plain
+substring search. Each test runs on SQLite and on PostgreSQL, against the same oracle, so
+the two backends give the same article sets.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from archive.models import Article, ArticleVersion
+from archive.search import (
+    QueryError,
+    Term,
+    parse_query,
+    search,
+    snippet,
+    tokens,
+)
+from archive.text import normalize
+from crawler.cli import app
+from tests.conftest import SITES
+from tests.crawlworld import World, expected, make_world
+from tests.siteserver import SiteServer
+
+ALL_SITES = ("zytzb", "tzb_tw", "gbk_city")
+
+
+def test_han_runs_become_bigrams_and_a_closing_character() -> None:
+    assert tokens(normalize("中央統戰部 2024年WeChat")) == [
+        "中央", "央统", "统战", "战部", "部", "2024", "年", "wechat",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("raw", "want"),
+    [
+        ("统", Term(("统",), prefix=True)),
+        ("統戰", Term(("统战",))),
+        ("统战部", Term(("统战", "战部"))),
+        ("统战2024", Term(("统战", "战", "2024"))),
+        ("Ｗｅｃｈａｔ", Term(("wechat",))),
+        ("统(tǒng)战", Term(("统战",))),
+    ],
+)
+def test_query_terms_are_normalised_like_the_index(raw: str, want: Term) -> None:
+    assert Term.parse(raw) == want
+
+
+@pytest.mark.parametrize(
+    ("query", "problem"),
+    [
+        ('"统战', "quote at 1 is not closed"),
+        ("OR 统战", "OR needs a term on each side"),
+        ("统战 OR", "OR needs a term on each side"),
+        ("统战 OR -侨务", "OR cannot join an exclusion"),
+        ("publisher:人民网 统战", "unknown field publisher:"),
+        ("统战 since:2024-13-01", "since:2024-13-01 is not a date"),
+        ("统战 -until:2024", "-until: means nothing"),
+    ],
+)
+def test_a_malformed_query_gets_a_one_line_error(query: str, problem: str) -> None:
+    with pytest.raises(QueryError) as caught:
+        parse_query(query)
+    assert problem in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_snippet_marks_matches_in_the_pages_own_script() -> None:
+    body = "会议指出，中央統戰部部长出席并讲话。" + "其他内容。" * 40 + "統(tǒng)戰工作很重要。"
+    got = snippet(body, ["统战"])
+    assert got.startswith("会议指出，中央<mark>統戰</mark>部部长") and got.endswith("…")
+    assert "<mark>" not in snippet("没有匹配的内容 & <b>", ["统战"])
+    assert "&amp; &lt;b&gt;" in snippet("没有匹配的内容 & <b>", ["统战"])
+
+
+# --- against a crawled archive -----------------------------------------------------------------
+
+
+@pytest.fixture
+def world(tmp_path: Path, database_url: str, site_server: Callable[..., SiteServer]) -> World:
+    made = make_world(tmp_path, database_url, site_server, ALL_SITES)
+    made.crawl()
+    return made
+
+
+def texts(world: World) -> dict[int, tuple[str, str]]:
+    """article id -> (normalised title, normalised body) of its current version."""
+    with world.session() as session:
+        rows = session.execute(
+            select(Article.id, ArticleVersion.title, ArticleVersion.body).join(
+                ArticleVersion,
+                (ArticleVersion.article_id == Article.id)
+                & (ArticleVersion.version == Article.version),
+            )
+        )
+        return {r[0]: (normalize(r[1] or ""), normalize(r[2] or "")) for r in rows}
+
+
+def found(world: World, query: str, **options: object) -> set[int]:
+    with world.session() as session:
+        result = search(session, query, limit=1000, all_copies=True, **options)  # type: ignore[arg-type]
+        assert result.total == len(result.hits)
+        return {hit.record["id"] for hit in result.hits}
+
+
+def containing(corpus: dict[int, tuple[str, str]], *words: str) -> set[int]:
+    return {
+        article_id
+        for article_id, (title, body) in corpus.items()
+        if all(normalize(w) in title or normalize(w) in body for w in words)
+    }
+
+
+WORDS = [
+    "侨", "銅", "堃",  # one character, either script
+    "统战", "統戰", "侨务", "僑務", "铜陵", "宗教", "两会",  # two
+    "统战工作", "統戰工作", "中华民族", "民主监督", "调研工作",  # four
+    "刘堃", "李晓东", "李曉東",  # names
+    "全国统战系统深入学习贯彻全国两会精神",  # a whole headline
+    "2024",
+]  # fmt: skip
+
+
+def test_words_of_any_length_find_exactly_the_articles_containing_them(world: World) -> None:
+    corpus = texts(world)
+    assert len(corpus) == 22
+    for word in WORDS:
+        want = containing(corpus, word)
+        assert found(world, word) == want, word
+    assert containing(corpus, "统战") == containing(corpus, "統戰")  # the oracle agrees too
+    assert len(containing(corpus, "铜陵")) == 1 and len(containing(corpus, "统战")) > 10
+
+
+def test_phrases_exclusions_and_or(world: World) -> None:
+    corpus = texts(world)
+    assert found(world, '"全国两会精神"') == containing(corpus, "全国两会精神")
+    assert found(world, "统战 侨务") == containing(corpus, "统战", "侨务")
+    assert found(world, "统战 -侨务") == containing(corpus, "统战") - containing(corpus, "侨务")
+    assert found(world, "侨务 OR 宗教") == containing(corpus, "侨务") | containing(corpus, "宗教")
+    assert found(world, "-统战 site:gbk_city") == {
+        a.id for a in world.articles("gbk_city").values()
+    } - containing(corpus, "统战")
+    # bigrams that are all there, but never in this order, are no match
+    assert not containing(corpus, "战统") and found(world, "战统") == set()
+
+
+def test_field_filters_and_dates(world: World) -> None:
+    corpus = texts(world)
+    by_site = {site: {a.id for a in world.articles(site).values()} for site in ALL_SITES}
+    assert found(world, "统战 site:gbk_city") == containing(corpus, "统战") & by_site["gbk_city"]
+    assert found(world, "统战", site="tzb_tw") == containing(corpus, "统战") & by_site["tzb_tw"]
+    assert found(world, "统战 -site:zytzb") == containing(corpus, "统战") - by_site["zytzb"]
+    tw = world.articles("tzb_tw")
+    # 李曉東 is stored in traditional script; the simplified name finds it
+    assert found(world, "author:李晓东") == {
+        tw["/xwzx/tzgz/202402/t20240226_3.html"].id, tw["/xwzx/tzgz/202403/t20240320_6.html"].id
+    }  # fmt: skip
+    zytzb = world.articles("zytzb")
+    assert found(world, "source:人民日报") == {zytzb["/tzyw/202402/t20240220_568102.html"].id}
+    assert found(world, "editor:郭磊 统战") == containing(corpus, "统战") & {
+        tw[p].id for p, a in expected("tzb_tw")["articles"].items() if a.get("editor") == "郭磊"
+    }
+    march = {
+        a.id
+        for site in ALL_SITES
+        for a in world.articles(site).values()
+        if a.publish_time is not None and (a.publish_time.month, a.publish_time.day) >= (3, 1)
+    }
+    assert found(world, "统战 since:2024-03-01") == containing(corpus, "统战") & march
+    assert found(world, "统战 until:2024-02") == containing(corpus, "统战") - march
+
+
+def test_clusters_collapse_to_one_hit_unless_all_copies_are_asked_for(world: World) -> None:
+    query = "全国统战系统深入学习贯彻全国两会精神"
+    with world.session() as session:
+        collapsed = search(session, query).hits
+        every = search(session, query, all_copies=True).hits
+    assert len(every) == 2 and {h.record["site"] for h in every} == {"zytzb", "gbk_city"}
+    assert len(collapsed) == 1 and collapsed[0].republications == 1
+    assert "body" not in collapsed[0].record
+    with world.session() as session:
+        (hit,) = [h for h in search(session, "两会精神").hits if h.record["id"] in {e.record["id"] for e in every}]  # fmt: skip
+    assert "<mark>两会精神</mark>" in hit.snippet and hit.republications == 1
+
+
+def test_newest_first_and_relevance(world: World) -> None:
+    with world.session() as session:
+        newest = search(session, "统战", sort="newest", all_copies=True, limit=50).hits
+        ranked = search(session, "侨务", all_copies=True).hits
+    times = [h.record["publish_time"] for h in newest]
+    assert len(times) > 10 and times == sorted(times, reverse=True)
+    # both articles with 侨务 in the title come before those with it in the body only
+    titled = [h for h in ranked if "侨务" in normalize(h.record["title"])]
+    assert len(titled) == 2 and ranked[:2] == titled
+    assert all(h.score is not None and h.score > 0 for h in ranked)
+
+
+def test_an_edited_article_is_found_by_its_new_text_only(world: World) -> None:
+    path = "/xwdt/2024/0304/116.htm"
+    server = world.servers["gbk_city"]
+    page = (SITES / "gbk_city" / path.lstrip("/")).read_bytes().decode("gb18030")
+    assert found(world, "联席会议") and not found(world, "焕然一新")
+    server.put(path, page.replace("联席会议", "焕然一新").encode("gbk"))
+    world.crawl("gbk_city", refresh=True)
+    article = world.articles("gbk_city")[path]
+    assert article.version == 2
+    assert article.id in found(world, "焕然一新")
+    assert article.id not in found(world, "联席会议")
+
+
+def test_search_and_reindex_from_the_command_line(world: World) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["search", "統戰工作", "--format", "json"], env=world.env())
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.stdout)
+    assert hits and all({"snippet", "score", "republications", "site"} <= set(h) for h in hits)
+    assert "body" not in hits[0]
+    before = [h["id"] for h in hits]
+    result = runner.invoke(app, ["reindex"], env=world.env())
+    assert result.exit_code == 0 and "indexed 22 articles" in result.stdout, result.output
+    result = runner.invoke(app, ["search", "统战工作", "--format", "json"], env=world.env())
+    assert [h["id"] for h in json.loads(result.stdout)] == before
+    result = runner.invoke(app, ["search", "统战工作", "--limit", "3"], env=world.env())
+    assert result.exit_code == 0 and "matching articles; 3 shown" in result.stdout
+    result = runner.invoke(app, ["search", '"统战'], env=world.env())
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: search query '\"统战': the quote at 1 is not closed"
+    ]
