@@ -494,8 +494,8 @@ FTS = table("search_fts", column("rowid", BigInteger), column("search_fts"))
 _TS_WEIGHTS = "'{0.25, 0.25, 0.25, 1.0}'::float4[]"  # D (body) .. A (title): 4 to 1
 
 
-def _ts_query(terms: Sequence[Term], joiner: str) -> str:
-    return "(" + joiner.join(t.tsquery() for t in terms) + ")"
+def _ts_any(terms: Sequence[Term]) -> str:
+    return "(" + " | ".join(t.tsquery() for t in terms) + ")"
 
 
 def _fts_match(expression: str) -> ColumnElement[bool]:
@@ -510,9 +510,9 @@ def _fts_expression(terms: Sequence[Sequence[Term]], excluded: Sequence[Term]) -
 
 
 def _tsquery(terms: Sequence[Sequence[Term]], excluded: Sequence[Term]) -> ColumnElement[Any]:
-    parts = [_ts_query(clause, " | ") for clause in terms]
+    parts = [_ts_any(clause) for clause in terms]
     if excluded:
-        parts.append("!" + _ts_query(excluded, " | "))
+        parts.append("!" + _ts_any(excluded))
     return sql_cast(literal(" & ".join(parts)), TSQUERY)
 
 
@@ -649,7 +649,6 @@ def _hits(conn: Connection, parsed: Query, found: list[tuple[int, float | None]]
             )
         ).all()
     )
-    marks = [raw for raw in parsed.raw_terms]
     hits = []
     for article_id, score in found:
         row = rows[article_id]
@@ -658,8 +657,8 @@ def _hits(conn: Connection, parsed: Query, found: list[tuple[int, float | None]]
         hits.append(
             Hit(
                 record=record,
-                snippet=snippet(body, marks),
-                score=None if score is None else round(-score if score < 0 else score, 6),
+                snippet=snippet(body, parsed.raw_terms),
+                score=None if score is None else round(abs(score), 6),  # FTS5's bm25 is negative
                 republications=max(0, sizes.get(row.cluster_id, 1) - 1),
             )
         )

@@ -19,11 +19,9 @@ from crawler.cli import app
 NOT_YET = [
     ["schedule"],
     ["status"],
-    ["search", "统战", "--since", "2024-01-01", "--format", "json"],
     ["export", "--format", "parquet", "--output", "out.parquet"],
     ["export", "统战", "--format", "jsonl", "--output", "out.jsonl"],
     ["export", "--format", "jsonl", "--output", "out.jsonl", "--collection", "c"],
-    ["reindex"],
     ["serve", "--port", "0"],
     ["collections", "list"],
     ["collections", "create", "侨务"],
