@@ -2,7 +2,7 @@
 
 Sites have articles; an article has versions (what its text and metadata were, oldest
 first, never deleted) and snapshots (each fetch, pointing into a WARC file); crawl runs
-keep their counters and errors; clusters group an article with its republications; LSH
+keep their counters and errors; alerts flag sites that need a look; clusters group an article with its republications; LSH
 bands index clusters in the database; collections are analysts' saved sets.
 Times are stored in UTC and come back timezone-aware on SQLite and PostgreSQL alike.
 """
@@ -152,6 +152,25 @@ class CrawlError(Base):
     message: Mapped[str] = mapped_column(Text)
 
     run: Mapped[CrawlRun] = relationship(back_populates="errors")
+
+
+class Alert(Base):
+    """A problem with a site that ops should look at (archive.alerts raises and clears it).
+
+    Active while `cleared_at` is null; at most one active alert per site and kind."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_site_kind", "site_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    kind: Mapped[str] = mapped_column(String(32))  # failing | no_articles | extraction | stale
+    message: Mapped[str] = mapped_column(Text)
+    raised_at: Mapped[datetime] = mapped_column(default=utcnow)
+    cleared_at: Mapped[datetime | None]
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id", ondelete="SET NULL"))
+
+    site: Mapped[Site] = relationship()
 
 
 class Cluster(Base):

@@ -61,7 +61,12 @@ class SchedulerSettings(_Strict):
     misfire_grace_seconds: int = Field(3600, ge=1)
     crawl_timeout_minutes: int = Field(120, ge=1)
     metrics_host: str = "127.0.0.1"
-    metrics_port: int = Field(9410, ge=0, le=65535)
+    metrics_port: int = Field(9410, ge=0, le=65535)  # 0: any free port (tests)
+    # Alerts (archive.alerts): logged, shown by `ufarchive status`, POSTed to the webhook.
+    alert_failures_in_a_row: int = Field(3, ge=1)
+    alert_extraction_failed_percent: float = Field(50, gt=0, le=100)
+    alert_stale_intervals: int = Field(3, ge=1)
+    alert_webhook_url: str | None = None
 
 
 class WebSettings(_Strict):

@@ -312,8 +312,15 @@ def runs_table(runs: list[Any], title: str) -> Any:
 
 @app.command()
 def schedule() -> None:
-    """Run every site on its schedule until stopped: the long-running main job."""
-    not_implemented("schedule")
+    """Run every site on its schedule until stopped: the long-running main job.
+
+    SIGTERM/SIGINT stop it cleanly (running crawls checkpoint and resume at the next
+    start); SIGHUP or a changed site file reloads the sites. Serves /healthz and /metrics
+    on scheduler.metrics_host:metrics_port of settings.yaml.
+    """
+    from crawler.scheduling import run_scheduler
+
+    run_scheduler(settings())
 
 
 @app.command()
@@ -347,9 +354,46 @@ def runs(
 
 
 @app.command()
-def status() -> None:
+def status(
+    format: Annotated[
+        TextOrJson, typer.Option("--format", help="text table or JSON.")
+    ] = TextOrJson.text,
+) -> None:
     """Per site: last run, outcome, articles new/changed, failures in a row, next run, alerts."""
-    not_implemented("status")
+    import json
+
+    from crawler.scheduling import site_statuses
+
+    statuses, errors = site_statuses(settings())
+    if format is TextOrJson.json:
+        typer.echo(json.dumps([s.to_dict() for s in statuses], ensure_ascii=False, indent=2))
+    else:
+        out.print(status_table(statuses))
+        for status_ in statuses:
+            for alert in status_.alerts:
+                out.print(f"ALERT {alert.site} {alert.kind}: {alert.message}", markup=False)
+    for error in errors:
+        err.print(f"error: {error}", markup=False)
+
+
+def status_table(statuses: list[Any]) -> Any:
+    from rich.table import Table
+
+    def when(value: datetime | None) -> str:
+        return value.astimezone().strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+    table = Table(title=f"{len(statuses)} sites")
+    for name in ("site", "schedule", "last run", "started", "outcome", "new", "changed",
+                 "failures in a row", "next run", "alerts"):  # fmt: skip
+        right = name in ("new", "changed", "last run")
+        table.add_column(name, justify="right" if right else "left")
+    for s in statuses:
+        table.add_row(
+            s.site, s.schedule, str(s.last_run_id or "-"), when(s.last_started),
+            s.last_status or "never run", str(s.articles_new), str(s.articles_changed),
+            str(s.failures_in_a_row), when(s.next_run), ", ".join(a.kind for a in s.alerts) or "-",
+        )  # fmt: skip
+    return table
 
 
 @app.command()

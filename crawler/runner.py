@@ -175,8 +175,13 @@ def run_view(row: CrawlRun, log_file: str | None = None) -> RunView:
 # --- the child ------------------------------------------------------------------------------
 
 
-def crawl_in_this_process(runs: list[tuple[str, int]], refresh: bool, log_file: str | None) -> int:
-    """Run every (site, run id) in one Scrapy process; returns the exit code."""
+def crawl_in_this_process(
+    runs: list[tuple[str, int]], refresh: bool, log_file: str | None, jobdir: str | None = None
+) -> int:
+    """Run every (site, run id) in one Scrapy process; returns the exit code.
+
+    With `jobdir` (one site; the scheduler's crawls) Scrapy keeps its request queue and
+    seen-requests there, so a crawl stopped by SIGTERM resumes where it stopped."""
     from scrapy.crawler import CrawlerProcess
 
     from crawler.crawlsettings import scrapy_settings
@@ -188,6 +193,8 @@ def crawl_in_this_process(runs: list[tuple[str, int]], refresh: bool, log_file: 
         values["LOG_FILE"] = log_file
         values["LOG_FILE_APPEND"] = True
     values["LOG_INSTALL_ROOT_HANDLER"] = True
+    if jobdir:
+        values["JOBDIR"] = jobdir
     process = CrawlerProcess(values)
     for site, run_id in runs:
         process.crawl(NewsSpider, site=site, run_id=run_id, refresh=refresh)
@@ -202,6 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--run", action="append", required=True, metavar="SITE=RUN_ID")
     parser.add_argument("--refresh", action="store_true")
     parser.add_argument("--log-file")
+    parser.add_argument("--jobdir")
     args = parser.parse_args(argv)
     runs = []
     for value in args.run:
@@ -211,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     # takes a second SIGINT as "stop now, uncleanly".
     if hasattr(os, "setpgrp"):
         os.setpgrp()
-    sys.exit(crawl_in_this_process(runs, args.refresh, args.log_file))
+    sys.exit(crawl_in_this_process(runs, args.refresh, args.log_file, args.jobdir))
 
 
 if __name__ == "__main__":

@@ -158,6 +158,10 @@ class NewsSpider(scrapy.Spider):
             return None
         self.budget_used += 1
         meta = {"kind": kind, **kwargs.pop("meta", {})}
+        if kind == "start" and self.settings.get("JOBDIR"):
+            # A resumed crawl (JOBDIR) has seen its start URLs: fetch them again anyway, so
+            # the run sees its site answer and picks up what was published meanwhile.
+            kwargs["dont_filter"] = True
         return Request(url, callback=callback, errback=self.on_error, meta=meta, **kwargs)
 
     def article_request(self, url: str, updated: datetime | None = None) -> Request | None:
@@ -199,10 +203,14 @@ class NewsSpider(scrapy.Spider):
         article_re, follow_re = self.site.article_re, self.site.follow_re
         new_articles = 0
         listings: list[str] = []
+        assert self.crawler.stats is not None
+        # For the scheduler's "listing pages answer but yield no articles" alert.
+        self.crawler.stats.inc_value("ufarchive/listing_pages")
         for url in page_links(text, response.url):
             if not self.is_allowed(url):
                 continue
             if article_re.search(url):
+                self.crawler.stats.inc_value("ufarchive/article_links")
                 if self.site.canonical(url) not in self.run.known:
                     new_articles += 1
                 request = self.article_request(url)
