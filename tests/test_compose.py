@@ -37,9 +37,18 @@ def app_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_services(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert "postgres" in services and "app" in services
-    assert services["app"]["build"] == "."
+    assert "postgres" in services and "scheduler" in services
+    assert services["scheduler"]["build"] == "."
     assert (REPO / "Dockerfile").is_file()
+
+
+def test_the_scheduler_runs_schedule_after_db_upgrade(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    scheduler = services["scheduler"]
+    assert scheduler["command"] == ["schedule"]
+    [(first, condition)] = scheduler["depends_on"].items()
+    assert services[first]["command"] == ["db", "upgrade"]
+    assert condition == {"condition": "service_completed_successfully"}
 
 
 def test_the_image_runs_ufarchive() -> None:
