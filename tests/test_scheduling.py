@@ -414,3 +414,28 @@ def test_a_site_that_breaks_raises_alerts_in_the_log_in_status_and_on_the_webhoo
         assert scheduler.stop() == 0
     finally:
         webhook.close()
+
+
+@pytest.mark.slow
+def test_the_global_limit_bounds_crawls_running_at_once(
+    tmp_path: Path,
+    sqlite_url: str,
+    site_server: Callable[..., SiteServer],
+    schedulers: Callable[..., Scheduler],
+) -> None:
+    world = make_world(tmp_path, sqlite_url, site_server, ("zytzb", "tzb_tw", "gbk_city"))
+    add_scheduler_settings(world)
+    path = world.config_dir / "settings.yaml"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(
+            "max_concurrent_crawls: 2", "max_concurrent_crawls: 1"
+        ),
+        encoding="utf-8",
+    )
+    scheduler = schedulers(world)
+    wait_for(lambda: len(finished(world)) == 3, 90, "the three catch-up runs")
+    assert scheduler.stop() == 0
+    runs = runs_of(world)
+    assert sorted(r.site_id for r in runs) == [1, 2, 3], "one run a site"
+    assert {(r.trigger, r.status) for r in runs} == {("catchup", "succeeded")}
+    assert_no_overlap(runs)
