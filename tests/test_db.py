@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -95,19 +95,24 @@ def test_lsh_bands_is_a_without_rowid_table_on_sqlite(sqlite_url: str) -> None:
     assert sql is not None and "WITHOUT ROWID" in sql.upper()
 
 
+def insert_site_and_article(conn: Connection, is_original: bool) -> None:
+    """Site 1 and its article 1, in SQL that every revision since 0001 accepts."""
+    conn.execute(
+        text(
+            "INSERT INTO sites (id, name, title, created_at) VALUES (1, 'a', 'A', CURRENT_TIMESTAMP)"
+        )
+    )
+    conn.execute(text(
+        "INSERT INTO articles (id, site_id, url, canonical_url, status, first_seen, last_seen, version, is_original)"
+        " VALUES (1, 1, 'u', 'u', 'live', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1, :original)"
+    ), {"original": is_original})  # fmt: skip
+
+
 def test_upgrading_an_archive_keeps_its_rows(database_url: str) -> None:
     engine = make_engine(database_url)
     upgrade(engine, "0001")
     with engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO sites (id, name, title, created_at) VALUES (1, 'a', 'A', CURRENT_TIMESTAMP)"
-            )
-        )
-        conn.execute(text(
-            "INSERT INTO articles (id, site_id, url, canonical_url, status, first_seen, last_seen, version, is_original)"
-            " VALUES (1, 1, 'u', 'u', 'live', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1, :no)"
-        ), {"no": False})  # fmt: skip
+        insert_site_and_article(conn, is_original=False)
     upgrade(engine)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT is_original FROM articles WHERE id = 1")).scalar() in (
@@ -122,15 +127,7 @@ def test_upgrading_to_tiers_keeps_the_band_index(database_url: str) -> None:
     engine = make_engine(database_url)
     upgrade(engine, "0002")
     with engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO sites (id, name, title, created_at) VALUES (1, 'a', 'A', CURRENT_TIMESTAMP)"
-            )
-        )
-        conn.execute(text(
-            "INSERT INTO articles (id, site_id, url, canonical_url, status, first_seen, last_seen, version, is_original)"
-            " VALUES (1, 1, 'u', 'u', 'live', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1, :yes)"
-        ), {"yes": True})  # fmt: skip
+        insert_site_and_article(conn, is_original=True)
         conn.execute(
             text("INSERT INTO lsh_bands (band, bucket, article_id) VALUES (:band, :bucket, 1)"),
             [{"band": band, "bucket": -(2**63) + band} for band in range(3)],
