@@ -508,6 +508,9 @@ def print_hits(result: Any) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    if not result.hits:
+        out.print(f"no hits ({result.total} matching articles)", markup=False)
+        return
     table = Table(box=None, show_edge=False, pad_edge=False)
     for name in ("id", "published", "site", "title / snippet", "copies"):
         table.add_column(name, no_wrap=name != "title / snippet", overflow="fold")
