@@ -38,7 +38,6 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone
-from functools import lru_cache
 from typing import Any, Literal, cast
 
 from sqlalchemy import (
@@ -64,7 +63,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from archive.errors import UfarchiveError
 from archive.models import Article, ArticleVersion, Cluster, SearchDoc, Site
-from archive.text import PINYIN_LEAK, nfkc, normalize, to_simplified
+from archive.text import PINYIN_LEAK, nfkc, normalize, to_simplified, to_traditional
 
 HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
 # A Han run, or a run of other letters and digits (Latin, Cyrillic, kana ...).
@@ -753,17 +752,6 @@ def snippet(body: str, raw_terms: Sequence[str], width: int = SNIPPET_CHARS) -> 
         at = b
     out.append(html.escape(shown[at:end]))
     return ("…" if begin > 0 else "") + "".join(out) + ("…" if end < len(shown) else "")
-
-
-def to_traditional(value: str) -> str:
-    return str(_s2t().convert(value))
-
-
-@lru_cache(maxsize=1)
-def _s2t() -> Any:
-    import opencc
-
-    return opencc.OpenCC("s2t")
 
 
 # --- rebuilding ----------------------------------------------------------------------------------

@@ -28,6 +28,18 @@ def to_simplified(text: str) -> str:
     return str(_t2s().convert(text))
 
 
+@lru_cache(maxsize=1)
+def _s2t() -> Any:
+    import opencc
+
+    return opencc.OpenCC("s2t")
+
+
+def to_traditional(text: str) -> str:
+    """Simplified script to traditional (OpenCC s2t), to match fields stored either way."""
+    return str(_s2t().convert(text))
+
+
 def nfkc(text: str) -> str:
     """NFKC, skipped when the text is normal already (most Chinese text, and far cheaper)."""
     return text if unicodedata.is_normalized("NFKC", text) else unicodedata.normalize("NFKC", text)
