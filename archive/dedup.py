@@ -24,6 +24,7 @@ the site the others' 来源 names; then the first seen. The reason is stored wit
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import struct
 import unicodedata
@@ -74,15 +75,22 @@ MAX_CHECKS = 24  # candidates verified per article, best-ranked first, one per c
 _SEED = np.uint64(0x9E3779B97F4A7C15)
 _NOT_ALNUM = re.compile(r"[\W_]+")  # everything but letters and digits (Unicode-aware)
 CLUSTER_LOCK = 0x75666172  # "ufar": the advisory lock key of clustering on PostgreSQL
-# lsh_bands in tiers, newest last. Buckets are random keys: in one B-tree over all of them a
-# commit dirties about one page a row it adds (42 an article), and that cost grew with the
-# archive (bench/dedup.py: 1.0 ms an article at 10k, 2.0 at 200k, most of it writing those
-# pages at commit). New rows go to the newest tier, small enough that its pages stay few;
-# a tier that reaches its bound is merged into the one below in one sorted pass (a
-# log-structured merge). A lookup asks every tier: three index seeks a bucket, not one.
-# Bounds (rows; tier 0 has none) tuned with bench/dedup.py.
-TIER_ROWS: tuple[int, ...] = (0, 65_536 * BANDS, 4_096 * BANDS)
-NEWEST_TIER = len(TIER_ROWS) - 1
+# lsh_bands in tiers (log-structured). Buckets are random keys: in one B-tree over all of
+# them a commit dirties about one page a row it adds (42 an article), and lookups miss the
+# CPU caches more as the tree grows; both made an article's cost grow with the archive
+# (bench/dedup.py). New rows go to the newest tier (-1), small enough that its pages stay
+# few; full, it is merged in one sorted pass into the current run. Runs (0, 1, 2, ...) sit
+# after it in key order; a run that reaches RUN_ROWS is sealed: it gets a Bloom filter of
+# its buckets in lsh_tiers and takes no new rows (only an edited article's rows leave it),
+# and the next merge starts a run at the end of the B-tree. Runs are never merged with each
+# other, so no merge grows with the archive. A lookup asks the newest tier and the current
+# run for every bucket, and a sealed run only for the buckets its filter lets through (most
+# of a new article's buckets are in no run). Bounds in rows, tuned with bench/dedup.py.
+NEWEST_TIER = -1
+NEWEST_ROWS = 4_096 * BANDS
+RUN_ROWS = 16_384 * BANDS
+FILTER_BITS = 16  # a run's filter, bits a row: ~0.2 % of absent buckets get through
+FILTER_PROBES = 8  # bits set a bucket, all in one 64-bit word (one cache line a lookup)
 
 
 # --- text -------------------------------------------------------------------------------
@@ -314,7 +322,7 @@ def forget_bands(conn: Connection, article_ids: list[int]) -> None:
     if not old:
         return  # new articles: the common case costs one indexed lookup
     mark = placeholder(conn)
-    tiers = ", ".join(str(tier) for tier in range(NEWEST_TIER + 1))
+    tiers = ", ".join(str(tier) for tier in [NEWEST_TIER, *stored_runs(conn)])
     conn.exec_driver_sql(
         f"DELETE FROM lsh_bands WHERE tier IN ({tiers}) AND bucket = {mark} AND band = {mark}"
         f" AND article_id = {mark}",
@@ -327,37 +335,165 @@ def forget_bands(conn: Connection, article_ids: list[int]) -> None:
     conn.execute(delete(KEYS_TABLE).where(keys.article_id.in_([row[0] for row in old])))
 
 
+def stored_runs(conn: Connection) -> dict[int, tuple[int, int | None]]:
+    """Each run of lsh_bands, oldest first: (rows, stamp of its filter; None while open)."""
+    tiers = TIERS_TABLE.c
+    rows = conn.execute(
+        select(tiers.tier, tiers.row_count, tiers.stamp).where(tiers.tier >= 0).order_by(tiers.tier)
+    )
+    return {tier: (count, stamp) for tier, count, stamp in rows}
+
+
 def settle_tiers(conn: Connection, added: int) -> None:
-    """Count rows added to the newest tier and merge every tier that is full into the next."""
-    counts = {tier: rows for tier, rows in conn.execute(select(TIERS_TABLE))}
-    written = dict(counts)
-    counts[NEWEST_TIER] = counts.get(NEWEST_TIER, 0) + added
-    for tier in range(NEWEST_TIER, 0, -1):
-        if counts.get(tier, 0) >= TIER_ROWS[tier]:
-            merge_tier(conn, tier)
-            counts[tier - 1] = counts.get(tier - 1, 0) + counts[tier]
-            counts[tier] = 0
-    for tier, rows in counts.items():
-        if tier not in written:
-            conn.execute(insert(TIERS_TABLE).values(tier=tier, row_count=rows))
-        elif written[tier] != rows:
-            conn.execute(
-                update(TIERS_TABLE).where(TIERS_TABLE.c.tier == tier).values(row_count=rows)
-            )
+    """Count rows added to the newest tier; when it is full, merge it into the current run
+    (a new one if the last is sealed or full), and seal every run that is full or, but for
+    the current one, still open (a biggest tier from before migration 0006)."""
+    tiers = TIERS_TABLE.c
+    newest = conn.execute(
+        select(tiers.row_count).where(tiers.tier == NEWEST_TIER)
+    ).scalar_one_or_none()
+    count = (newest or 0) + added
+    if count >= NEWEST_ROWS:
+        runs = stored_runs(conn)
+        last = max(runs, default=-1)
+        if last >= 0 and runs[last][1] is None and runs[last][0] < RUN_ROWS:
+            target = last
+        else:
+            target = last + 1
+            conn.execute(insert(TIERS_TABLE).values(tier=target, row_count=0))
+            runs[target] = (0, None)
+        merge_tier(conn, NEWEST_TIER, target)
+        runs[target] = (runs[target][0] + count, None)
+        conn.execute(
+            update(TIERS_TABLE).where(tiers.tier == target).values(row_count=runs[target][0])
+        )
+        count = 0
+        for run, (rows, stamp) in runs.items():
+            if stamp is None and (run != target or rows >= RUN_ROWS):
+                build_run_filter(conn, run)
+    if newest is None:
+        conn.execute(insert(TIERS_TABLE).values(tier=NEWEST_TIER, row_count=count))
+    else:
+        conn.execute(update(TIERS_TABLE).where(tiers.tier == NEWEST_TIER).values(row_count=count))
 
 
-def merge_tier(conn: Connection, tier: int) -> None:
-    """Move a tier's rows into the tier below, in bucket order (one pass over its pages)."""
+def merge_tier(conn: Connection, tier: int, into: int) -> None:
+    """Move a tier's rows into another, in bucket order (one pass over its pages)."""
     bands = BANDS_TABLE.c
     conn.execute(
         insert(BANDS_TABLE).from_select(
             ["tier", "band", "bucket", "article_id"],
-            select(literal(tier - 1, SmallInteger), bands.band, bands.bucket, bands.article_id)
+            select(literal(into, SmallInteger), bands.band, bands.bucket, bands.article_id)
             .where(bands.tier == tier)
             .order_by(bands.bucket),
         )
     )
     conn.execute(delete(BANDS_TABLE).where(bands.tier == tier))
+
+
+def build_run_filter(conn: Connection, run: int) -> np.ndarray[Any, np.dtype[np.uint64]]:
+    """Read a run's buckets, store their filter (and its row count) in lsh_tiers."""
+    # straight from the driver's cursor: a run is 688k rows, and SQLAlchemy's rows were
+    # half the cost of sealing it (bench/dedup.py)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(f"SELECT bucket FROM lsh_bands WHERE tier = {int(run)}")
+        buckets = np.array([row[0] for row in cursor.fetchall()], dtype=np.int64)
+    finally:
+        cursor.close()
+    words = bloom_filter(buckets)
+    stamp = int.from_bytes(os.urandom(7), "little")
+    conn.execute(
+        update(TIERS_TABLE)
+        .where(TIERS_TABLE.c.tier == run)
+        .values(row_count=len(buckets), filter=words.astype("<u8").tobytes(), stamp=stamp)
+    )
+    _FILTERS[(conn.engine.url.render_as_string(), run)] = (stamp, words)
+    return words
+
+
+# Each run's filter, once read, by (database, run): runs do not change, and the random
+# stamp stored with a filter tells a rebuilt run from the one cached.
+_FILTERS: dict[tuple[str, int], tuple[int, np.ndarray[Any, np.dtype[np.uint64]]]] = {}
+
+
+def run_filters(
+    conn: Connection, runs: dict[int, tuple[int, int | None]]
+) -> dict[int, np.ndarray[Any, np.dtype[np.uint64]] | None]:
+    """The filter of each run (None for an open run), from the cache or the database."""
+    database = conn.engine.url.render_as_string()
+    filters: dict[int, np.ndarray[Any, np.dtype[np.uint64]] | None] = {}
+    for run, (_, stamp) in runs.items():
+        cached = _FILTERS.get((database, run))
+        if stamp is None:
+            filters[run] = None
+        elif cached is not None and cached[0] == stamp:
+            filters[run] = cached[1]
+        else:
+            blob = conn.execute(
+                select(TIERS_TABLE.c.filter).where(TIERS_TABLE.c.tier == run)
+            ).scalar_one()
+            words = np.frombuffer(blob, dtype="<u8").astype(np.uint64)
+            _FILTERS[(database, run)] = (stamp, words)
+            filters[run] = words
+    return filters
+
+
+# --- Bloom filters of the runs ------------------------------------------------------------
+# A register-blocked Bloom filter (Putze, Sanders and Singler 2007): all of a bucket's bits
+# in one 64-bit word, so a lookup reads one word. No library kept on PyPI does this over
+# numpy arrays of keys in one vectorised pass, and pybloom-style filters hash in Python a
+# key at a time (42 a new article, times the runs).
+
+
+def _probes(
+    buckets: np.ndarray[Any, np.dtype[np.int64]], words: int
+) -> tuple[np.ndarray[Any, np.dtype[np.uint64]], np.ndarray[Any, np.dtype[np.uint64]]]:
+    """(word, mask) of each bucket: the word from its low 32 bits, the bits from a remix."""
+    x = buckets.astype(np.int64, copy=False).view(np.uint64)
+    with np.errstate(over="ignore"):
+        word = ((x & np.uint64(0xFFFFFFFF)) * np.uint64(words)) >> np.uint64(32)
+        z = x ^ (x >> np.uint64(31))
+        z *= np.uint64(0xBF58476D1CE4E5B9)
+        z ^= z >> np.uint64(29)
+        mask = np.zeros(len(x), dtype=np.uint64)
+        for probe in range(FILTER_PROBES):
+            mask |= np.uint64(1) << ((z >> np.uint64(6 * probe)) & np.uint64(63))
+    return word, mask
+
+
+def filter_words(rows: int) -> int:
+    """A filter's size for `rows` buckets: FILTER_BITS a row, rounded up to an eighth of a
+    full run's, so that most runs share one size and a lookup computes its probes once."""
+    step = max(1, RUN_ROWS * FILTER_BITS // 64 // 8)
+    need = max(1, (rows * FILTER_BITS + 63) // 64)
+    return -(-need // step) * step
+
+
+def bloom_filter(
+    buckets: np.ndarray[Any, np.dtype[np.int64]],
+) -> np.ndarray[Any, np.dtype[np.uint64]]:
+    words = np.zeros(filter_words(len(buckets)), dtype=np.uint64)
+    word, mask = _probes(buckets, len(words))
+    np.bitwise_or.at(words, word, mask)
+    return words
+
+
+Probes = tuple[np.ndarray[Any, np.dtype[np.uint64]], np.ndarray[Any, np.dtype[np.uint64]]]
+
+
+def may_contain(
+    words: np.ndarray[Any, np.dtype[np.uint64]],
+    buckets: np.ndarray[Any, np.dtype[np.int64]],
+    probes: dict[int, Probes] | None = None,
+) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """False for buckets certainly not in the filter's run; True for those that may be.
+    `probes` keeps the buckets' probes by filter size, for the next filter of that size."""
+    probes = {} if probes is None else probes
+    if len(words) not in probes:
+        probes[len(words)] = _probes(buckets, len(words))
+    word, mask = probes[len(words)]
+    return (words[word] & mask) == mask  # type: ignore[no-any-return]
 
 
 def chunked(items: list[Any], size: int) -> list[list[Any]]:
@@ -422,16 +558,30 @@ class _Batch:
             )
             for content_hash, article_id in rows:
                 self.stored_by_hash.setdefault(content_hash, []).append(article_id)
-        buckets = list({bucket for p in prepared for _, bucket in p.keys})
+        buckets = sorted({bucket for p in prepared for _, bucket in p.keys})
+        if not buckets:
+            return
+        # the newest tier and open runs for every bucket; a sealed run for those its filter
+        # lets through
+        wanted = np.array(buckets, dtype=np.int64)
+        asks: list[tuple[str, list[int]]] = []
+        open_tiers = [NEWEST_TIER]
+        probes: dict[int, Probes] = {}
+        for run, words in run_filters(conn, stored_runs(conn)).items():
+            if words is None:
+                open_tiers.append(run)
+            elif len(passed := wanted[may_contain(words, wanted, probes)]):
+                asks.append((f"tier = {run}", passed.tolist()))
+        asks.append((f"tier IN ({', '.join(map(str, open_tiers))})", buckets))
         mark = placeholder(conn)
-        tiers = ", ".join(str(tier) for tier in range(NEWEST_TIER + 1))
-        for chunk in chunked(buckets, 900):
-            sql = (
-                f"SELECT bucket, article_id FROM lsh_bands WHERE tier IN ({tiers})"
-                f" AND bucket IN ({', '.join([mark] * len(chunk))})"
-            )
-            for bucket, article_id in conn.exec_driver_sql(sql, tuple(chunk)):
-                self.stored_by_bucket.setdefault(bucket, []).append(article_id)
+        for tiers, asked in asks:
+            for chunk in chunked(asked, 900):
+                sql = (
+                    f"SELECT bucket, article_id FROM lsh_bands WHERE {tiers}"
+                    f" AND bucket IN ({', '.join([mark] * len(chunk))})"
+                )
+                for bucket, article_id in conn.exec_driver_sql(sql, tuple(chunk)):
+                    self.stored_by_bucket.setdefault(bucket, []).append(article_id)
 
     def matches(self, conn: Connection, item: Prepared) -> list[tuple[int, int | None]]:
         """Confirmed copies of the article, best first: (article id, its cluster).

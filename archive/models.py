@@ -283,10 +283,10 @@ class LshBand(Base):
     __tablename__ = "lsh_bands"
     # WITHOUT ROWID: on SQLite the primary key is the table (42 rows an article; a rowid
     # table would store every row twice, once more in the key's index).
-    # The key starts with the tier, then the bucket: a lookup is `tier IN (all tiers) AND
-    # bucket IN (the article's 42 buckets)` (buckets are salted with their band, so equal
-    # buckets mean equal bands). New rows go to the newest, small tier, whose pages stay
-    # few; archive.dedup merges a full tier into the one below it (see TIER_ROWS there).
+    # The key starts with the tier, then the bucket: a lookup is `tier = T AND bucket IN
+    # (the article's 42 buckets)` (buckets are salted with their band, so equal buckets
+    # mean equal bands). New rows go to the newest, small tier (-1), whose pages stay few;
+    # archive.dedup merges it into the current run (0, 1, ...: see RUN_ROWS there).
     # No index on article_id and no foreign key: both made a merge 7x slower (every moved
     # row rewrote an index entry and looked up its article); an article's rows are found
     # by their keys, which lsh_keys keeps.
@@ -314,13 +314,17 @@ class LshKeys(Base):
 
 
 class LshTier(Base):
-    """Rows written to each tier of lsh_bands since it was last merged down (an upper
-    bound on its size: rows deleted when an article changes are not subtracted)."""
+    """A tier of lsh_bands (archive.dedup): rows written to it since it was last merged
+    (an upper bound on its size: rows deleted when an article changes are not
+    subtracted); for a run (tier >= 0), the Bloom filter of its buckets (64-bit words,
+    little-endian) and a random stamp that changes whenever the filter does."""
 
     __tablename__ = "lsh_tiers"
 
     tier: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     row_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    filter: Mapped[bytes | None] = mapped_column(LargeBinary)
+    stamp: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class SearchDoc(Base):

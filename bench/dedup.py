@@ -37,8 +37,8 @@ from sqlalchemy import insert, select  # noqa: E402
 from archive.db import make_engine, make_sessionmaker, upgrade  # noqa: E402
 from archive.dedup import (  # noqa: E402
     BANDS,
+    RUN_ROWS,
     SHINGLE,
-    TIER_ROWS,
     cluster_articles,
     comparison_text,
     prepare_many,
@@ -199,7 +199,8 @@ def main() -> None:
         now = datetime.now(UTC)
         marks = {10_000, 50_000, len(texts)}
         window: list[float] = []
-        period = TIER_ROWS[1] // BANDS  # articles between two merges into the biggest tier
+        # four runs of the band index: each seals one and starts the next
+        period = 4 * RUN_ROWS // BANDS
         cost_at: dict[int, float] = {}
         size = args.batch
         batches = [
@@ -227,8 +228,8 @@ def main() -> None:
                 done = batch[-1] + 1
                 for mark in marks:
                     if done >= mark and mark not in cost_at:
-                        # amortised over one period of the band index's big merge (a
-                        # shorter window would count that merge fully or not at all)
+                        # amortised over four runs of the band index (a window shorter
+                        # than a run would count its sealing fully or not at all)
                         recent = window[-max(1, min(done, period) // size) :]
                         cost_at[mark] = sum(recent) / len(recent)
                 if done % 20_000 < size:

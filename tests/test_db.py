@@ -5,14 +5,18 @@ from __future__ import annotations
 import struct
 from datetime import UTC, datetime, timedelta, timezone
 
+import numpy as np
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from archive import dedup
 from archive.db import (
+    alembic_config,
     check_schema,
     current_revision,
     head_revision,
@@ -67,10 +71,6 @@ def test_migrations_match_the_models(engine: Engine) -> None:
 
 
 def test_downgrade_to_nothing_and_back(engine: Engine) -> None:
-    from alembic import command
-
-    from archive.db import alembic_config
-
     command.downgrade(alembic_config(engine), "base")
     assert set(table_names(engine)) <= {"alembic_version"}
     upgrade(engine)
@@ -143,6 +143,47 @@ def test_upgrading_to_tiers_keeps_the_band_index(database_url: str) -> None:
     assert [(r[0], bytes(r[1])) for r in keys] == [
         (1, struct.pack("<3q", *(-(2**63) + band for band in range(3))))
     ]
+
+
+def test_upgrading_to_runs_keeps_the_band_index_and_seals_the_biggest_tier(
+    database_url: str,
+) -> None:
+    """0006 renumbers the newest tier -1 and makes the biggest and middle tiers runs 0 and 1;
+    the next merge seals run 0 with its filter and fills run 1. Downgrading puts it back."""
+    engine = make_engine(database_url)
+    upgrade(engine, "0005")
+    bucket = {tier: -(2**63) + 10 * tier for tier in range(3)}
+    with engine.begin() as conn:
+        insert_site_and_article(conn, is_original=True)
+        conn.execute(text("DELETE FROM lsh_tiers"))
+        conn.execute(
+            text("INSERT INTO lsh_bands (tier, band, bucket, article_id) VALUES (:t, 0, :b, 1)"),
+            [{"t": tier, "b": bucket[tier]} for tier in range(3)],
+        )
+        conn.execute(
+            text("INSERT INTO lsh_tiers (tier, row_count) VALUES (:t, 1)"),
+            [{"t": tier} for tier in range(3)],
+        )
+    upgrade(engine)
+    with engine.begin() as conn:
+        rows = conn.execute(text("SELECT tier, bucket FROM lsh_bands ORDER BY tier")).all()
+        assert [tuple(r) for r in rows] == [(-1, bucket[2]), (0, bucket[0]), (1, bucket[1])]
+        assert dedup.stored_runs(conn) == {0: (1, None), 1: (1, None)}
+        dedup.settle_tiers(conn, dedup.NEWEST_ROWS)
+        runs = dedup.stored_runs(conn)
+        assert runs[0][1] is not None and runs[1] == (2 + dedup.NEWEST_ROWS, None)  # sealed; open
+        words = dedup.run_filters(conn, runs)[0]
+        assert words is not None
+        assert dedup.may_contain(words, np.array([bucket[0]], dtype=np.int64)).all()
+        rows = conn.execute(text("SELECT tier, bucket FROM lsh_bands ORDER BY bucket")).all()
+        assert [tuple(r) for r in rows] == [(0, bucket[0]), (1, bucket[1]), (1, bucket[2])]
+    command.downgrade(alembic_config(engine), "0005")
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT tier, bucket FROM lsh_bands ORDER BY bucket")).all()
+        tiers = conn.execute(text("SELECT tier, row_count FROM lsh_tiers ORDER BY tier")).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [(0, bucket[tier]) for tier in range(3)]
+    assert [tuple(r) for r in tiers] == [(0, 3 + dedup.NEWEST_ROWS), (2, 0)]
 
 
 def test_foreign_keys_are_enforced(session_factory: sessionmaker[Session]) -> None:

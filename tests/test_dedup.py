@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import opencc
 import pytest
 from sqlalchemy import func, insert, select
@@ -268,7 +269,8 @@ def test_copies_are_found_across_tier_merges(
     """With tiny tiers, the fixture articles, stored one at a time, push the band index
     through several merges; every republication still finds its original, whichever
     tier the original's bands sit in by then."""
-    monkeypatch.setattr(dedup, "TIER_ROWS", (0, 4 * BANDS, 2 * BANDS))
+    monkeypatch.setattr(dedup, "NEWEST_ROWS", 2 * BANDS)
+    monkeypatch.setattr(dedup, "RUN_ROWS", 4 * BANDS)
     keys = sorted(BODIES)
     now = datetime.now(UTC)
     with session_factory() as s, s.begin():
@@ -286,12 +288,17 @@ def test_copies_are_found_across_tier_merges(
     with session_factory() as s:
         tiers = dict(s.execute(select(LshBand.tier, func.count()).group_by(LshBand.tier)).all())
         counted = dict(s.execute(select(LshTier.tier, LshTier.row_count)).all())
+        filters = dict(s.execute(select(LshTier.tier, LshTier.filter)).all())
         groups: dict[int, set[tuple[str, str]]] = {}
         for number, cluster in s.execute(select(Article.id, Article.cluster_id)):
             if cluster is not None:
                 groups.setdefault(cluster, set()).add(keys[number - 1])
-    assert tiers[0] >= 4 * BANDS and sum(tiers.values()) == sum(counted.values())
-    assert all(tiers.get(tier, 0) < bound for tier, bound in ((1, 4 * BANDS), (2, 2 * BANDS)))
+    runs = sorted(tier for tier in tiers if tier >= 0)
+    assert len(runs) >= 3 and runs == list(range(len(runs)))  # runs, numbered in order
+    assert all(tiers[run] >= 4 * BANDS and filters[run] for run in runs[:-1])  # sealed
+    assert tiers[runs[-1]] <= 4 * BANDS + 2 * BANDS  # the current run, open or just full
+    assert sum(tiers.values()) == sum(counted.values())
+    assert tiers.get(dedup.NEWEST_TIER, 0) < 2 * BANDS
     found = {frozenset(p) for g in groups.values() for p in itertools.combinations(g, 2)}
     assert found == PAIRS
 
@@ -311,8 +318,59 @@ def test_a_changed_text_replaces_its_bands(session_factory: sessionmaker[Session
         s.execute(dedup.ARTICLES.update().values(version=2))
         s.execute(insert(VERSIONS).values(
             article_id=1, version=2, first_seen=now, last_seen=now, body=texts[1], content_hash=""))  # fmt: skip
-        dedup.merge_tier(s.connection(), dedup.NEWEST_TIER)  # the old rows now sit a tier lower
+        dedup.settle_tiers(s.connection(), dedup.NEWEST_ROWS)  # the old rows now sit in a run
         dedup.cluster_articles(s, [1])
     with session_factory() as s:
         buckets = set(s.scalars(select(LshBand.bucket)))
     assert buckets == {bucket for _, bucket in prepare(1, texts[1]).keys}
+
+
+def test_a_run_filter_lets_every_stored_bucket_through_and_few_others() -> None:
+    """No false negative (a copy would be missed); false positives only cost a seek."""
+    rng = np.random.default_rng(7)
+    stored = rng.integers(-(2**63), 2**63 - 1, size=dedup.RUN_ROWS, dtype=np.int64)  # a full run
+    absent = rng.integers(-(2**63), 2**63 - 1, size=200_000, dtype=np.int64)
+    words = dedup.bloom_filter(stored)
+    assert len(words) * 64 == len(stored) * dedup.FILTER_BITS
+    assert dedup.may_contain(words, stored).all()
+    assert dedup.may_contain(words, absent).mean() < 0.005
+    assert not dedup.may_contain(dedup.bloom_filter(stored[:0]), absent[:1000]).any()
+
+
+def test_runs_are_asked_only_through_their_filters(
+    session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sealed run keeps its filter in lsh_tiers; a copy of an article in it is still found,
+    and another process (an empty filter cache) reads the same filter back."""
+    monkeypatch.setattr(dedup, "NEWEST_ROWS", 1 * BANDS)
+    monkeypatch.setattr(dedup, "RUN_ROWS", 1 * BANDS)
+    original, copy = sorted(PAIRS, key=sorted)[0]
+    now = datetime.now(UTC)
+    with session_factory() as s, s.begin():
+        s.add(Site(id=1, name="fixtures", title="fixtures"))
+    for number, key in enumerate((original, copy), start=1):
+        if number == 2:
+            dedup._FILTERS.clear()
+        with session_factory() as s, s.begin():
+            s.execute(insert(ARTICLES).values(
+                id=number, site_id=1, url=f"https://x.gov.cn/{number}.html",
+                canonical_url=f"https://x.gov.cn/{number}.html", first_seen=now, last_seen=now,
+                version=1))  # fmt: skip
+            s.execute(insert(VERSIONS).values(
+                article_id=number, version=1, first_seen=now, last_seen=now, body=BODIES[key],
+                content_hash=""))  # fmt: skip
+            dedup.cluster_articles(s, [number])
+            if number == 1:
+                assert dedup.stored_runs(s.connection()).keys() == {0}
+    with session_factory() as s:
+        runs = s.execute(
+            select(LshTier.tier, LshTier.filter, LshTier.stamp).where(LshTier.tier >= 0)
+        )
+        (run, blob, stamp), second = runs.all()
+        clusters = [c for c in s.scalars(select(Article.cluster_id).order_by(Article.id))]
+    assert (run, second[0]) == (0, 1) and blob and stamp is not None
+    words = np.frombuffer(blob, dtype="<u8")
+    assert dedup.may_contain(
+        words, np.array([b for _, b in prepare(1, BODIES[original]).keys])
+    ).all()
+    assert clusters[0] is not None and clusters == [clusters[0]] * 2
