@@ -69,6 +69,10 @@ HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
 # A Han run, or a run of other letters and digits (Latin, Cyrillic, kana ...).
 _RUNS = re.compile(rf"([{HAN}]+)|([^\W_{HAN}]+)")
 TITLE_WEIGHT = 4.0  # a match in the title counts four times one in the body
+# FTS5 buffers this many bytes of new postings in a transaction before it writes a
+# segment (its default is 1 MB): a rebuild writes far fewer segments to merge later.
+FTS_HASHSIZE = 64 << 20
+RANK_WINDOW = 20_000  # relevance ranks at most this many matches, the newest (SQLite)
 SNIPPET_CHARS = 120
 BEIJING = timezone(timedelta(hours=8))
 FIELDS = ("site", "source", "editor", "author", "since", "until")
@@ -292,6 +296,12 @@ class Indexable:
     title: str | None
     body: str
     when: datetime
+    site_id: int
+
+
+def site_token(site_id: int) -> str:
+    """The token of an article's site in the FTS5 `meta` column (a `site:` filter)."""
+    return f"s{site_id}"
 
 
 def _current(conn: Connection, article_ids: Sequence[int]) -> list[Indexable]:
@@ -302,6 +312,7 @@ def _current(conn: Connection, article_ids: Sequence[int]) -> list[Indexable]:
             VERSIONS.c.title,
             VERSIONS.c.body,
             func.coalesce(ARTICLES.c.publish_time, ARTICLES.c.first_seen),
+            ARTICLES.c.site_id,
         )
         .join(
             VERSIONS,
@@ -309,7 +320,7 @@ def _current(conn: Connection, article_ids: Sequence[int]) -> list[Indexable]:
         )
         .where(ARTICLES.c.id.in_(article_ids))
     )
-    return [Indexable(r[0], r[1], r[2], r[3] or "", _aware(r[4])) for r in rows]
+    return [Indexable(r[0], r[1], r[2], r[3] or "", _aware(r[4]), r[5]) for r in rows]
 
 
 def _aware(when: datetime) -> datetime:
@@ -347,20 +358,27 @@ def _forget(conn: Connection, article_ids: Sequence[int]) -> None:
         return
     if conn.dialect.name == "sqlite":
         versions = {
-            (r[0], r[1]): (r[2], r[3] or "")
+            (r[0], r[1]): (r[2], r[3] or "", r[4])
             for r in conn.execute(
-                select(VERSIONS.c.article_id, VERSIONS.c.version, VERSIONS.c.title, VERSIONS.c.body)
+                select(VERSIONS.c.article_id, VERSIONS.c.version, VERSIONS.c.title, VERSIONS.c.body,
+                       ARTICLES.c.site_id)
+                .join(ARTICLES, ARTICLES.c.id == VERSIONS.c.article_id)
                 .where(VERSIONS.c.article_id.in_([o[0] for o in old]))
             )
         }  # fmt: skip
         for article_id, doc_id, version in old:
-            title, body = versions.get((article_id, version), (None, ""))
+            title, body, site_id = versions.get((article_id, version), (None, "", 0))
             conn.execute(
                 text(
-                    "INSERT INTO search_fts (search_fts, rowid, title, body)"
-                    " VALUES ('delete', :doc, :title, :body)"
+                    "INSERT INTO search_fts (search_fts, rowid, body, title, meta)"
+                    " VALUES ('delete', :doc, :body, :title, :meta)"
                 ),
-                {"doc": doc_id, "title": index_text(title), "body": index_text(body)},
+                {
+                    "doc": doc_id,
+                    "body": index_text(body),
+                    "title": index_text(title),
+                    "meta": site_token(site_id),
+                },
             )
     conn.execute(DOCS.delete().where(DOCS.c.article_id.in_([o[0] for o in old])))
 
@@ -414,8 +432,11 @@ def write_entries(
     )
     if not postgres:
         conn.exec_driver_sql(
-            "INSERT INTO search_fts (rowid, title, body) VALUES (?, ?, ?)",
-            [(wanted[item.article_id], title, body) for item, (title, body) in entries],
+            "INSERT INTO search_fts (rowid, body, title, meta) VALUES (?, ?, ?, ?)",
+            [
+                (wanted[item.article_id], body, title, site_token(item.site_id))
+                for item, (title, body) in entries
+            ],
         )
 
 
@@ -474,6 +495,7 @@ class SearchResult:
     query: Query
     total: int  # matching articles, copies included
     hits: list[Hit]
+    ranked: int | None = None  # relevance ranked only this many newest matches (see _fts_select)
 
 
 def search(
@@ -494,7 +516,9 @@ def search(
     conn = session.connection()
     found = _collapse(conn, parsed, sort, limit, offset, all_copies)
     total = _count(conn, parsed) if count else len(found)
-    return SearchResult(parsed, total, _hits(conn, parsed, found))
+    windowed = sort == "relevance" and parsed.has_text and conn.dialect.name == "sqlite"
+    ranked = RANK_WINDOW if windowed and total > RANK_WINDOW else None
+    return SearchResult(parsed, total, _hits(conn, parsed, found), ranked)
 
 
 def count_matches(session: Session, query: str) -> int:
@@ -534,10 +558,18 @@ def _fts_match(expression: str) -> ColumnElement[bool]:
     return FTS.c.search_fts.op("MATCH")(expression)
 
 
-def _fts_expression(terms: Sequence[Sequence[Term]], excluded: Sequence[Term]) -> str:
-    expression = " AND ".join("(" + " OR ".join(t.fts5() for t in c) + ")" for c in terms)
-    if excluded:
-        expression = f"({expression}) NOT ({' OR '.join(t.fts5() for t in excluded)})"
+def _fts_expression(
+    terms: Sequence[Sequence[Term]],
+    excluded: Sequence[Term],
+    sites: tuple[str | None, str | None] = (None, None),
+) -> str:
+    """The FTS5 query: every clause, the wanted sites, none of the excluded terms or sites."""
+    wanted, unwanted = sites
+    parts = ["(" + " OR ".join(t.fts5() for t in c) + ")" for c in terms]
+    expression = " AND ".join(parts + ([f"({wanted})"] if wanted else []))
+    nots = [t.fts5() for t in excluded] + ([unwanted] if unwanted else [])
+    if nots:
+        expression = f"({expression}) NOT ({' OR '.join(nots)})"
     return expression
 
 
@@ -556,35 +588,8 @@ def _select(
     postgres = conn.dialect.name == "postgresql"
     score: ColumnElement[Any] = literal(None)
     if parsed.has_text and not postgres:
-        match = _fts_match(_fts_expression(parsed.clauses, parsed.excluded))
-        score = func.bm25(literal_column("search_fts"), TITLE_WEIGHT, 1.0)  # lower is better
-        if sort == "relevance" and limit and not _has_filters(parsed):
-            # Rank in the FTS table alone and join only the top: FTS5 scores every match
-            # either way, but joining them all before sorting costs two lookups each.
-            top = (
-                select(FTS.c.rowid.label("doc_id"), score.label("score"))
-                .where(match)
-                .order_by(score, FTS.c.rowid.desc())
-                .limit(limit)
-                .subquery()
-            )
-            return (
-                select(DOCS.c.article_id, ARTICLES.c.cluster_id, top.c.score)
-                .select_from(top)
-                .join(DOCS, DOCS.c.doc_id == top.c.doc_id)
-                .join(ARTICLES, ARTICLES.c.id == DOCS.c.article_id)
-                .order_by(top.c.score, top.c.doc_id.desc())
-            )
-        # FTS5 drives: newest first is its rowid order read backwards, so the scan stops
-        # as soon as the page is full.
-        query = (
-            select(DOCS.c.article_id, ARTICLES.c.cluster_id, score)
-            .select_from(FTS.join(DOCS, DOCS.c.doc_id == FTS.c.rowid))
-            .join(ARTICLES, ARTICLES.c.id == DOCS.c.article_id)
-            .where(match)
-        )
-        newest, best = FTS.c.rowid.desc(), score.asc()
-    elif parsed.has_text:  # PostgreSQL
+        return _fts_select(conn, parsed, sort, limit)
+    if parsed.has_text:  # PostgreSQL
         tsquery = _tsquery(parsed.clauses, parsed.excluded)
         if sort == "relevance":
             score = func.ts_rank_cd(literal_column(_TS_WEIGHTS), DOCS.c.vector, tsquery)
@@ -631,11 +636,88 @@ def _select(
     return query.limit(limit) if limit else query
 
 
-def _filters(parsed: Query) -> list[ColumnElement[bool]]:
+def _fts_select(
+    conn: Connection, parsed: Query, sort: Sort | None, limit: int | None
+) -> Select[Any]:
+    """`_select` on SQLite with words to find: FTS5 drives, newest first by reading its rowid
+    order backwards (the scan stops when the page is full). A site filter is part of the
+    FTS5 query (the `meta` column) and `since` a rowid bound, so neither joins every match.
+
+    Relevance ranks the newest RANK_WINDOW matches: FTS5 scores every match it is asked to
+    rank (bm25 needs each one's position lists), and a common word's 500,000 matches took
+    seconds (bench/search.py); a query matching fewer is ranked exactly."""
+    match = _fts_match(_fts_expression(parsed.clauses, parsed.excluded, _site_terms(conn, parsed)))
+    score = func.bm25(literal_column("search_fts"), 1.0, TITLE_WEIGHT, 0.0).label("score")
+    where: list[ColumnElement[bool]] = [match]
+    if parsed.since:  # keys are never earlier than their article's time (free_keys)
+        where.append(FTS.c.rowid >= order_key(parsed.since))
+    filters = _filters(parsed, sites=False)
+    if filters or sort != "relevance" or not limit:
+        windowed = sort == "relevance" and limit
+        query = (
+            select(DOCS.c.article_id, ARTICLES.c.cluster_id, score)
+            .add_columns(*([FTS.c.rowid.label("doc_id")] if windowed else []))
+            .select_from(FTS.join(DOCS, DOCS.c.doc_id == FTS.c.rowid))
+            .join(ARTICLES, ARTICLES.c.id == DOCS.c.article_id)
+            .where(*where, *filters)
+        )
+        if parsed.fields:
+            query = query.join(
+                VERSIONS,
+                and_(
+                    VERSIONS.c.article_id == ARTICLES.c.id, VERSIONS.c.version == ARTICLES.c.version
+                ),
+            )
+        if sort == "newest":
+            query = query.order_by(FTS.c.rowid.desc())
+        elif windowed:
+            window = query.order_by(FTS.c.rowid.desc()).limit(RANK_WINDOW).subquery()
+            return (
+                select(window.c.article_id, window.c.cluster_id, window.c.score)
+                .order_by(window.c.score, window.c.doc_id.desc())
+                .limit(limit)
+            )
+        return query.limit(limit) if limit else query
+    # relevance without filters: the window and its ranking in the FTS table alone, and
+    # only the top joined
+    window = (
+        select(FTS.c.rowid.label("doc_id"), score)
+        .where(*where)
+        .order_by(FTS.c.rowid.desc())
+        .limit(RANK_WINDOW)
+        .subquery()
+    )
+    top = select(window).order_by(window.c.score, window.c.doc_id.desc()).limit(limit).subquery()
+    return (
+        select(DOCS.c.article_id, ARTICLES.c.cluster_id, top.c.score)
+        .select_from(top)
+        .join(DOCS, DOCS.c.doc_id == top.c.doc_id)
+        .join(ARTICLES, ARTICLES.c.id == DOCS.c.article_id)
+        .order_by(top.c.score, top.c.doc_id.desc())
+    )
+
+
+def _site_terms(conn: Connection, parsed: Query) -> tuple[str | None, str | None]:
+    """FTS5 expressions for the sites wanted and the sites excluded (by their tokens)."""
+
+    def tokens(names: list[str]) -> list[str]:
+        ids = conn.scalars(select(SITES.c.id).where(SITES.c.name.in_(names))).all()
+        return [f"meta : {site_token(site_id)}" for site_id in ids]
+
+    wanted = excluded = None
+    if parsed.sites:  # no such site: a token no article has (site ids start at 1)
+        wanted = " OR ".join(tokens(parsed.sites) or [f"meta : {site_token(0)}"])
+    if parsed.not_sites and (found := tokens(parsed.not_sites)):
+        excluded = " OR ".join(found)
+    return wanted, excluded
+
+
+def _filters(parsed: Query, sites: bool = True) -> list[ColumnElement[bool]]:
+    """The query's filters as SQL (without the site ones, which FTS5 applies on SQLite)."""
     where: list[ColumnElement[bool]] = []
-    if parsed.sites:
+    if parsed.sites and sites:
         where.append(SITES.c.name.in_(parsed.sites))
-    if parsed.not_sites:
+    if parsed.not_sites and sites:
         where.append(SITES.c.name.not_in(parsed.not_sites))
     for name, value, negated in parsed.fields:
         column = VERSIONS.c[name]
@@ -651,13 +733,15 @@ def _filters(parsed: Query) -> list[ColumnElement[bool]]:
 
 def _count(conn: Connection, parsed: Query) -> int:
     """Matching articles, copies included; the index alone answers when nothing is filtered."""
-    if parsed.has_text and not _has_filters(parsed):
-        if conn.dialect.name == "postgresql":
-            tsquery = _tsquery(parsed.clauses, parsed.excluded)
-            query = select(func.count()).where(DOCS.c.vector.bool_op("@@")(tsquery))
-        else:
-            expression = _fts_expression(parsed.clauses, parsed.excluded)
-            query = select(func.count()).select_from(FTS).where(_fts_match(expression))
+    postgres = conn.dialect.name == "postgresql"
+    if parsed.has_text and postgres and not _has_filters(parsed):
+        tsquery = _tsquery(parsed.clauses, parsed.excluded)
+        query = select(func.count()).where(DOCS.c.vector.bool_op("@@")(tsquery))
+        return int(conn.scalar(query) or 0)
+    if parsed.has_text and not postgres and not _filters(parsed, sites=False):
+        sites = _site_terms(conn, parsed)
+        expression = _fts_expression(parsed.clauses, parsed.excluded, sites)
+        query = select(func.count()).select_from(FTS).where(_fts_match(expression))
         return int(conn.scalar(query) or 0)
     inner = _select(conn, parsed, None).subquery()
     return int(conn.scalar(select(func.count()).select_from(inner)) or 0)
@@ -668,9 +752,9 @@ def _collapse(
 ) -> list[tuple[int, float | None]]:
     """The page of hits, one a cluster unless all copies are asked for.
 
-    Rows are read in pages and collapsed here; a LIMIT a few times the page lets SQLite
-    keep a top-N sort instead of sorting every match for relevance."""
-    fetch = (offset + limit) * 4 + 40
+    Rows are read in pages and collapsed here (eight times more while copies leave the
+    page short); a LIMIT lets SQLite keep a top-N sort instead of sorting every match."""
+    fetch = (offset + limit) * 2 + 20
     while True:
         rows = conn.execute(_select(conn, parsed, sort, fetch)).all()
         groups: dict[int, tuple[int, float | None]] = {}
@@ -729,10 +813,21 @@ def _display_form(body: str) -> tuple[str, str]:
 def snippet(body: str, raw_terms: Sequence[str], width: int = SNIPPET_CHARS) -> str:
     """About `width` characters of the body around the first match, HTML-escaped, each
     match in <mark>...</mark>; the body's opening when nothing is found verbatim."""
-    shown, folded = _display_form(body.replace("\n", " "))
     needles = sorted(
         {n for raw in raw_terms if (n := normalize(raw).strip())}, key=len, reverse=True
     )
+    text = body.replace("\n", " ")
+    # Folding a whole body (t2s) took most of a search's time; most pages are simplified,
+    # so look for the terms in the text as it is first and fold only the window shown.
+    plain = text.lower()
+    first = min((i for n in needles if (i := plain.find(n)) >= 0), default=-1)
+    if first < 0:
+        shown, folded = _display_form(text)
+        first = min((i for n in needles if (i := folded.find(n)) >= 0), default=0)
+    else:
+        shown = text
+    begin = max(0, min(first - width // 4, len(shown) - width))
+    window, folded = _display_form(shown[begin : begin + width])
     spans: list[tuple[int, int]] = []
     for needle in needles:
         start = folded.find(needle)
@@ -741,16 +836,12 @@ def snippet(body: str, raw_terms: Sequence[str], width: int = SNIPPET_CHARS) -> 
                 spans.append((start, start + len(needle)))
             start = folded.find(needle, start + len(needle))
     spans.sort()
-    first = spans[0][0] if spans else 0
-    begin = max(0, min(first - width // 4, len(shown) - width))
-    end = min(len(shown), begin + width)
-    out, at = [], begin
+    out, at = [], 0
     for a, b in spans:
-        if a < begin or b > end:
-            continue
-        out += [html.escape(shown[at:a]), "<mark>", html.escape(shown[a:b]), "</mark>"]
+        out += [html.escape(window[at:a]), "<mark>", html.escape(window[a:b]), "</mark>"]
         at = b
-    out.append(html.escape(shown[at:end]))
+    out.append(html.escape(window[at:]))
+    end = begin + width
     return ("…" if begin > 0 else "") + "".join(out) + ("…" if end < len(shown) else "")
 
 
@@ -778,6 +869,8 @@ def rebuild_index(
     postgres = conn.dialect.name == "postgresql"
     if postgres:  # one GIN build at the end is far quicker than an insert at a time
         conn.execute(text("DROP INDEX ix_search_docs_vector"))
+    else:  # fewer, bigger segments while building, one at the end (bench/search.py)
+        _fts_config(conn, ("hashsize", FTS_HASHSIZE), ("automerge", 16), ("crisismerge", 64))
     when = func.coalesce(ARTICLES.c.publish_time, ARTICLES.c.first_seen)
     # In time order: keys then only grow (FTS5 appends instead of flushing its buffer at
     # every step back, 1.7x faster) and need no lookups.
@@ -805,7 +898,18 @@ def rebuild_index(
         _rebuild_in_workers(conn, batches, workers, write)
     if postgres:  # (a failure above rolls the DROP INDEX back with the rest)
         conn.execute(text("CREATE INDEX ix_search_docs_vector ON search_docs USING gin (vector)"))
+    else:
+        _fts_config(conn, ("automerge", 4), ("crisismerge", 16))  # FTS5's defaults again
+        conn.execute(text("INSERT INTO search_fts (search_fts) VALUES ('optimize')"))
     return done
+
+
+def _fts_config(conn: Connection, *options: tuple[str, int]) -> None:
+    for name, value in options:
+        conn.execute(
+            text("INSERT INTO search_fts (search_fts, rank) VALUES (:name, :value)"),
+            {"name": name, "value": value},
+        )
 
 
 def _rebuild_in_workers(

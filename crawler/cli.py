@@ -174,18 +174,45 @@ def db_upgrade() -> None:
     from archive.db import current_revision, describe_url, make_engine, upgrade
 
     config = settings()
-    engine = make_engine(config.database_url)
+    engine = make_engine(config.database_url, writer=True)
     try:
         before = current_revision_or_none(engine)
         upgrade(engine)
         after = current_revision(engine)
+        where = describe_url(config.database_url)
+        if before == after:
+            out.print(f"{where}: schema already at revision {after}", markup=False)
+        else:
+            out.print(
+                f"{where}: schema upgraded from {before or 'nothing'} to {after}", markup=False
+            )
+            refill_search_index(engine)
     finally:
         engine.dispose()
-    where = describe_url(config.database_url)
-    if before == after:
-        out.print(f"{where}: schema already at revision {after}", markup=False)
-    else:
-        out.print(f"{where}: schema upgraded from {before or 'nothing'} to {after}", markup=False)
+
+
+def refill_search_index(engine: Any) -> None:
+    """Rebuild the search index when an upgrade left it empty (a new index format)."""
+    from archive.db import make_sessionmaker
+    from archive.search import coverage
+
+    sessions = make_sessionmaker(engine)
+    with sessions() as session:
+        indexed, stored = coverage(session)
+    if indexed or not stored:
+        return
+    count = rebuild_with_progress(sessions, "rebuilding the search index")
+    out.print(f"search index rebuilt: {count} articles (its format changed)", markup=False)
+
+
+def rebuild_with_progress(sessions: Any, label: str) -> int:
+    """archive.search.rebuild_index in one transaction, with its progress on stderr."""
+    from archive.search import rebuild_index
+
+    with err.status(f"{label}…") as status, sessions() as session, session.begin():
+        return rebuild_index(
+            session, on_progress=lambda done, total: status.update(f"{label}… {done}/{total}")
+        )
 
 
 def current_revision_or_none(engine: Any) -> str | None:
@@ -529,6 +556,12 @@ def print_hits(result: Any) -> None:
         )
     out.print(table)
     out.print(f"{result.total} matching articles; {len(result.hits)} shown", markup=False)
+    if result.ranked:
+        err.print(
+            f"note: relevance ranks the newest {result.ranked:,} matches; narrow the query "
+            "(more words, site:, since:) to rank older ones, or use --sort newest",
+            markup=False,
+        )
 
 
 @app.command()
@@ -696,17 +729,13 @@ def dedup(
 def reindex() -> None:
     """Rebuild the search index from stored articles."""
     from archive.db import check_schema, make_engine, make_sessionmaker
-    from archive.search import rebuild_index
 
     config = settings()
     engine = make_engine(config.database_url, writer=True)
     try:
         check_schema(engine)
         sessions = make_sessionmaker(engine)
-        with err.status("indexing…") as status, sessions() as session, session.begin():
-            count = rebuild_index(
-                session, on_progress=lambda done, total: status.update(f"indexing… {done}/{total}")
-            )
+        count = rebuild_with_progress(sessions, "indexing")
     finally:
         engine.dispose()
     out.print(f"indexed {count} articles", markup=False)

@@ -14,12 +14,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from alembic import command
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+import archive.search
+from archive.db import alembic_config, make_engine
 from archive.models import Article, ArticleVersion
 from archive.search import (
     QueryError,
+    SearchResult,
     Term,
     parse_query,
     search,
@@ -236,3 +240,48 @@ def test_search_and_reindex_from_the_command_line(world: World) -> None:
     assert result.stderr.strip().splitlines() == [
         "error: search query '\"统战': the quote at 1 is not closed"
     ]
+
+
+def test_relevance_ranks_the_newest_matches_when_there_are_too_many(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite relevance ranks at most RANK_WINDOW matches, the newest, and says so; with
+    fewer matches it ranks them all. PostgreSQL ranks every match."""
+    queries = ("统战", "统战 since:2020")  # the second ranks through the filtered path
+
+    def run(query: str, sort: str) -> SearchResult:
+        with world.session() as session:
+            return search(session, query, sort=sort, all_copies=True, limit=100)  # type: ignore[arg-type]
+
+    exact = {q: run(q, "relevance") for q in queries}
+    newest = {q: run(q, "newest") for q in queries}
+    assert all(r.ranked is None and r.total > 5 for r in exact.values())
+    monkeypatch.setattr(archive.search, "RANK_WINDOW", 5)
+    with world.session() as session:
+        sqlite = session.connection().dialect.name == "sqlite"
+    for query in queries:
+        windowed = run(query, "relevance")
+        ids = [h.record["id"] for h in windowed.hits]
+        if not sqlite:
+            assert windowed.ranked is None and ids == [h.record["id"] for h in exact[query].hits]
+            continue
+        window = {h.record["id"] for h in newest[query].hits[:5]}
+        assert windowed.ranked == 5 and windowed.total == exact[query].total
+        assert ids == [h.record["id"] for h in exact[query].hits if h.record["id"] in window]
+    result = CliRunner().invoke(app, ["search", "统战"], env=world.env())
+    assert result.exit_code == 0
+    assert ("note: relevance ranks the newest 5 matches" in result.stderr) is sqlite
+
+
+def test_an_upgrade_to_a_new_index_format_rebuilds_the_index(world: World) -> None:
+    """Revision 0007 remakes the SQLite FTS5 table empty; `db upgrade` fills it again."""
+    engine = make_engine(world.database_url)
+    command.downgrade(alembic_config(engine), "0006")
+    sqlite = engine.dialect.name == "sqlite"
+    engine.dispose()
+    if sqlite:
+        assert not found(world, "统战")
+    result = CliRunner().invoke(app, ["db", "upgrade"], env=world.env())
+    assert result.exit_code == 0, result.output
+    assert ("search index rebuilt: 22 articles" in result.stdout) is sqlite
+    assert found(world, "统战") == containing(texts(world), "统战") != set()
