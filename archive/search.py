@@ -72,11 +72,13 @@ TITLE_WEIGHT = 4.0  # a match in the title counts four times one in the body
 # FTS5 buffers this many bytes of new postings in a transaction before it writes a
 # segment (its default is 1 MB): a rebuild writes far fewer segments to merge later.
 FTS_HASHSIZE = 64 << 20
+FETCH_SLACK = 20  # rows read past twice the page, for copies collapsed away
 RANK_WINDOW = 20_000  # relevance ranks at most this many matches, the newest (SQLite)
 SNIPPET_CHARS = 120
 BEIJING = timezone(timedelta(hours=8))
 FIELDS = ("site", "source", "editor", "author", "since", "until")
 Sort = Literal["relevance", "newest"]
+Order = Literal["relevance", "newest", "oldest"] | None  # oldest: internal (see _collapse)
 
 ARTICLES = cast(Table, Article.__table__)
 VERSIONS = cast(Table, ArticleVersion.__table__)
@@ -580,9 +582,7 @@ def _tsquery(terms: Sequence[Sequence[Term]], excluded: Sequence[Term]) -> Colum
     return sql_cast(literal(" & ".join(parts)), TSQUERY)
 
 
-def _select(
-    conn: Connection, parsed: Query, sort: Sort | None, limit: int | None = None
-) -> Select[Any]:
+def _select(conn: Connection, parsed: Query, sort: Order, limit: int | None = None) -> Select[Any]:
     """Matching articles as (article id, cluster id, score), in the order asked for
     (sort None: unordered, for counting), at most `limit` of them."""
     postgres = conn.dialect.name == "postgresql"
@@ -636,9 +636,7 @@ def _select(
     return query.limit(limit) if limit else query
 
 
-def _fts_select(
-    conn: Connection, parsed: Query, sort: Sort | None, limit: int | None
-) -> Select[Any]:
+def _fts_select(conn: Connection, parsed: Query, sort: Order, limit: int | None) -> Select[Any]:
     """`_select` on SQLite with words to find: FTS5 drives, newest first by reading its rowid
     order backwards (the scan stops when the page is full). A site filter is part of the
     FTS5 query (the `meta` column) and `since` a rowid bound, so neither joins every match.
@@ -676,6 +674,8 @@ def _fts_select(
             )
         if sort == "newest":
             query = query.order_by(FTS.c.rowid.desc())
+        elif sort == "oldest":
+            query = query.order_by(FTS.c.rowid.asc())
         elif windowed:
             window = query.order_by(FTS.c.rowid.desc()).limit(RANK_WINDOW).subquery()
             return (
@@ -760,18 +760,32 @@ def _collapse(
 
     Rows are read in pages and collapsed here (eight times more while copies leave the
     page short); a LIMIT lets SQLite keep a top-N sort instead of sorting every match."""
-    fetch = (offset + limit) * 2 + 20
+    fetch = (offset + limit) * 2 + FETCH_SLACK
+    if sort == "newest" and parsed.has_text and conn.dialect.name == "sqlite":
+        # FTS5 reads a doclist backwards about half as fast as forwards: a query with few
+        # matches (a rare phrase, whose whole doclists are read either way) is read forwards
+        # and turned round; one with more than a page stops early backwards (bench/search.py)
+        rows = conn.execute(_select(conn, parsed, "oldest", fetch + 1)).all()
+        if len(rows) <= fetch:
+            return _page(rows[::-1], offset, limit, all_copies)
     while True:
         rows = conn.execute(_select(conn, parsed, sort, fetch)).all()
-        groups: dict[int, tuple[int, float | None]] = {}
-        for article_id, cluster_id, score in rows:
-            group = -article_id if all_copies or cluster_id is None else cluster_id
-            if group not in groups:
-                groups[group] = (article_id, None if score is None else float(score))
-        page = list(groups.values())[offset : offset + limit]
+        page = _page(rows, offset, limit, all_copies)
         if len(page) >= limit or len(rows) < fetch:
             return page
         fetch *= 8
+
+
+def _page(
+    rows: Sequence[Any], offset: int, limit: int, all_copies: bool
+) -> list[tuple[int, float | None]]:
+    """One hit a cluster (the first of its rows), then the page asked for."""
+    groups: dict[int, tuple[int, float | None]] = {}
+    for article_id, cluster_id, score in rows:
+        group = -article_id if all_copies or cluster_id is None else cluster_id
+        if group not in groups:
+            groups[group] = (article_id, None if score is None else float(score))
+    return list(groups.values())[offset : offset + limit]
 
 
 def _hits(conn: Connection, parsed: Query, found: list[tuple[int, float | None]]) -> list[Hit]:

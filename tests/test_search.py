@@ -285,3 +285,19 @@ def test_an_upgrade_to_a_new_index_format_rebuilds_the_index(world: World) -> No
     assert result.exit_code == 0, result.output
     assert ("search index rebuilt: 22 articles" in result.stdout) is sqlite
     assert found(world, "统战") == containing(texts(world), "统战") != set()
+
+
+@pytest.mark.parametrize("slack", [20, 0])
+def test_newest_first_reads_forwards_or_backwards_alike(
+    world: World, monkeypatch: pytest.MonkeyPatch, slack: int
+) -> None:
+    """A page holding every match is read oldest first and turned round, a longer list
+    newest first (on SQLite); pages come out the same either way."""
+    monkeypatch.setattr(archive.search, "FETCH_SLACK", slack)
+    with world.session() as session:
+        every = [h.record["id"] for h in search(session, "统战", sort="newest", limit=100).hits]
+        pages = [
+            [h.record["id"] for h in search(session, "统战", sort="newest", limit=2, offset=k).hits]
+            for k in range(0, len(every), 2)
+        ]
+    assert len(every) > 4 and [i for page in pages for i in page] == every
