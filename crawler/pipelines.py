@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scrapy.crawler import Crawler
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from twisted.internet import task
 
 from archive.store import (
@@ -41,6 +41,12 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 50
 BATCH_SECONDS = 0.5
+DEADLOCK_RETRIES = 3
+
+
+def is_deadlock(exc: OperationalError) -> bool:
+    """PostgreSQL's deadlock_detected or serialization_failure (SQLite waits instead)."""
+    return getattr(exc.orig, "sqlstate", None) in ("40P01", "40001")
 
 
 @dataclass
@@ -125,21 +131,17 @@ class ArchivePipeline:
         run = self.run
         batch, self.pending = self.pending, []
         run.warc.sync()
-        outcomes: list[tuple[Pending, str]] = []
-        retry: list[Pending] = []
-        with run.sessions() as session, session.begin():
-            to_cluster: list[int] = []
-            for page in batch:
-                try:
-                    with session.begin_nested():
-                        article_id, outcome = self.store_page(session, page)
-                except IntegrityError:
-                    retry.append(page)  # another process stored this URL meanwhile
-                    continue
-                outcomes.append((page, outcome))
-                if article_id is not None and outcome in ("new", "changed"):
-                    to_cluster.append(article_id)
-            update_derived(session, to_cluster)  # in the same transaction as the articles
+        for attempt in range(DEADLOCK_RETRIES + 1):
+            try:
+                outcomes, retry = self.store_batch(batch)
+                break
+            except OperationalError as exc:
+                # Two crawl processes inserting the same new URLs in other orders can each
+                # wait for the other's row (PostgreSQL ends one with a deadlock error): the
+                # whole batch rolled back, so store it again, now past the other's rows.
+                if not is_deadlock(exc) or attempt == DEADLOCK_RETRIES:
+                    raise
+                log.warning("batch of %d pages hit a deadlock; storing it again", len(batch))
         for page in retry:  # now the other row is visible: this becomes an update
             with run.sessions() as session, session.begin():
                 article_id, outcome = self.store_page(session, page, expect_new=False)
@@ -152,6 +154,25 @@ class ArchivePipeline:
             setattr(run.counters, counter, getattr(run.counters, counter) + 1)
             if outcome == "failed":
                 run.error(page.item.url, "extract", page.problem)
+
+    def store_batch(self, batch: list[Pending]) -> tuple[list[tuple[Pending, str]], list[Pending]]:
+        """Store the pages in one transaction: (outcomes, pages another process stored first)."""
+        outcomes: list[tuple[Pending, str]] = []
+        retry: list[Pending] = []
+        with self.run.sessions() as session, session.begin():
+            to_cluster: list[int] = []
+            for page in batch:
+                try:
+                    with session.begin_nested():
+                        article_id, outcome = self.store_page(session, page)
+                except IntegrityError:
+                    retry.append(page)  # another process stored this URL meanwhile
+                    continue
+                outcomes.append((page, outcome))
+                if article_id is not None and outcome in ("new", "changed"):
+                    to_cluster.append(article_id)
+            update_derived(session, to_cluster)  # in the same transaction as the articles
+        return outcomes, retry
 
     def store_page(
         self, session: Any, page: Pending, expect_new: bool | None = None

@@ -252,4 +252,15 @@ def test_two_crawl_processes_at_once_store_each_article_once(world: World) -> No
     assert set(stored) == set(truth)
     assert all(len(world.versions(a.id)) == 1 for a in stored.values())
     assert sum(run.articles_new for run in runs) == len(truth)
-    assert all(run.articles_new + run.articles_unchanged == len(truth) for run in runs)
+    assert all(run.articles_new + run.articles_unchanged == len(truth) for run in runs), [
+        (
+            r.articles_new,
+            r.articles_unchanged,
+            r.articles_failed,
+            r.error_count,
+            r.requests,
+            r.responses_by_status,
+            r.message,
+        )
+        for r in runs
+    ]
