@@ -263,6 +263,18 @@ def test_two_crawl_processes_cluster_what_they_write_at_once(world: World) -> No
     assert clusters_by_path(world) == want
 
 
+def store_and_cluster(s: Session, number: int, body: str, now: datetime) -> None:
+    """Article `number` of site 1 with this body, clustered as the crawler does."""
+    s.execute(insert(ARTICLES).values(
+        id=number, site_id=1, url=f"https://x.gov.cn/{number}.html",
+        canonical_url=f"https://x.gov.cn/{number}.html", first_seen=now, last_seen=now,
+        version=1))  # fmt: skip
+    s.execute(insert(VERSIONS).values(
+        article_id=number, version=1, first_seen=now, last_seen=now, body=body,
+        content_hash=""))  # fmt: skip
+    dedup.cluster_articles(s, [number])
+
+
 def test_copies_are_found_across_tier_merges(
     session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -277,14 +289,7 @@ def test_copies_are_found_across_tier_merges(
         s.add(Site(id=1, name="fixtures", title="fixtures"))
     for number, key in enumerate(keys, start=1):
         with session_factory() as s, s.begin():
-            s.execute(insert(ARTICLES).values(
-                id=number, site_id=1, url=f"https://x.gov.cn/{number}.html",
-                canonical_url=f"https://x.gov.cn/{number}.html", first_seen=now, last_seen=now,
-                version=1))  # fmt: skip
-            s.execute(insert(VERSIONS).values(
-                article_id=number, version=1, first_seen=now, last_seen=now, body=BODIES[key],
-                content_hash=""))  # fmt: skip
-            dedup.cluster_articles(s, [number])
+            store_and_cluster(s, number, BODIES[key], now)
     with session_factory() as s:
         tiers = dict(s.execute(select(LshBand.tier, func.count()).group_by(LshBand.tier)).all())
         counted = dict(s.execute(select(LshTier.tier, LshTier.row_count)).all())
@@ -352,14 +357,7 @@ def test_runs_are_asked_only_through_their_filters(
         if number == 2:
             dedup._FILTERS.clear()
         with session_factory() as s, s.begin():
-            s.execute(insert(ARTICLES).values(
-                id=number, site_id=1, url=f"https://x.gov.cn/{number}.html",
-                canonical_url=f"https://x.gov.cn/{number}.html", first_seen=now, last_seen=now,
-                version=1))  # fmt: skip
-            s.execute(insert(VERSIONS).values(
-                article_id=number, version=1, first_seen=now, last_seen=now, body=BODIES[key],
-                content_hash=""))  # fmt: skip
-            dedup.cluster_articles(s, [number])
+            store_and_cluster(s, number, BODIES[key], now)
             if number == 1:
                 assert dedup.stored_runs(s.connection()).keys() == {0}
     with session_factory() as s:
