@@ -3,7 +3,8 @@
 Comparison text: the body converted to simplified script (OpenCC t2s), NFKC, pinyin leaks
 `統(tǒng)` removed, and only letters and digits kept, so that script, punctuation,
 spacing and a republisher's full-width commas do not matter. Its SHA-256 is the exact
-duplicate key (`articles.content_hash`).
+duplicate key (`articles.content_hash`, exported); the same text gives the same MinHash,
+so exact copies are found with the near ones, through their buckets (they share all).
 
 Near duplicates: MinHash over 5-character shingles (datasketch, `affine32`, 128
 permutations, shingles hashed in one numpy pass and fed with `update_batch`), banded
@@ -47,7 +48,6 @@ from sqlalchemy import (
     func,
     insert,
     literal,
-    literal_column,
     select,
     update,
 )
@@ -59,6 +59,7 @@ from archive.models import (
     Cluster,
     LshBand,
     LshKeys,
+    LshLog,
     LshTier,
     Site,
     utcnow,
@@ -80,18 +81,20 @@ CLUSTER_LOCK = 0x75666172  # "ufar": the advisory lock key of clustering on Post
 # them a commit dirties about one page a row it adds (42 an article), and lookups miss the
 # CPU caches more as the tree grows; both made an article's cost grow with the archive
 # (bench/dedup.py). New rows go to the newest tier (-1), small enough that its pages stay
-# few; full, it is merged in one sorted pass into the current run. Runs (0, 1, 2, ...) sit
-# after it in key order; a run that reaches RUN_ROWS is sealed: it gets a Bloom filter of
-# its buckets in lsh_tiers and takes no new rows (only an edited article's rows leave it),
-# and the next merge starts a run at the end of the B-tree. Runs are never merged with each
-# other, so no merge grows with the archive. A lookup asks the newest tier and the current
-# run for every bucket, and a sealed run only for the buckets its filter lets through (most
-# of a new article's buckets are in no run). Bounds in rows, tuned with bench/dedup.py.
+# few, and each batch logs its buckets in lsh_log; full, the tier is merged in one sorted
+# pass into the current run. Runs (0, 1, 2, ...) sit after it in key order; each has a
+# Bloom filter of its buckets in lsh_tiers, to which a merge adds the logged buckets (so
+# no run is ever read whole), and a run that reaches RUN_ROWS takes no more merges: the
+# next starts a run at the end of the B-tree. Runs are never merged with each other, so no
+# merge grows with the archive. A lookup asks the newest tier only for the buckets in the
+# log and a run only for those its filter lets through: most of a new article's buckets
+# are nowhere, and are never sought. Bounds in rows, tuned with bench/dedup.py.
 NEWEST_TIER = -1
 NEWEST_ROWS = 4_096 * BANDS
 RUN_ROWS = 16_384 * BANDS
 FILTER_BITS = 16  # a run's filter, bits a row: ~0.2 % of absent buckets get through
 FILTER_PROBES = 8  # bits set a bucket, all in one 64-bit word (one cache line a lookup)
+MAX_PARAMS = 900  # bound parameters a statement: under every driver's limit
 
 
 # --- text -------------------------------------------------------------------------------
@@ -222,10 +225,8 @@ VERSIONS = cast(Table, ArticleVersion.__table__)
 BANDS_TABLE = cast(Table, LshBand.__table__)
 TIERS_TABLE = cast(Table, LshTier.__table__)
 KEYS_TABLE = cast(Table, LshKeys.__table__)
+LOG_TABLE = cast(Table, LshLog.__table__)
 CLUSTERS = cast(Table, Cluster.__table__)
-# The expression of ix_articles_content_prefix, with its numbers written out: a database
-# matches an index's expression only to the same text, not to bound parameters.
-CONTENT_PREFIX = func.substr(ARTICLES.c.content_hash, literal_column("1"), literal_column("16"))
 
 
 def current_bodies(
@@ -289,6 +290,11 @@ def cluster_articles(
             f" VALUES ({NEWEST_TIER}, {mark}, {mark}, {mark})",
             batch.band_rows,
         )
+        conn.execute(
+            insert(LOG_TABLE).values(
+                id=random_id(), buckets=np.array(list(batch.buckets), dtype="<i8").tobytes()
+            )
+        )
         settle_tiers(conn, len(batch.band_rows))
         conn.execute(
             insert(KEYS_TABLE),
@@ -311,6 +317,11 @@ def placeholder(conn: Connection) -> str:
     return "?" if conn.dialect.paramstyle == "qmark" else "%s"
 
 
+def random_id() -> int:
+    """A random positive 56-bit integer: a filter's stamp, a log row's id."""
+    return int.from_bytes(os.urandom(7), "little")
+
+
 def pack_buckets(keys: Sequence[tuple[int, int]]) -> bytes:
     return struct.pack(f"<{len(keys)}q", *(bucket for _, bucket in keys))
 
@@ -319,7 +330,7 @@ def forget_bands(conn: Connection, article_ids: list[int]) -> None:
     """Take the articles' rows out of lsh_bands, by the buckets lsh_keys remembers."""
     keys = KEYS_TABLE.c
     old: list[tuple[int, bytes]] = []
-    for chunk in chunked(article_ids, 900):
+    for chunk in chunked(article_ids, MAX_PARAMS):
         old += conn.execute(
             select(keys.article_id, keys.buckets).where(keys.article_id.in_(chunk))
         ).all()
@@ -340,7 +351,7 @@ def forget_bands(conn: Connection, article_ids: list[int]) -> None:
 
 
 def stored_runs(conn: Connection) -> dict[int, tuple[int, int | None]]:
-    """Each run of lsh_bands, oldest first: (rows, stamp of its filter; None while open)."""
+    """Each run of lsh_bands, oldest first: (rows, stamp of its filter; None without one)."""
     tiers = TIERS_TABLE.c
     rows = conn.execute(
         select(tiers.tier, tiers.row_count, tiers.stamp).where(tiers.tier >= 0).order_by(tiers.tier)
@@ -350,8 +361,8 @@ def stored_runs(conn: Connection) -> dict[int, tuple[int, int | None]]:
 
 def settle_tiers(conn: Connection, added: int) -> None:
     """Count rows added to the newest tier; when it is full, merge it into the current run
-    (a new one if the last is sealed or full), and seal every run that is full or, but for
-    the current one, still open (a biggest tier from before migration 0006)."""
+    (a new one if the last is full), add the logged buckets to that run's filter, and give
+    every run without a filter (from before migration 0009) one from its rows."""
     tiers = TIERS_TABLE.c
     newest = conn.execute(
         select(tiers.row_count).where(tiers.tier == NEWEST_TIER)
@@ -360,20 +371,25 @@ def settle_tiers(conn: Connection, added: int) -> None:
     if count >= NEWEST_ROWS:
         runs = stored_runs(conn)
         last = max(runs, default=-1)
-        if last >= 0 and runs[last][1] is None and runs[last][0] < RUN_ROWS:
+        if last >= 0 and runs[last][0] < RUN_ROWS:
             target = last
         else:
             target = last + 1
             conn.execute(insert(TIERS_TABLE).values(tier=target, row_count=0))
             runs[target] = (0, None)
         merge_tier(conn, NEWEST_TIER, target)
-        runs[target] = (runs[target][0] + count, None)
-        conn.execute(
-            update(TIERS_TABLE).where(tiers.tier == target).values(row_count=runs[target][0])
-        )
+        rows = runs[target][0] + count
+        words = run_filters(conn, {target: runs[target]})[target]
+        if words is None and runs[target][0]:
+            build_run_filter(conn, target)  # a run from before migration 0009
+        else:
+            words = np.zeros(filter_words(rows), np.uint64) if words is None else words.copy()
+            add_to_filter(words, logged_buckets(conn))
+            store_filter(conn, target, words, rows)
+        conn.execute(delete(LOG_TABLE))
         count = 0
-        for run, (rows, stamp) in runs.items():
-            if stamp is None and (run != target or rows >= RUN_ROWS):
+        for run, (_, stamp) in runs.items():
+            if stamp is None and run != target:
                 build_run_filter(conn, run)
     if newest is None:
         conn.execute(insert(TIERS_TABLE).values(tier=NEWEST_TIER, row_count=count))
@@ -396,9 +412,10 @@ def merge_tier(conn: Connection, tier: int, into: int) -> None:
 
 
 def build_run_filter(conn: Connection, run: int) -> np.ndarray[Any, np.dtype[np.uint64]]:
-    """Read a run's buckets, store their filter (and its row count) in lsh_tiers."""
+    """Read a run's buckets, store their filter (and its row count) in lsh_tiers: for a run
+    from before migration 0009; since then filters grow merge by merge."""
     # straight from the driver's cursor: a run is 688k rows, and SQLAlchemy's rows were
-    # half the cost of sealing it (bench/dedup.py)
+    # half the cost of reading it (bench/dedup.py)
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(f"SELECT bucket FROM lsh_bands WHERE tier = {int(run)}")
@@ -406,25 +423,31 @@ def build_run_filter(conn: Connection, run: int) -> np.ndarray[Any, np.dtype[np.
     finally:
         cursor.close()
     words = bloom_filter(buckets)
-    stamp = int.from_bytes(os.urandom(7), "little")
-    conn.execute(
-        update(TIERS_TABLE)
-        .where(TIERS_TABLE.c.tier == run)
-        .values(row_count=len(buckets), filter=words.astype("<u8").tobytes(), stamp=stamp)
-    )
-    _FILTERS[(conn.engine.url.render_as_string(), run)] = (stamp, words)
+    store_filter(conn, run, words, len(buckets))
     return words
 
 
-# Each run's filter, once read, by (database, run): runs do not change, and the random
-# stamp stored with a filter tells a rebuilt run from the one cached.
+def store_filter(
+    conn: Connection, run: int, words: np.ndarray[Any, np.dtype[np.uint64]], rows: int
+) -> None:
+    stamp = random_id()
+    conn.execute(
+        update(TIERS_TABLE)
+        .where(TIERS_TABLE.c.tier == run)
+        .values(row_count=rows, filter=words.astype("<u8").tobytes(), stamp=stamp)
+    )
+    _FILTERS[(conn.engine.url.render_as_string(), run)] = (stamp, words)
+
+
+# Each run's filter, once read, by (database, run): the random stamp stored with a filter
+# changes whenever it does (at a merge into its run, or a rebuild).
 _FILTERS: dict[tuple[str, int], tuple[int, np.ndarray[Any, np.dtype[np.uint64]]]] = {}
 
 
 def run_filters(
     conn: Connection, runs: dict[int, tuple[int, int | None]]
 ) -> dict[int, np.ndarray[Any, np.dtype[np.uint64]] | None]:
-    """The filter of each run (None for an open run), from the cache or the database."""
+    """The filter of each run (None for a run without one), from the cache or the database."""
     database = conn.engine.url.render_as_string()
     filters: dict[int, np.ndarray[Any, np.dtype[np.uint64]] | None] = {}
     for run, (_, stamp) in runs.items():
@@ -441,6 +464,30 @@ def run_filters(
             _FILTERS[(database, run)] = (stamp, words)
             filters[run] = words
     return filters
+
+
+# The buckets of each lsh_log row read so far, by database and row id: rows never change,
+# and their random ids are never reused, so only rows not seen before are read. A row that
+# has gone (merged, or its batch rolled back) empties the cache.
+_LOGGED: dict[str, tuple[set[int], set[int]]] = {}
+
+
+def logged_buckets(conn: Connection) -> set[int]:
+    """Every bucket in lsh_log: a superset of the newest tier's."""
+    database = conn.engine.url.render_as_string()
+    ids = set(conn.execute(select(LOG_TABLE.c.id)).scalars())
+    seen, buckets = _LOGGED.get(database, (set(), set()))
+    if not seen <= ids:
+        seen, buckets = set(), set()
+    if new := ids - seen:
+        for chunk in chunked(sorted(new), MAX_PARAMS):
+            for blob in conn.execute(
+                select(LOG_TABLE.c.buckets).where(LOG_TABLE.c.id.in_(chunk))
+            ).scalars():
+                buckets.update(np.frombuffer(blob, dtype="<i8").tolist())
+        seen = seen | new
+    _LOGGED[database] = (seen, buckets)
+    return buckets
 
 
 # --- Bloom filters of the runs ------------------------------------------------------------
@@ -467,10 +514,11 @@ def _probes(
 
 
 def filter_words(rows: int) -> int:
-    """A filter's size for `rows` buckets: FILTER_BITS a row, rounded up to an eighth of a
-    full run's, so that most runs share one size and a lookup computes its probes once."""
+    """A filter's size for `rows` buckets: FILTER_BITS a row, and never less than a full
+    run's (a run's filter grows merge by merge in place), rounded up to an eighth of that,
+    so that runs share one size and a lookup computes its probes once."""
     step = max(1, RUN_ROWS * FILTER_BITS // 64 // 8)
-    need = max(1, (rows * FILTER_BITS + 63) // 64)
+    need = max(1, (max(rows, RUN_ROWS) * FILTER_BITS + 63) // 64)
     return -(-need // step) * step
 
 
@@ -478,9 +526,14 @@ def bloom_filter(
     buckets: np.ndarray[Any, np.dtype[np.int64]],
 ) -> np.ndarray[Any, np.dtype[np.uint64]]:
     words = np.zeros(filter_words(len(buckets)), dtype=np.uint64)
-    word, mask = _probes(buckets, len(words))
-    np.bitwise_or.at(words, word, mask)
+    add_to_filter(words, buckets)
     return words
+
+
+def add_to_filter(words: np.ndarray[Any, np.dtype[np.uint64]], buckets: Iterable[int]) -> None:
+    keys = np.fromiter(buckets, dtype=np.int64) if not isinstance(buckets, np.ndarray) else buckets
+    word, mask = _probes(keys, len(words))
+    np.bitwise_or.at(words, word, mask)
 
 
 Probes = tuple[np.ndarray[Any, np.dtype[np.uint64]], np.ndarray[Any, np.dtype[np.uint64]]]
@@ -500,6 +553,24 @@ def may_contain(
     return (words[word] & mask) == mask  # type: ignore[no-any-return]
 
 
+def find_buckets(conn: Connection, asks: list[tuple[int, list[int]]]) -> Iterable[tuple[int, int]]:
+    """(bucket, article id) of each lsh_bands row with the buckets asked of its tier; the
+    tiers' questions share statements (UNION ALL) of at most MAX_PARAMS buckets."""
+    mark = placeholder(conn)
+    pieces = [(tier, chunk) for tier, asked in asks for chunk in chunked(asked, MAX_PARAMS)]
+    while pieces:
+        selects: list[str] = []
+        params: list[int] = []
+        while pieces and (not params or len(params) + len(pieces[0][1]) <= MAX_PARAMS):
+            tier, chunk = pieces.pop(0)
+            selects.append(
+                f"SELECT bucket, article_id FROM lsh_bands WHERE tier = {int(tier)}"
+                f" AND bucket IN ({', '.join([mark] * len(chunk))})"
+            )
+            params += chunk
+        yield from conn.exec_driver_sql(" UNION ALL ".join(selects), tuple(params))
+
+
 def chunked(items: list[Any], size: int) -> list[list[Any]]:
     """Pieces small enough for any driver's limit on bound parameters."""
     return [items[start : start + size] for start in range(0, len(items), size)]
@@ -511,12 +582,10 @@ class _Batch:
 
     cluster_of: dict[int, int | None]
     batch_ids: set[int] = field(default_factory=set)
-    # what the database already holds for the whole batch, fetched in two queries
-    stored_by_hash: dict[str, list[int]] = field(default_factory=dict)
+    # what the database already holds for the whole batch's buckets, fetched together
     stored_by_bucket: dict[int, list[int]] = field(default_factory=dict)
     band_rows: list[tuple[int, int, int]] = field(default_factory=list)
     buckets: dict[int, list[int]] = field(default_factory=dict)
-    exact: dict[str, list[int]] = field(default_factory=dict)
     prepared: dict[int, Prepared] = field(default_factory=dict)
     touched: set[int] = field(default_factory=set)
 
@@ -542,49 +611,36 @@ class _Batch:
         self.cluster_of[item.article_id] = target
         self.touched |= {c for c in (before, target) if c is not None}
         self.prepared[item.article_id] = item
-        if len(item.hashes):
-            self.exact.setdefault(item.content_hash, []).append(item.article_id)
         article_id = item.article_id
         self.band_rows.extend((band, bucket, article_id) for band, bucket in item.keys)
         for _, bucket in item.keys:
             self.buckets.setdefault(bucket, []).append(article_id)
 
     def load(self, conn: Connection, prepared: Sequence[Prepared]) -> None:
-        """Every stored article sharing a text hash or a bucket with the batch: two queries
-        for the batch instead of one an article (bench/dedup.py)."""
+        """Every stored article sharing a bucket with the batch, asked for the whole batch at
+        once (bench/dedup.py), exact copies included: the same text gives the same buckets."""
         self.batch_ids = {p.article_id for p in prepared}
-        hashes = {p.content_hash for p in prepared if len(p.hashes)}
-        for chunk in chunked(sorted({h[:16] for h in hashes}), 900):
-            rows = conn.execute(
-                select(ARTICLES.c.content_hash, ARTICLES.c.id).where(CONTENT_PREFIX.in_(chunk))
-            )
-            for content_hash, article_id in rows:
-                if content_hash in hashes:
-                    self.stored_by_hash.setdefault(content_hash, []).append(article_id)
-        buckets = sorted({bucket for p in prepared for _, bucket in p.keys})
+        buckets = {bucket for p in prepared for _, bucket in p.keys}
         if not buckets:
             return
-        # the newest tier and open runs for every bucket; a sealed run for those its filter
-        # lets through
-        wanted = np.array(buckets, dtype=np.int64)
-        asks: list[tuple[str, list[int]]] = []
-        open_tiers = [NEWEST_TIER]
+        # the newest tier for the buckets in the log, each run for those its filter lets
+        # through (every bucket for a run without a filter)
+        logged = logged_buckets(conn)
+        asks: list[tuple[int, list[int]]] = [
+            (NEWEST_TIER, sorted(b for b in buckets if b in logged))
+        ]
+        wanted = np.fromiter(buckets, dtype=np.int64, count=len(buckets))
+        # in the order of their words in any filter (the low 32 bits pick the word), so that
+        # each filter is read front to back: twice as fast as in random order
+        wanted = wanted[np.argsort(wanted.view(np.uint64) & np.uint64(0xFFFFFFFF))]
         probes: dict[int, Probes] = {}
         for run, words in run_filters(conn, stored_runs(conn)).items():
             if words is None:
-                open_tiers.append(run)
+                asks.append((run, wanted.tolist()))
             elif len(passed := wanted[may_contain(words, wanted, probes)]):
-                asks.append((f"tier = {run}", passed.tolist()))
-        asks.append((f"tier IN ({', '.join(map(str, open_tiers))})", buckets))
-        mark = placeholder(conn)
-        for tiers, asked in asks:
-            for chunk in chunked(asked, 900):
-                sql = (
-                    f"SELECT bucket, article_id FROM lsh_bands WHERE {tiers}"
-                    f" AND bucket IN ({', '.join([mark] * len(chunk))})"
-                )
-                for bucket, article_id in conn.exec_driver_sql(sql, tuple(chunk)):
-                    self.stored_by_bucket.setdefault(bucket, []).append(article_id)
+                asks.append((run, passed.tolist()))
+        for bucket, article_id in find_buckets(conn, asks):
+            self.stored_by_bucket.setdefault(bucket, []).append(article_id)
 
     def matches(self, conn: Connection, item: Prepared) -> list[tuple[int, int | None]]:
         """Confirmed copies of the article, best first: (article id, its cluster).
@@ -596,11 +652,6 @@ class _Batch:
         if not len(item.hashes):
             return []
         counts: Counter[int] = Counter()
-        for article_id in (
-            *self.stored_by_hash.get(item.content_hash, ()),
-            *self.exact.get(item.content_hash, ()),
-        ):
-            counts[article_id] += BANDS + 1
         for _, bucket in item.keys:  # most buckets are empty: skip Counter.update for them
             if shared := self.stored_by_bucket.get(bucket):
                 counts.update(shared)
@@ -791,6 +842,7 @@ def rebuild(session: Session, batch: int = 500, workers: int = 1) -> int:
     session.execute(delete(LshBand))
     session.execute(delete(LshTier))
     session.execute(delete(LshKeys))
+    session.execute(delete(LshLog))
     session.execute(update(Cluster).values(original_article_id=None))
     session.execute(delete(Cluster))
     ids = list(session.scalars(select(Article.id).order_by(Article.id)))

@@ -30,7 +30,6 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
-    func,
 )
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -208,8 +207,8 @@ class Article(Base):
     gone_at: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(default=1)  # the current version's number
     publish_time: Mapped[datetime | None]  # the current version's, for sorting and filters
-    # SHA-256 of the comparison text (archive.dedup), indexed by its first 16 hex digits
-    # only (ix_articles_content_prefix, below)
+    # SHA-256 of the comparison text (archive.dedup). Not indexed: exact copies share all
+    # their buckets in lsh_bands and are found there.
     content_hash: Mapped[str | None] = mapped_column(String(64))
     cluster_id: Mapped[int | None] = mapped_column(
         ForeignKey("clusters.id", ondelete="SET NULL"), index=True
@@ -224,13 +223,6 @@ class Article(Base):
     snapshots: Mapped[list[Snapshot]] = relationship(
         back_populates="article", order_by="Snapshot.fetched_at"
     )
-
-
-# Exact duplicates are looked up by the hash's first 64 bits: random keys make every batch
-# of new articles dirty about one index page each, and full 64-digit keys made that index
-# five times the pages (bench/dedup.py: the commit's share of an article's cost grew
-# with the archive until then).
-Index("ix_articles_content_prefix", func.substr(Article.content_hash, 1, 16))
 
 
 class Snapshot(Base):
@@ -327,7 +319,8 @@ class LshTier(Base):
     """A tier of lsh_bands (archive.dedup): rows written to it since it was last merged
     (an upper bound on its size: rows deleted when an article changes are not
     subtracted); for a run (tier >= 0), the Bloom filter of its buckets (64-bit words,
-    little-endian) and a random stamp that changes whenever the filter does."""
+    little-endian; NULL until built) and a random stamp that changes whenever the filter
+    does."""
 
     __tablename__ = "lsh_tiers"
 
@@ -335,6 +328,18 @@ class LshTier(Base):
     row_count: Mapped[int] = mapped_column(BigInteger, default=0)
     filter: Mapped[bytes | None] = mapped_column(LargeBinary)
     stamp: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class LshLog(Base):
+    """The buckets one clustering batch wrote to the newest tier of lsh_bands (signed 64-bit
+    integers, little-endian), under a random id; emptied when that tier is merged into a
+    run. A lookup asks the newest tier only for the buckets the log holds, and a merge adds
+    them to the run's filter without reading the run (archive.dedup)."""
+
+    __tablename__ = "lsh_log"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    buckets: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class SearchDoc(Base):

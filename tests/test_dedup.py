@@ -298,9 +298,16 @@ def test_copies_are_found_across_tier_merges(
         for number, cluster in s.execute(select(Article.id, Article.cluster_id)):
             if cluster is not None:
                 groups.setdefault(cluster, set()).add(keys[number - 1])
-    runs = sorted(tier for tier in tiers if tier >= 0)
+        held = {
+            run: np.array(list(s.scalars(select(LshBand.bucket).where(LshBand.tier == run))))
+            for run in tiers
+            if run >= 0
+        }
+    runs = sorted(held)
     assert len(runs) >= 3 and runs == list(range(len(runs)))  # runs, numbered in order
-    assert all(tiers[run] >= 4 * BANDS and filters[run] for run in runs[:-1])  # sealed
+    assert all(tiers[run] >= 4 * BANDS for run in runs[:-1])  # full
+    for run in runs:  # each filter, grown merge by merge from the log, holds all its run's
+        assert dedup.may_contain(np.frombuffer(filters[run], dtype="<u8"), held[run]).all()
     assert tiers[runs[-1]] <= 4 * BANDS + 2 * BANDS  # the current run, open or just full
     assert sum(tiers.values()) == sum(counted.values())
     assert tiers.get(dedup.NEWEST_TIER, 0) < 2 * BANDS
@@ -371,4 +378,35 @@ def test_runs_are_asked_only_through_their_filters(
     assert dedup.may_contain(
         words, np.array([b for _, b in prepare(1, BODIES[original]).keys])
     ).all()
+    assert clusters[0] is not None and clusters == [clusters[0]] * 2
+
+
+def test_the_newest_tier_is_asked_through_the_log(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """Every batch logs its buckets; another process (empty caches) reads the log and finds
+    a copy of an article still in the newest tier, and a batch rolled back leaves the
+    log, and the cache of it, as they were."""
+    original, copy = sorted(PAIRS, key=sorted)[0]
+    other = next(key for key in sorted(BODIES) if all(key not in pair for pair in PAIRS))
+    now = datetime.now(UTC)
+    with session_factory() as s, s.begin():
+        s.add(Site(id=1, name="fixtures", title="fixtures"))
+        store_and_cluster(s, 1, BODIES[original], now)
+    keys = {bucket for _, bucket in prepare(1, BODIES[original]).keys}
+    dedup._LOGGED.clear()
+    dedup._FILTERS.clear()
+    with session_factory() as s:
+        assert dedup.logged_buckets(s.connection()) == keys
+        assert not dedup.stored_runs(s.connection())  # no run yet: all in the newest tier
+    with session_factory() as s:
+        store_and_cluster(s, 3, BODIES[other], now)
+        assert dedup.logged_buckets(s.connection()) > keys
+        s.rollback()
+    with session_factory() as s:
+        assert dedup.logged_buckets(s.connection()) == keys
+    with session_factory() as s, s.begin():
+        store_and_cluster(s, 2, BODIES[copy], now)
+    with session_factory() as s:
+        clusters = list(s.scalars(select(Article.cluster_id).order_by(Article.id)))
     assert clusters[0] is not None and clusters == [clusters[0]] * 2
