@@ -11,6 +11,12 @@ process. Reports pairwise precision and recall, documents/s, the cost per docume
 10k, 50k and N, and -- side by side on the same texts -- datasketch's MinHash fed one
 shingle at a time (the straightforward use, the peer) against our batched hashing.
 
+The cost at each size is measured side by side in one phase after the build: copies of
+the archive taken while it grew (at 10k and 50k, less half the probe) and the full one
+each take the same batches of new documents, in turn, so that a slow spell of this
+shared machine (identical work here varies by 2x from minute to minute) falls on all
+of them alike instead of on whichever size was being built at the time.
+
     .venv/bin/python bench/dedup.py [--docs 200000] [--copies 10000] [--negatives 10000]
 """
 
@@ -20,6 +26,7 @@ import argparse
 import gc
 import itertools
 import random
+import sqlite3
 import sys
 import tempfile
 import time
@@ -32,13 +39,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import opencc  # noqa: E402
-from sqlalchemy import insert, select  # noqa: E402
+from sqlalchemy import Engine, insert, select  # noqa: E402
+from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
 from archive.db import make_engine, make_sessionmaker, upgrade  # noqa: E402
 from archive.dedup import (  # noqa: E402
     BANDS,
     RUN_ROWS,
     SHINGLE,
+    Prepared,
     cluster_articles,
     comparison_text,
     prepare_many,
@@ -47,6 +56,7 @@ from archive.models import Article, Site  # noqa: E402
 from archive.store import ARTICLES, VERSIONS  # noqa: E402
 
 BATCH = 500
+PROBE_BATCHES = 16  # a size's cost: 16 batches of new documents (two merges of the newest tier)
 S2T = opencc.OpenCC("s2t")
 OPENING = "为深入学习贯彻习近平新时代中国特色社会主义思想，全面贯彻落实中央统战工作会议精神，按照市委统一部署，"
 BOILERPLATE = (
@@ -146,6 +156,51 @@ def corpus(n: int, copies: int, negatives: int, seed: int = 7) -> tuple[list[str
     return texts, source_of
 
 
+def probe_texts(count: int, base: list[str], seed: int = 11) -> list[str]:
+    """New documents of the corpus's mix whose copies copy one of `base` (the documents every
+    archive measured holds), and whose hard negatives share the opening and boilerplate."""
+    rng = random.Random(seed)
+    words, weights = vocabulary(random.Random(7))
+    texts = []
+    for _ in range(count):
+        roll = rng.random()
+        if roll < 0.05:
+            texts.append(republish(rng, base[rng.randrange(len(base))])[1])
+        elif roll < 0.10:
+            texts.append(OPENING + article(rng, words, weights) + BOILERPLATE)
+        else:
+            texts.append(article(rng, words, weights))
+    return texts
+
+
+def store_batch(
+    sessions: sessionmaker[Session], ids: list[int], texts: list[str], prepared: list[Prepared]
+) -> float:
+    """Insert and cluster one batch in one transaction, as the crawler does; seconds taken."""
+    now = datetime.now(UTC)
+    started = time.perf_counter()
+    with sessions() as session, session.begin():
+        session.execute(insert(ARTICLES), [
+            {"id": i, "site_id": 1, "url": f"https://bench/{i}", "canonical_url": f"https://bench/{i}",
+             "first_seen": now, "last_seen": now, "version": 1} for i in ids])  # fmt: skip
+        session.execute(insert(VERSIONS), [
+            {"article_id": i, "version": 1, "first_seen": now, "last_seen": now, "body": text,
+             "content_hash": ""} for i, text in zip(ids, texts, strict=True)])  # fmt: skip
+        cluster_articles(session, ids, prepared)
+    return time.perf_counter() - started
+
+
+def snapshot(engine: Engine, path: str) -> None:
+    """A page-for-page copy of the archive (SQLite's backup API)."""
+    raw = engine.raw_connection()
+    try:
+        target = sqlite3.connect(path)
+        raw.driver_connection.backup(target)  # type: ignore[union-attr]
+        target.close()
+    finally:
+        raw.close()
+
+
 def pairs_of(groups: dict[int, list[int]]) -> set[tuple[int, int]]:
     return {
         (a, b) for members in groups.values() for a, b in itertools.combinations(sorted(members), 2)
@@ -190,18 +245,23 @@ def main() -> None:
     print(f"hashing only: datasketch one shingle at a time {peer_rate:.0f} docs/s, ours batched {our_rate:.0f} docs/s "
           f"({our_rate / peer_rate:.1f}x)")  # fmt: skip
 
+    half = PROBE_BATCHES * args.batch // 2
+    sizes = [size for size in (10_000, 50_000) if size - half > 0 and size < len(texts)]
+    probes = probe_texts(
+        (PROBE_BATCHES + 1) * args.batch, texts[: min(sizes, default=len(texts)) - half]
+    )
     with tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(f"sqlite:///{tmp}/dedup.sqlite3", writer=True)
         upgrade(engine)
         sessions = make_sessionmaker(engine)
         with sessions() as session, session.begin():
             session.add(Site(id=1, name="bench", title="bench"))
-        now = datetime.now(UTC)
-        marks = {10_000, 50_000, len(texts)}
         window: list[float] = []
-        # four runs of the band index: each seals one and starts the next
+        # the cost while building, by the old measure: amortised over four runs of the
+        # band index (a window shorter than a run would count its merges unevenly)
         period = 4 * RUN_ROWS // BANDS
-        cost_at: dict[int, float] = {}
+        building: dict[int, float] = {}
+        copies: dict[int, str] = {}
         size = args.batch
         batches = [
             list(range(start, min(start + size, len(texts))))
@@ -214,24 +274,17 @@ def main() -> None:
                 prepared = ahead.result()
                 if k + 1 < len(batches):
                     ahead = pool.submit(prepare_many, [(i + 1, texts[i]) for i in batches[k + 1]])
-                t0 = time.perf_counter()
-                with sessions() as session, session.begin():
-                    ids = [i + 1 for i in batch]
-                    session.execute(insert(ARTICLES), [
-                        {"id": i, "site_id": 1, "url": f"https://bench/{i}", "canonical_url": f"https://bench/{i}",
-                         "first_seen": now, "last_seen": now, "version": 1} for i in ids])  # fmt: skip
-                    session.execute(insert(VERSIONS), [
-                        {"article_id": i, "version": 1, "first_seen": now, "last_seen": now, "body": texts[i - 1],
-                         "content_hash": ""} for i in ids])  # fmt: skip
-                    cluster_articles(session, ids, prepared)
-                window.append((time.perf_counter() - t0) / len(batch))
+                ids = [i + 1 for i in batch]
+                seconds = store_batch(sessions, ids, [texts[i] for i in batch], prepared)
+                window.append(seconds / len(batch))
                 done = batch[-1] + 1
-                for mark in marks:
-                    if done >= mark and mark not in cost_at:
-                        # amortised over four runs of the band index (a window shorter
-                        # than a run would count its sealing fully or not at all)
+                for mark in [*sizes, len(texts)]:
+                    if done >= mark and mark not in building:
                         recent = window[-max(1, min(done, period) // size) :]
-                        cost_at[mark] = sum(recent) / len(recent)
+                        building[mark] = sum(recent) / len(recent)
+                    if mark < len(texts) and done >= mark - half and mark not in copies:
+                        copies[mark] = f"{tmp}/at-{mark}.sqlite3"
+                        snapshot(engine, copies[mark])
                 if done % 20_000 < size:
                     print(
                         f"  {done} articles, {done / (time.perf_counter() - started):.0f} docs/s",
@@ -243,7 +296,33 @@ def main() -> None:
             for article_id, cluster_id in session.execute(select(Article.id, Article.cluster_id)):
                 if cluster_id is not None:
                     clusters[cluster_id].append(article_id - 1)
-        engine.dispose()
+
+        # side by side: each archive takes the same new batches, in turn, round by round
+        # (the first round warms each one's page cache and is not counted)
+        engines = {
+            mark: make_engine(f"sqlite:///{path}", writer=True) for mark, path in copies.items()
+        }
+        archives = {mark: make_sessionmaker(e) for mark, e in engines.items()} | {
+            len(texts): sessions
+        }
+        probe_batches = [list(range(start, start + size)) for start in range(0, len(probes), size)]
+        prepared_probes = [
+            prepare_many([(len(texts) + 1 + i, probes[i]) for i in batch])
+            for batch in probe_batches
+        ]
+        spent: dict[int, list[float]] = defaultdict(list)
+        order = list(archives)
+        for round_, (batch, prepared) in enumerate(
+            zip(probe_batches, prepared_probes, strict=True)
+        ):
+            ids = [len(texts) + 1 + i for i in batch]
+            for mark in order[round_ % len(order) :] + order[: round_ % len(order)]:
+                seconds = store_batch(archives[mark], ids, [probes[i] for i in batch], prepared)
+                if round_:
+                    spent[mark].append(seconds / len(batch))
+        cost_at = {mark: sum(costs) / len(costs) for mark, costs in spent.items()}
+        for other in [*engines.values(), engine]:
+            other.dispose()
 
     stories: dict[int, list[int]] = defaultdict(list)
     for copy, source in source_of.items():
@@ -260,8 +339,16 @@ def main() -> None:
     costs = ", ".join(f"{mark // 1000}k: {cost_at[mark] * 1000:.2f} ms" for mark in sorted(cost_at))
     first, last = cost_at[min(cost_at)], cost_at[max(cost_at)]
     print(
-        f"cost per document at {costs} (each the mean over the last {period} documents or all"
-        f" before); {max(cost_at) // 1000}k / 10k = {last / first:.2f} (target <= 1.5)"
+        f"cost per document at {costs} (side by side: the same {PROBE_BATCHES} batches of"
+        f" {size} new documents into copies taken {half} documents before each size, and"
+        f" after the last); {max(cost_at) // 1000}k / {min(cost_at) // 1000}k ="
+        f" {last / first:.2f} (target <= 1.5)"
+    )
+    then = ", ".join(f"{mark // 1000}k: {building[mark] * 1000:.2f}" for mark in sorted(building))
+    print(
+        f"while building (each the mean over the last {period} documents or all before; the"
+        f" machine's drift falls on these unevenly): {then} ms,"
+        f" ratio {building[max(building)] / building[min(building)]:.2f}"
     )
     per = max(1, 10_000 // args.batch)
     curve = [
