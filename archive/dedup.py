@@ -396,7 +396,8 @@ def settle_tiers(conn: Connection, added: int) -> None:
             build_run_filter(conn, target)  # a run from before migration 0009
         else:
             words = np.zeros(filter_words(rows), np.uint64) if words is None else words.copy()
-            add_to_filter(words, logged_buckets(conn))
+            logged = logged_buckets(conn)
+            add_to_filter(words, np.fromiter(logged, dtype=np.int64, count=len(logged)))
             store_filter(conn, target, words, rows)
         conn.execute(delete(LOG_TABLE))
         count = 0
@@ -542,9 +543,10 @@ def bloom_filter(
     return words
 
 
-def add_to_filter(words: np.ndarray[Any, np.dtype[np.uint64]], buckets: Iterable[int]) -> None:
-    keys = np.fromiter(buckets, dtype=np.int64) if not isinstance(buckets, np.ndarray) else buckets
-    word, mask = _probes(keys, len(words))
+def add_to_filter(
+    words: np.ndarray[Any, np.dtype[np.uint64]], buckets: np.ndarray[Any, np.dtype[np.int64]]
+) -> None:
+    word, mask = _probes(buckets, len(words))
     np.bitwise_or.at(words, word, mask)
 
 
@@ -639,7 +641,7 @@ class _Batch:
         # through (every bucket for a run without a filter)
         logged = logged_buckets(conn)
         asks: list[tuple[int, list[int]]] = [
-            (NEWEST_TIER, sorted(b for b in buckets if b in logged))
+            (NEWEST_TIER, [bucket for bucket in buckets if bucket in logged])
         ]
         wanted = np.fromiter(buckets, dtype=np.int64, count=len(buckets))
         # in the order of their words in any filter (the low 32 bits pick the word), so that
