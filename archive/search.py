@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any, Literal, cast
@@ -386,28 +386,52 @@ def _forget(conn: Connection, article_ids: Sequence[int]) -> None:
 
 
 def free_keys(conn: Connection, items: Sequence[Indexable]) -> dict[int, int]:
-    """Each article's order key: the first second at or after its time that no indexed
-    article holds (pages that give only a date all want midnight)."""
+    """Each article's order key: the first second at or after its time that neither an
+    indexed article nor an earlier one of these holds (pages that give only a date all
+    want midnight).
+
+    The articles are taken in time order, so that a run of held keys is read once a
+    batch, not once an article: everything from where the last lookup began to the last
+    key given is held, and an article whose time falls in there goes on from that key.
+    (Read an article at a time, a day of date-only pages made each new one read every key
+    the day already held: in bench/crawl.py, 4.4 million keys read for 5,000 pages.)
+    """
     keys: dict[int, int] = {}
-    mine: set[int] = set()
+    last: int | None = None
+    held: Iterator[int] = iter(())
+    head: int | None = None
     for item in sorted(items, key=lambda i: (i.when, i.article_id)):
         key = order_key(item.when)
-        while True:
-            held = set(
-                conn.scalars(
-                    select(DOCS.c.doc_id)
-                    .where(DOCS.c.doc_id >= key)
-                    .order_by(DOCS.c.doc_id)
-                    .limit(256)
-                )
-            )
-            free = next((k for k in range(key, key + 256) if k not in held and k not in mine), None)
-            if free is not None:
-                break
-            key += 256
-        keys[item.article_id] = free
-        mine.add(free)
+        if last is not None and key <= last:
+            key = last + 1
+        else:
+            held = _held_from(conn, key)
+            head = next(held, None)
+        while head is not None and head <= key:
+            if head == key:
+                key += 1
+            head = next(held, None)
+        keys[item.article_id] = last = key
     return keys
+
+
+def _held_from(conn: Connection, key: int) -> Iterator[int]:
+    """The indexed keys from `key` up, in order, read in pages that grow (most lookups need
+    only the first few)."""
+    page = 16
+    while True:
+        chunk = list(
+            conn.scalars(
+                select(DOCS.c.doc_id)
+                .where(DOCS.c.doc_id >= key)
+                .order_by(DOCS.c.doc_id)
+                .limit(page)
+            )
+        )
+        yield from chunk
+        if len(chunk) < page:
+            return
+        key, page = chunk[-1] + 1, min(page * 4, 4096)
 
 
 def write_entries(

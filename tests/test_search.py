@@ -10,17 +10,20 @@ the two backends give the same article sets.
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import select
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 import archive.search
 from archive.db import alembic_config, make_engine
-from archive.models import Article, ArticleVersion
+from archive.models import Article, ArticleVersion, SearchDoc, Site
 from archive.search import (
     QueryError,
     SearchResult,
@@ -301,3 +304,44 @@ def test_newest_first_reads_forwards_or_backwards_alike(
             for k in range(0, len(every), 2)
         ]
     assert len(every) > 4 and [i for page in pages for i in page] == every
+
+
+def test_articles_of_one_second_take_the_next_free_keys(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """Pages that give only a date all want midnight: each article gets the first second at
+    or after its time that no indexed article holds, batch after batch, as if looked up
+    one at a time (what free_keys does without reading a run of held keys per article)."""
+    rng = random.Random(3)
+    day = datetime(2024, 3, 1, tzinfo=UTC)
+    times = [
+        day + timedelta(days=rng.choice([0, 0, 0, 1]), seconds=rng.choice([0, 0, 0, 5, 90, 400]))
+        for _ in range(300)
+    ]
+    with session_factory() as s, s.begin():
+        s.add(Site(id=1, name="fixtures", title="fixtures"))
+        s.execute(insert(Article), [
+            {"id": n, "site_id": 1, "url": f"https://x.gov.cn/{n}.html", "canonical_url": f"https://x.gov.cn/{n}.html",
+             "publish_time": when, "version": 1} for n, when in enumerate(times, start=1)])  # fmt: skip
+        s.execute(insert(ArticleVersion), [
+            {"article_id": n, "version": 1, "title": f"统战要闻{n}", "body": "统一战线工作会议召开。",
+             "content_hash": ""} for n in range(1, len(times) + 1)])  # fmt: skip
+    held: set[int] = set()
+    expected: dict[int, int] = {}
+    ids = list(range(1, len(times) + 1))
+    rng.shuffle(ids)
+    start = 0
+    while start < len(ids):
+        batch = ids[start : start + rng.choice([1, 7, 40])]
+        start += len(batch)
+        for n in sorted(batch, key=lambda n: (times[n - 1], n)):  # one at a time, naively
+            key = archive.search.order_key(times[n - 1])
+            while key in held:
+                key += 1
+            held.add(key)
+            expected[n] = key
+        with session_factory() as s, s.begin():
+            archive.search.index_articles(s, batch)
+    with session_factory() as s:
+        got = dict(s.execute(select(SearchDoc.article_id, SearchDoc.doc_id)).all())
+    assert got == expected
