@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scrapy.crawler import Crawler
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from twisted.internet import task
 
 from archive.store import (
@@ -125,15 +125,33 @@ class ArchivePipeline:
             self.commit()
 
     def commit(self) -> None:
-        """Sync the WARC file, then store every pending page in one transaction."""
+        """Sync the WARC file, then store every pending page in one transaction. Pages that
+        cannot be stored are recorded as errors of kind "store" and fail the run; they are
+        not known to the archive, so the next run fetches them again."""
         if not self.pending:
             return
-        run = self.run
         batch, self.pending = self.pending, []
+        try:
+            self.store(batch)
+        except (SQLAlchemyError, OSError) as exc:  # the batch's transaction rolled back
+            log.exception("could not store a batch of %d pages", len(batch))
+            for page in batch:
+                if page.item.outcome is None:
+                    self.unstored(page, exc)
+
+    def unstored(self, page: Pending, exc: Exception) -> None:
+        self.run.unstored += 1
+        page.item.outcome = "unstored"
+        cause = getattr(exc, "orig", None) or exc
+        first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        self.run.error(page.item.url, "store", f"not stored: {type(cause).__name__}: {first_line}")
+
+    def store(self, batch: list[Pending]) -> None:
+        run = self.run
         run.warc.sync()
         for attempt in range(DEADLOCK_RETRIES + 1):
             try:
-                outcomes, retry = self.store_batch(batch)
+                outcomes, retry, failed = self.store_batch(batch)
                 break
             except OperationalError as exc:
                 # Two crawl processes inserting the same new URLs in other orders can each
@@ -142,11 +160,18 @@ class ArchivePipeline:
                 if not is_deadlock(exc) or attempt == DEADLOCK_RETRIES:
                     raise
                 log.warning("batch of %d pages hit a deadlock; storing it again", len(batch))
+        for page, cause in failed:
+            self.unstored(page, cause)
         for page in retry:  # now the other row is visible: this becomes an update
-            with run.sessions() as session, session.begin():
-                article_id, outcome = self.store_page(session, page, expect_new=False)
-                if article_id is not None and outcome in ("new", "changed"):
-                    update_derived(session, [article_id])
+            try:
+                with run.sessions() as session, session.begin():
+                    article_id, outcome = self.store_page(session, page, expect_new=False)
+                    if article_id is not None and outcome in ("new", "changed"):
+                        update_derived(session, [article_id])
+            except SQLAlchemyError as exc:  # not a race after all: this page cannot be stored
+                log.exception("could not store %s", page.item.url)
+                self.unstored(page, exc)
+                continue
             outcomes.append((page, outcome))
         for page, outcome in outcomes:
             page.item.outcome = outcome
@@ -155,10 +180,14 @@ class ArchivePipeline:
             if outcome == "failed":
                 run.error(page.item.url, "extract", page.problem)
 
-    def store_batch(self, batch: list[Pending]) -> tuple[list[tuple[Pending, str]], list[Pending]]:
-        """Store the pages in one transaction: (outcomes, pages another process stored first)."""
+    def store_batch(
+        self, batch: list[Pending]
+    ) -> tuple[list[tuple[Pending, str]], list[Pending], list[tuple[Pending, Exception]]]:
+        """Store the pages in one transaction: (outcomes, pages another process stored
+        first, pages that could not be stored and why)."""
         outcomes: list[tuple[Pending, str]] = []
         retry: list[Pending] = []
+        failed: list[tuple[Pending, Exception]] = []
         with self.run.sessions() as session, session.begin():
             to_cluster: list[int] = []
             for page in batch:
@@ -168,11 +197,17 @@ class ArchivePipeline:
                 except IntegrityError:
                     retry.append(page)  # another process stored this URL meanwhile
                     continue
+                except SQLAlchemyError as exc:  # this page only: its SAVEPOINT rolled back
+                    if isinstance(exc, OperationalError) and is_deadlock(exc):
+                        raise  # the whole transaction is gone: the batch is stored again
+                    log.exception("could not store %s", page.item.url)
+                    failed.append((page, exc))
+                    continue
                 outcomes.append((page, outcome))
                 if article_id is not None and outcome in ("new", "changed"):
                     to_cluster.append(article_id)
             update_derived(session, to_cluster)  # in the same transaction as the articles
-        return outcomes, retry
+        return outcomes, retry, failed
 
     def store_page(
         self, session: Any, page: Pending, expect_new: bool | None = None

@@ -38,6 +38,7 @@ class RunState:
     pending_errors: list[tuple[str | None, str, str]] = field(default_factory=list)
     start_requests: int = 0
     start_responses_ok: int = 0
+    unstored: int = 0  # pages fetched and extracted that the archive could not store
     finished: bool = False
 
     def error(self, url: str | None, kind: str, message: str) -> None:

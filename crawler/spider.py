@@ -129,6 +129,9 @@ class NewsSpider(scrapy.Spider):
             status, message = RunStatus.FAILED, f"crawl ended early: {reason}"
         elif self.run.start_requests and not self.run.start_responses_ok:
             status, message = RunStatus.FAILED, "no start URL, feed or sitemap answered"
+        if self.run.unstored and status == RunStatus.SUCCEEDED:
+            status = RunStatus.FAILED
+            message = f"{self.run.unstored} pages could not be stored (errors of kind 'store')"
         assert self.crawler.stats is not None
         self.run.finish(status, message, self.crawler.stats.get_stats())
 

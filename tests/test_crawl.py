@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from archive.db import make_engine
 from archive.models import Article, CrawlError, CrawlRun, Snapshot
 from archive.search import search
 from archive.warc import iter_records, read_record
@@ -307,3 +308,46 @@ def test_what_a_crawl_derives_is_what_a_rebuild_from_stored_text_gives(world: Wo
         result = CliRunner().invoke(app, command, env=world.env())
         assert result.exit_code == 0, result.output
     assert archived(world) == ours
+
+
+REFUSED = "/tzyw/202403/t20240308_570511.html"
+REFUSE = {
+    "sqlite": [
+        "CREATE TRIGGER refuse BEFORE INSERT ON articles WHEN instr(NEW.url, '570511') > 0"
+        " BEGIN SELECT RAISE(ABORT, 'refused by a test trigger'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$ BEGIN RAISE EXCEPTION 'refused by a test trigger'; END $$",
+        "CREATE TRIGGER refuse BEFORE INSERT ON articles FOR EACH ROW"
+        " WHEN (strpos(NEW.url, '570511') > 0) EXECUTE FUNCTION refuse()",
+    ],
+}
+
+
+def test_a_page_the_database_refuses_fails_the_run_and_is_stored_next_time(world: World) -> None:
+    """A page whose rows the database refuses (a trigger here; a broken constraint or a
+    full disk in life) costs only itself: it becomes an error of kind "store", the run
+    fails and says so, the other pages are stored, and the next run stores it."""
+    engine = make_engine(world.database_url)
+    with engine.begin() as conn:
+        for statement in REFUSE[engine.dialect.name]:
+            conn.exec_driver_sql(statement)
+    run = world.crawl("zytzb")["zytzb"]
+    assert run.status == "failed" and run.message == (
+        "1 pages could not be stored (errors of kind 'store')"
+    )
+    with world.session() as session:
+        errors = session.execute(
+            select(CrawlError.url, CrawlError.message).where(CrawlError.kind == "store")
+        ).all()
+    assert [url for url, _ in errors] == [world.servers["zytzb"].url(REFUSED)]
+    assert "refused by a test trigger" in errors[0][1] and "\n" not in errors[0][1]
+    stored = world.articles("zytzb")
+    assert REFUSED not in stored and len(stored) == 9
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER refuse" + (" ON articles" if engine.dialect.name == "postgresql" else ""))  # fmt: skip
+    engine.dispose()
+    run = world.crawl("zytzb")["zytzb"]
+    assert run.status == "succeeded" and run.articles_new == 1
+    assert REFUSED in world.articles("zytzb") and len(world.articles("zytzb")) == 10
