@@ -142,8 +142,10 @@ class ArchivePipeline:
     def unstored(self, page: Pending, exc: Exception) -> None:
         self.run.unstored += 1
         page.item.outcome = "unstored"
-        cause = getattr(exc, "orig", None) or exc
-        first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        cause = (
+            getattr(exc, "orig", None) or exc
+        )  # the driver's error, without SQLAlchemy's [SQL: ...]
+        first_line = next(iter(str(cause).strip().splitlines()), "")
         self.run.error(page.item.url, "store", f"not stored: {type(cause).__name__}: {first_line}")
 
     def store(self, batch: list[Pending]) -> None:
