@@ -142,9 +142,8 @@ class ArchivePipeline:
     def unstored(self, page: Pending, exc: Exception) -> None:
         self.run.unstored += 1
         page.item.outcome = "unstored"
-        cause = (
-            getattr(exc, "orig", None) or exc
-        )  # the driver's error, without SQLAlchemy's [SQL: ...]
+        # the driver's error: SQLAlchemy's own adds lines of SQL
+        cause = getattr(exc, "orig", None) or exc
         first_line = next(iter(str(cause).strip().splitlines()), "")
         self.run.error(page.item.url, "store", f"not stored: {type(cause).__name__}: {first_line}")
 
