@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -76,6 +76,14 @@ class WebSettings(_Strict):
     port: int = Field(8080, ge=0, le=65535)
 
 
+class ExportSettings(_Strict):
+    """`ufarchive export` (archive.export)."""
+
+    csv_bom: bool = True  # a UTF-8 BOM first, so Excel reads Chinese correctly
+    xlsx_max_rows: int = Field(1_048_575, ge=1, le=1_048_575)  # data rows a sheet
+    parquet_row_group_rows: int = Field(10_000, ge=100)
+
+
 class LoggingSettings(_Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -90,6 +98,7 @@ class SettingsFile(_Strict):
     scheduler: SchedulerSettings = SchedulerSettings()
     web: WebSettings = WebSettings()
     logging: LoggingSettings = LoggingSettings()
+    export: ExportSettings = ExportSettings()
 
 
 @dataclass(frozen=True)
@@ -103,6 +112,7 @@ class Settings:
     scheduler: SchedulerSettings
     web: WebSettings
     logging: LoggingSettings
+    export: ExportSettings = field(default_factory=ExportSettings)
 
     @property
     def sites_dir(self) -> Path:
@@ -132,6 +142,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         scheduler=file.scheduler,
         web=file.web,
         logging=file.logging,
+        export=file.export,
     )
 
 
