@@ -191,8 +191,8 @@ def _zone(offset: timedelta) -> Any:
 
 
 def bulk_articles(database_url: str, n: int, site: str = "bulk") -> None:
-    """`n` articles straight into the tables (no WARC, no index): volume for tests that
-    need an export to take a while."""
+    """`n` articles straight into the tables (no WARC, no index; ids given, so SQLite or a
+    database nothing else writes to): volume for tests that need an export to take a while."""
     engine = make_engine(database_url)
     try:
         upgrade(engine)
@@ -203,14 +203,14 @@ def bulk_articles(database_url: str, n: int, site: str = "bulk") -> None:
             for first in range(0, n, 5000):
                 count = min(5000, n - first)
                 ids = range(start + first + 1, start + first + count + 1)
-                session.execute(insert(Article), [
+                session.execute(insert(Article.__table__), [
                     {"id": i, "site_id": site_id, "url": f"https://bulk.example.cn/{i}.html",
                      "canonical_url": f"https://bulk.example.cn/{i}.html", "first_seen": T0,
                      "last_seen": T0, "version": 1, "publish_time": T0, "status": "live",
                      "is_original": True}
                     for i in ids
                 ])  # fmt: skip
-                session.execute(insert(ArticleVersion), [
+                session.execute(insert(ArticleVersion.__table__), [
                     {"article_id": i, "version": 1, "first_seen": T0, "last_seen": T0,
                      "title": f"统战新闻 {i}", "publish_time": T0, "publish_time_offset": 480,
                      "body": body, "content_hash": f"{i:064x}"}
