@@ -175,6 +175,13 @@ def _period_chart(axes: Any, counts: Counts) -> None:
     xs = [datetime.strptime(p, fmt) for p in periods]
     for name in [*shown, *(["other"] if "other" in series else [])]:
         axes.plot(xs, [series[name].get(p, 0) for p in periods], label=name, linewidth=1.4)
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+    from matplotlib.ticker import MaxNLocator
+
+    locator = AutoDateLocator()
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel(f"articles a {counts.by}")
     axes.set_ylim(bottom=0)
     axes.legend(loc="upper left", fontsize="small")
@@ -183,5 +190,8 @@ def _period_chart(axes: Any, counts: Counts) -> None:
 
 def _bar_chart(axes: Any, counts: Counts) -> None:
     top = counts.rows[:CHART_BARS][::-1]
+    from matplotlib.ticker import MaxNLocator
+
     axes.barh([k for k, _, _ in top], [n for _, _, n in top])
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("articles")
