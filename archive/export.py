@@ -32,11 +32,11 @@ from archive.models import Article, ArticleVersion, CollectionItem, Site
 EXPORT_COLUMNS = (
     "id", "url", "canonical_url", "site", "title", "publish_time", "source", "editor", "author",
     "contributor", "body", "first_seen", "last_seen", "content_hash", "version", "cluster_id",
-    "is_original", "status",
+    "is_original", "status", "last_checked", "gone_at",
 )  # fmt: skip
 #: The record's columns by type (the rest are text); Parquet types them, JSON and CSV
 #: write times as ISO 8601 (publish_time in the page's own offset, the others in UTC).
-TIME_COLUMNS = frozenset({"publish_time", "first_seen", "last_seen"})
+TIME_COLUMNS = frozenset({"publish_time", "first_seen", "last_seen", "last_checked", "gone_at"})
 INT_COLUMNS = frozenset({"id", "version", "cluster_id"})
 BOOL_COLUMNS = frozenset({"is_original"})
 FORMATS = ("csv", "jsonl", "parquet", "xlsx", "warc")
@@ -190,7 +190,8 @@ def _record_columns(versions: Versions) -> list[Any]:
         (ArticleVersion.last_seen if own else Article.last_seen).label("last_seen"),
         ArticleVersion.content_hash,
         (ArticleVersion.version if own else Article.version).label("version"),
-        Article.cluster_id, Article.is_original, Article.status,
+        Article.cluster_id, Article.is_original, Article.status, Article.last_checked,
+        Article.gone_at,
     ]  # fmt: skip
 
 
@@ -221,12 +222,14 @@ def typed(raw: Sequence[Any]) -> Row:
     """A row of `_record_columns` as typed values in EXPORT_COLUMNS order: publish_time in
     the page's own offset, the other times in UTC, is_original a bool."""
     (id_, url, canonical, site, title, published, offset, source, editor, author, contributor,
-     body, first_seen, last_seen, content_hash, version, cluster_id, is_original, status) = raw  # fmt: skip
+     body, first_seen, last_seen, content_hash, version, cluster_id, is_original, status,
+     last_checked, gone_at) = raw  # fmt: skip
     if published is not None:
         published = published.astimezone(_zone(offset))
     return (
         id_, url, canonical, site, title, published, source, editor, author, contributor, body,
         first_seen, last_seen, content_hash, version, cluster_id, bool(is_original), status,
+        last_checked, gone_at,
     )  # fmt: skip
 
 

@@ -2,7 +2,7 @@
 path (WARC records, article rows, versions, the search index) on SQLite or PostgreSQL,
 holding what exports get wrong: both scripts, quotes and newlines in bodies, cells that a
 spreadsheet would run as formulas, a body past Excel's cell limit, control characters,
-an article without a date, an edited article (two versions)."""
+an article without a date (and taken down), an edited article (two versions)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from archive.db import make_engine, make_sessionmaker, upgrade
 from archive.models import Article, ArticleVersion, Site
 from archive.search import index_articles
-from archive.store import ArticleFields, Fetch, ensure_site, save_article
+from archive.store import ArticleFields, Fetch, Takedown, apply_takedown, ensure_site, save_article
 from archive.warc import WarcFileWriter
 
 T0 = datetime(2024, 3, 5, 2, 0, tzinfo=UTC)
@@ -64,6 +64,8 @@ ARTICLES: list[tuple[str, str, dict[str, Any]]] = [
         "body": "第一版正文：统战部开展调研。",
     }),
 ]  # fmt: skip
+#: This one is taken down (404) after it was stored: status gone, gone_at set.
+GONE_URL = ARTICLES[4][1]
 #: The last article is edited after it was stored: version 2 changes its body.
 EDITED_BODY = "第二版正文：统战部开展专题调研，更正了日期。"
 
@@ -147,6 +149,9 @@ def make_export_world(root: Path, database_url: str) -> ExportWorld:
         world.store(site, url, fields, T0 + timedelta(minutes=k))
     site, url, fields = ARTICLES[-1]
     world.store(site, url, {**fields, "body": EDITED_BODY}, T0 + timedelta(days=1))
+    with world.session() as session:  # a revisit found the undated article taken down
+        takedown = Takedown(world.ids[GONE_URL], "gone", T0 + timedelta(days=2), {"status": 404})
+        apply_takedown(session, takedown)
     return world
 
 
@@ -180,6 +185,8 @@ def expected_records(session: Session, versions: str = "latest") -> list[dict[st
             "version": version.version if own else article.version,
             "cluster_id": article.cluster_id, "is_original": article.is_original,
             "status": article.status,
+            "last_checked": article.last_checked and article.last_checked.isoformat(),
+            "gone_at": article.gone_at and article.gone_at.isoformat(),
         })  # fmt: skip
     return out
 

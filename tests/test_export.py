@@ -79,6 +79,8 @@ def test_jsonl_is_the_database_byte_for_byte(world: ExportWorld, tmp_path: Path)
     raw = out.read_bytes()
     records = [json.loads(line) for line in raw.decode("utf-8").splitlines()]
     assert records == want and all(list(r) == list(EXPORT_COLUMNS) for r in records)
+    assert [r["status"] for r in records].count("gone") == 1  # with its gone_at
+    assert all(r["last_checked"] for r in records) and sum(bool(r["gone_at"]) for r in records) == 1
     for record in want:  # Chinese as UTF-8, not \\u escapes
         assert json.dumps(record["title"], ensure_ascii=False).encode() in raw
     frame = pd.read_json(io.BytesIO(raw), lines=True, dtype=False)
@@ -137,7 +139,10 @@ def test_parquet_has_typed_columns_and_reads_in_pandas_pyarrow_and_duckdb(
     for row, record in zip(got, want, strict=True):
         for name in EXPORT_COLUMNS:
             value = row[name]
-            if name in ("publish_time", "first_seen", "last_seen") and value is not None:
+            if (
+                name in ("publish_time", "first_seen", "last_seen", "last_checked", "gone_at")
+                and value
+            ):
                 assert value == pd.Timestamp(record[name]).to_pydatetime(), name
             else:
                 assert value == record[name], name
