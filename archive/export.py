@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import IO, Any, Literal, cast
 
 from sqlalchemy import Select, and_, func, select
 from sqlalchemy.orm import Session
@@ -332,10 +332,15 @@ class Tally:
 
 
 def encode(
-    session: Session, resolved: Resolved, fmt: str, options: Options, tally: Tally
+    session: Session,
+    resolved: Resolved,
+    fmt: str,
+    options: Options,
+    tally: Tally,
+    index: IO[str] | None = None,
 ) -> Iterator[bytes]:
     """The selection in format `fmt`, as chunks of bytes (the one generator behind files
-    and web responses)."""
+    and web responses); a WARC export writes its CDXJ lines to `index` when given."""
     from archive import exporters
 
     if fmt == "warc":
@@ -343,7 +348,7 @@ def encode(
             raise ExportError("--fields: a WARC export holds the archived records, not fields")
         if options.data_dir is None:
             raise ExportError("--format warc: needs the data dir of the archive's WARC files")
-        return exporters.warc_chunks(session, resolved, options, tally)
+        return exporters.warc_chunks(session, resolved, options, tally, index)
     writer = exporters.WRITERS.get(fmt)
     if writer is None:
         raise ExportError(f"--format {fmt}: unknown format (have: {', '.join(FORMATS)})")
@@ -412,15 +417,21 @@ def export_file(
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=directory))
     try:
         out = staging / path.name
-        digests = {out.name: _write_chunks(out, encode(session, resolved, fmt, options, tally))}
         files = [out]
         if fmt == "warc":
-            index = staging / f"{path.name}.cdxj"
-            from archive.exporters import write_cdxj
+            from archive.exporters import sort_cdxj
 
-            write_cdxj(out, index, path.name)
+            unsorted = staging / "index.unsorted"
+            with unsorted.open("x", encoding="utf-8") as lines:
+                chunks = encode(session, resolved, fmt, options, tally, lines)
+                digests = {out.name: _write_chunks(out, chunks)}
+            index = staging / f"{path.name}.cdxj"
+            sort_cdxj(unsorted, index)
+            unsorted.unlink()
             digests[index.name] = _sha256_file(index)
             files.append(index)
+        else:
+            digests = {out.name: _write_chunks(out, encode(session, resolved, fmt, options, tally))}
         manifest = staging / f"{path.name}.manifest.json"
         document = manifest_document(
             session, resolved, selection, fmt, options, tally, files, digests, database_url

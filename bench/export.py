@@ -295,8 +295,8 @@ def measure(
             got = run_child(url, fmt, work / f"out-{fmt}.{ext}", data_dir)
             figures[fmt, size] = got
             print(f"  {label} {size:>9,} {fmt:8} {got['rows']:>9,} rows {got['seconds']:7.1f} s "
-                  f"{got['rows'] / got['seconds']:>9,.0f} rows/s  peak RSS {got['rss_mb']:7.1f} MB  "
-                  f"{got['bytes'] / 1e6:8.1f} MB", flush=True)  # fmt: skip
+                  f"{got['rows'] / got['seconds']:>9,.0f} rows/s ({got['rows'] / got['cpu']:>7,.0f} a CPU s)  "
+                  f"peak RSS {got['rss_mb']:7.1f} MB  {got['bytes'] / 1e6:8.1f} MB", flush=True)  # fmt: skip
     return figures
 
 

@@ -306,6 +306,11 @@ def test_the_warc_export_passes_warcio_check_and_its_cdxj_finds_each_page(
                 assert record.rec_headers.get_header("WARC-Target-URI") == url
                 payloads.append(record.content_stream().read())
         assert sorted(payloads) == sorted(world.html(url, v) for v in range(1, versions + 1))
+    # the index made from the database is the one cdxj-indexer makes reading the file
+    from cdxj_indexer.main import write_cdx_index
+
+    write_cdx_index(str(tmp_path / "reread.cdxj"), [str(out)], {"sort": True})
+    assert (tmp_path / "reread.cdxj").read_text("utf-8").splitlines() == lines
     manifest = json.loads((tmp_path / "pages.warc.gz.manifest.json").read_text("utf-8"))
     assert [f["name"] for f in manifest["files"]] == ["pages.warc.gz", "pages.warc.gz.cdxj"]
     assert manifest["records"] == len(ARTICLES) + 1 and manifest["versions"] == "all"

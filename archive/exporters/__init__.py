@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from archive.exporters.text import csv_chunks, jsonl_chunks
-from archive.exporters.warc import warc_chunks, write_cdxj
+from archive.exporters.warc import sort_cdxj, warc_chunks
 
 if TYPE_CHECKING:
     from archive.export import Options, Row
@@ -38,4 +38,4 @@ WRITERS: dict[str, Writer] = {
     "xlsx": xlsx_chunks,
 }
 
-__all__ = ["WRITERS", "csv_chunks", "jsonl_chunks", "warc_chunks", "write_cdxj"]
+__all__ = ["WRITERS", "csv_chunks", "jsonl_chunks", "sort_cdxj", "warc_chunks"]
