@@ -289,8 +289,8 @@ def measure(
     label: str, urls: dict[int, str], formats: list[str], work: Path, data_dir: Path
 ) -> dict[tuple[str, int], dict[str, Any]]:
     figures: dict[tuple[str, int], dict[str, Any]] = {}
-    for size, url in urls.items():
-        for fmt in formats:
+    for fmt in formats:  # a format's two sizes one after the other: the same load on both
+        for size, url in urls.items():
             ext = "csv" if fmt == "pandas" else fmt
             got = run_child(url, fmt, work / f"out-{fmt}.{ext}", data_dir)
             figures[fmt, size] = got
