@@ -104,7 +104,7 @@ def page(doc: Doc) -> bytes:
 
 
 def write_warcs(data_dir: Path, n: int) -> list[tuple[Any, ...]]:
-    """One response + request record a document; their places, by document."""
+    """One response + request record for each of the first n documents; their places."""
     from archive.warc import WarcFileWriter
 
     writer = WarcFileWriter(data_dir, max_bytes=1_000_000_000, prefix="bench")
@@ -121,7 +121,7 @@ def write_warcs(data_dir: Path, n: int) -> list[tuple[Any, ...]]:
             )  # fmt: skip
             places.append((where.file, where.offset, where.length, where.record_id,
                            where.payload_digest, len(html)))  # fmt: skip
-            if doc.id % 200_000 == 0:
+            if doc.id % 20_000 == 0:
                 print(f"  WARC: {doc.id:,} pages ({doc.id / (time.perf_counter() - started):,.0f}/s)", flush=True)  # fmt: skip
     finally:
         writer.close()
@@ -140,18 +140,27 @@ SNAPSHOT_COLUMNS = ("id", "article_id", "url", "fetched_at", "status_code", "hea
                     "payload_digest", "record_type")  # fmt: skip
 
 
-def table_rows(doc: Doc, place: tuple[Any, ...], when: Any) -> tuple[tuple[Any, ...], ...]:
-    """(article, version, snapshot) rows of one document; `when` formats its times."""
-    file, offset, length, record_id, digest, size = place
+def table_rows(
+    doc: Doc, place: tuple[Any, ...] | None, when: Any
+) -> tuple[tuple[Any, ...] | None, ...]:
+    """(article, version, snapshot) rows of one document (no snapshot past the archived
+    pages: --warc-docs); `when` formats its times."""
+    file, offset, length, record_id, digest, size = place or (None,) * 6
     published, seen = when(doc.published), when(doc.seen)
     content_hash = f"{doc.id:064x}"
+    snapshot_id = doc.id if place else None
     article = (doc.id, doc.site_id, doc.url, doc.url, "live", seen, seen, 1, published,
-               content_hash, True, seen, seen, doc.id)  # fmt: skip
+               content_hash, True, seen, seen, snapshot_id)  # fmt: skip
     version = (doc.id, doc.id, 1, seen, seen, doc.title, published, 480, doc.source, doc.editor,
-               doc.body, content_hash, doc.id)  # fmt: skip
+               doc.body, content_hash, snapshot_id)  # fmt: skip
     snapshot = (doc.id, doc.id, doc.url, seen, 200, '{"Content-Type": "text/html; charset=utf-8"}',
-                "text/html; charset=utf-8", size, file, offset, length, record_id, digest, "response")  # fmt: skip
+                "text/html; charset=utf-8", size, file, offset, length, record_id, digest,
+                "response") if place else None  # fmt: skip
     return article, version, snapshot
+
+
+def place(places: list[tuple[Any, ...]], doc: Doc) -> tuple[Any, ...] | None:
+    return places[doc.id - 1] if doc.id <= len(places) else None
 
 
 def build_sqlite(path: Path, n: int, places: list[tuple[Any, ...]]) -> None:
@@ -179,11 +188,11 @@ def build_sqlite(path: Path, n: int, places: list[tuple[Any, ...]]) -> None:
 
     batch: list[tuple[tuple[Any, ...], ...]] = []
     for doc in corpus(n):
-        batch.append(table_rows(doc, places[doc.id - 1], when))
+        batch.append(table_rows(doc, place(places, doc), when))
         if len(batch) == BATCH or doc.id == n:
             articles, versions, snapshots = zip(*batch, strict=True)
             for statement, rows in zip(statements, (snapshots, articles, versions), strict=True):
-                con.executemany(statement, rows)
+                con.executemany(statement, [r for r in rows if r is not None])
             batch = []
     con.execute("COMMIT")
     con.execute("ANALYZE")
@@ -210,7 +219,7 @@ def build_postgres(url: str, n: int, places: list[tuple[Any, ...]]) -> None:
                   ("article_versions", VERSION_COLUMNS, 1))  # fmt: skip
         batch: list[tuple[tuple[Any, ...], ...]] = []
         for doc in corpus(n):
-            batch.append(table_rows(doc, places[doc.id - 1], lambda v: v))
+            batch.append(table_rows(doc, place(places, doc), lambda v: v))
             if len(batch) < BATCH and doc.id != n:
                 continue
             for table, cols, k in tables:  # one COPY at a time on a connection
@@ -219,7 +228,8 @@ def build_postgres(url: str, n: int, places: list[tuple[Any, ...]]) -> None:
                     cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as copy,
                 ):
                     for rows in batch:
-                        copy.write_row(rows[k])
+                        if rows[k] is not None:
+                            copy.write_row(rows[k])
             batch = []
         con.commit()
     with psycopg.connect(dsn, autocommit=True) as con:
@@ -305,9 +315,9 @@ def report(
 ) -> list[str]:
     lines = [
         f"\n{label}: rows/s and peak RSS, {small:,} and {big:,} articles",
-        f"| format | rows/s {small // 1000}k | rows/s {big // 1000}k | peak RSS {small // 1000}k | "
-        f"peak RSS {big // 1000}k | growth | output {big // 1000}k |",
-        "|---|---|---|---|---|---|---|",
+        f"| format | rows/s {small // 1000}k | rows/s {big // 1000}k | rows a CPU s {big // 1000}k | "
+        f"peak RSS {small // 1000}k | peak RSS {big // 1000}k | growth | output {big // 1000}k |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     verdicts = []
     for fmt in dict.fromkeys(f for f, _ in figures):
@@ -315,7 +325,7 @@ def report(
         growth = b["rss_mb"] - a["rss_mb"]
         lines.append(
             f"| {fmt} | {a['rows'] / a['seconds']:,.0f} | {b['rows'] / b['seconds']:,.0f} | "
-            f"{a['rss_mb']:,.0f} MB | {b['rss_mb']:,.0f} MB | {growth:+,.0f} MB | "
+            f"{b['rows'] / b['cpu']:,.0f} | {a['rss_mb']:,.0f} MB | {b['rss_mb']:,.0f} MB | {growth:+,.0f} MB | "
             f"{b['bytes'] / 1e6:,.0f} MB |"
         )
         if fmt != "pandas":
@@ -338,6 +348,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--docs", type=int, default=1_000_000)
     parser.add_argument("--small", type=int, default=100_000)
+    parser.add_argument(
+        "--warc-docs",
+        type=int,
+        default=100_000,
+        help="archive pages (WARC records) for this many articles; the rest have none",
+    )
     parser.add_argument("--formats", default="csv,pandas,jsonl,parquet,xlsx,warc")
     parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--no-pg", action="store_true")
