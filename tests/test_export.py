@@ -123,7 +123,7 @@ def test_csv_cells_a_spreadsheet_would_run_are_neutralised(
     assert not [v for v in cells if v[:1] in ("=", "+", "-", "@", "\t", "\r")]
 
 
-def test_parquet_has_typed_columns_and_reads_in_pandas_pyarrow_and_duckdb(
+def test_parquet_has_typed_columns_and_reads_in_pandas_pyarrow_duckdb_and_polars(
     world: ExportWorld, tmp_path: Path
 ) -> None:
     out = tmp_path / "all.parquet"
@@ -150,9 +150,14 @@ def test_parquet_has_typed_columns_and_reads_in_pandas_pyarrow_and_duckdb(
     frame = pd.read_parquet(out)
     assert frame["title"].tolist() == [r["title"] for r in want]
     assert str(frame["publish_time"].dtype) == "datetime64[us, UTC]"
-    duckdb = pytest.importorskip("duckdb")
+    import duckdb
+    import polars
+
     [(count, bodies)] = duckdb.sql(f"SELECT count(*), sum(length(body)) FROM '{out}'").fetchall()
     assert count == len(want) and bodies == sum(len(r["body"]) for r in want)
+    frame = polars.read_parquet(out)
+    assert frame["body"].to_list() == [r["body"] for r in want]
+    assert str(frame.schema["publish_time"]) == "Datetime(time_unit='us', time_zone='UTC')"
 
 
 def test_xlsx_keeps_text_as_text_and_cuts_long_cells(world: ExportWorld, tmp_path: Path) -> None:
