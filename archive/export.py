@@ -123,6 +123,10 @@ def resolve(session: Session, selection: Selection) -> Resolved:
             versions = versions or "pinned"
     if versions == "pinned" and collection_id is None:
         raise ExportError("--versions pinned: only a frozen collection pins versions")
+    if queries:
+        from archive.search import parsed_for_search
+
+        parsed_for_search(" ".join(queries))  # a malformed query raises here, not mid-export
     return Resolved(
         queries=queries, sites=sites, since=since, until=until, article_ids=f.article_ids,
         collection_id=collection_id, versions=versions or "latest", collection=described,
@@ -366,6 +370,28 @@ def stream_export(
     session must stay open until the generator is exhausted or closed."""
     resolved = resolve(session, selection)
     yield from encode(session, resolved, fmt, options, Tally(on_rows=on_rows))
+
+
+def open_stream(
+    sessions: Callable[[], Session],
+    selection: Selection,
+    fmt: str,
+    options: Options = Options(),
+) -> Iterator[bytes]:
+    """For a web response (`/api/export`): check the selection and format now, so that a
+    bad query or an unknown collection raises before the response starts, and return the
+    chunks' generator, which reads in a session of its own (a streamed response outlives
+    the request's session)."""
+    if fmt not in FORMATS:
+        raise ExportError(f"format {fmt}: unknown (have: {', '.join(FORMATS)})")
+    with sessions() as session:
+        resolve(session, selection)
+
+    def chunks() -> Iterator[bytes]:
+        with sessions() as session, session.begin():
+            yield from encode(session, resolve(session, selection), fmt, options, Tally())
+
+    return chunks()
 
 
 # --- files, manifests, bags ------------------------------------------------------------------

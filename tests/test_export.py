@@ -343,6 +343,32 @@ def test_streamed_chunks_equal_the_file(world: ExportWorld, tmp_path: Path) -> N
     ]
 
 
+def test_a_web_stream_checks_first_and_reads_in_a_session_of_its_own(
+    world: ExportWorld, tmp_path: Path
+) -> None:
+    from archive.collections import CollectionError
+    from archive.db import make_engine, make_sessionmaker
+    from archive.export import open_stream
+    from archive.search import QueryError
+
+    engine = make_engine(world.database_url)
+    sessions = make_sessionmaker(engine)
+    try:
+        with pytest.raises(QueryError):
+            open_stream(sessions, Selection(query='"unclosed'), "csv")
+        with pytest.raises(CollectionError, match="no such collection"):
+            open_stream(sessions, Selection(collection="nosuch"), "jsonl")
+        with pytest.raises(ExportError, match="format pdf: unknown"):
+            open_stream(sessions, Selection(), "pdf")
+        chunks = open_stream(
+            sessions, Selection(query="统战", filters=Filters(site="zytzb")), "csv"
+        )
+        frame = pd.read_csv(io.BytesIO(b"".join(chunks)), encoding="utf-8-sig")
+        assert frame["id"].tolist() == [world.ids[ARTICLES[0][1]]]
+    finally:
+        engine.dispose()
+
+
 def test_bad_exports_fail_in_one_line_and_leave_nothing(world: ExportWorld, tmp_path: Path) -> None:
     for args, message in [
         (["--format", "jsonl", "-o", str(tmp_path / "missing" / "x.jsonl")], "does not exist"),
