@@ -380,10 +380,11 @@ def main() -> None:
     if places_file.exists():
         places = [tuple(p) for p in json.loads(places_file.read_text())]
     else:
-        places = write_warcs(data_dir, args.docs)
+        places = write_warcs(data_dir, min(args.warc_docs, args.docs))
         places_file.write_text(json.dumps(places))
     print(
-        f"  WARC records of {args.docs:,} pages: {time.perf_counter() - started:.0f} s", flush=True
+        f"  WARC records of {len(places):,} pages: {time.perf_counter() - started:.0f} s",
+        flush=True,
     )
     report_lines: list[str] = []
     pg_names: list[str] = []
