@@ -141,7 +141,7 @@ def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
     return min(a, b) if a and b else a or b
 
 
-def _version_join(versions: Versions, collection_id: int | None) -> Any:
+def _version_join(versions: Versions) -> Any:
     if versions == "all":
         return ArticleVersion.article_id == Article.id
     if versions == "pinned":
@@ -163,7 +163,7 @@ def selected(session: Session | None, resolved: Resolved, *columns: Any) -> Sele
                 CollectionItem.collection_id == resolved.collection_id,
             ),
         )
-    query = query.join(ArticleVersion, _version_join(resolved.versions, resolved.collection_id))
+    query = query.join(ArticleVersion, _version_join(resolved.versions))
     for site in resolved.sites:
         query = query.where(Site.name == site)
     if resolved.since:
