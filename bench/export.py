@@ -302,7 +302,8 @@ def measure(
     for fmt in formats:  # a format's two sizes one after the other: the same load on both
         for size, url in urls.items():
             ext = "csv" if fmt == "pandas" else fmt
-            got = run_child(url, fmt, work / f"out-{fmt}.{ext}", data_dir)
+            # a file of this backend's own: two runs may share the folder (--keep)
+            got = run_child(url, fmt, work / f"out-{label}-{fmt}.{ext}", data_dir)
             figures[fmt, size] = got
             print(f"  {label} {size:>9,} {fmt:8} {got['rows']:>9,} rows {got['seconds']:7.1f} s "
                   f"{got['rows'] / got['seconds']:>9,.0f} rows/s ({got['rows'] / got['cpu']:>7,.0f} a CPU s)  "
