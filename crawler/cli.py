@@ -278,6 +278,30 @@ def sites_check(
     report_site_errors(errors)
 
 
+@sites_app.command("probe")
+def sites_probe(
+    url: Annotated[str, typer.Argument(help="A listing page of the site (a news column).")],
+    name: Annotated[
+        str | None, typer.Option(help="The site's name (default: from the host name).")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the site file here.")
+    ] = None,
+) -> None:
+    """Fetch a listing page, its robots.txt, feeds and sitemaps; print a proposed site file."""
+    from crawler.probe import probe_site
+
+    text = probe_site(url, settings().crawl, name).site_file()
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UfarchiveError(f"{output}: cannot write: {exc.strerror or exc}") from None
+    err.print(f"wrote {output}; check it with `ufarchive sites check`", markup=False)
+
+
 def report_site_errors(errors: list[Any]) -> None:
     for error in errors:
         err.print(f"error: {error}", markup=False)
