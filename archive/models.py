@@ -136,6 +136,8 @@ class CrawlRun(Base):
     articles_failed: Mapped[int] = mapped_column(default=0)
     error_count: Mapped[int] = mapped_column(default=0)
     stats: Mapped[dict[str, Any] | None]  # the crawler's own stats, for diagnosis
+    # Crawl workers that took part (a distributed run); null for a run of one process.
+    workers: Mapped[int | None]
 
     site: Mapped[Site] = relationship()
     errors: Mapped[list[CrawlError]] = relationship(back_populates="run", order_by="CrawlError.id")

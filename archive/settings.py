@@ -21,8 +21,10 @@ from archive.errors import ConfigError
 ENV_CONFIG = "UFARCHIVE_CONFIG"
 ENV_DATA_DIR = "UFARCHIVE_DATA_DIR"
 ENV_DATABASE_URL = "UFARCHIVE_DATABASE_URL"
+ENV_REDIS_URL = "UFARCHIVE_REDIS_URL"
 #: The environment names that override settings; the compose test checks against this.
-ENV_NAMES = (ENV_CONFIG, ENV_DATA_DIR, ENV_DATABASE_URL)
+ENV_NAMES = (ENV_CONFIG, ENV_DATA_DIR, ENV_DATABASE_URL, ENV_REDIS_URL)
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 SETTINGS_FILE = "settings.yaml"
 SQLITE_FILE = "ufarchive.sqlite3"
@@ -51,6 +53,13 @@ class CrawlSettings(_Strict):
     depth_limit: int = Field(50, ge=0)
     stop_pagination_when_no_new: bool = True
     warc_max_bytes: int = Field(1_000_000_000, ge=1_000_000)
+    # Distributed crawling (crawler.distributed): `schedule` pushes each due site's run into
+    # Redis for `ufarchive worker` processes instead of crawling it in a child process.
+    mode: Literal["local", "distributed"] = "local"
+    redis_key_prefix: str = Field("ufarchive:", min_length=1)
+    # A worker that has not said it is alive for this long is dead: its requests go back
+    # to the queue for the others.
+    worker_timeout_seconds: float = Field(30, gt=0)
 
 
 class SchedulerSettings(_Strict):
@@ -86,6 +95,7 @@ class SettingsFile(_Strict):
 
     data_dir: str | None = None
     database_url: str | None = None
+    redis_url: str | None = None
     crawl: CrawlSettings = CrawlSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     web: WebSettings = WebSettings()
@@ -103,6 +113,7 @@ class Settings:
     scheduler: SchedulerSettings
     web: WebSettings
     logging: LoggingSettings
+    redis_url: str = DEFAULT_REDIS_URL
 
     @property
     def sites_dir(self) -> Path:
@@ -132,6 +143,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         scheduler=file.scheduler,
         web=file.web,
         logging=file.logging,
+        redis_url=env.get(ENV_REDIS_URL) or file.redis_url or DEFAULT_REDIS_URL,
     )
 
 
