@@ -320,6 +320,13 @@ def crawl(
     refresh: Annotated[
         bool, typer.Option("--refresh", help="Refetch known articles (conditional requests).")
     ] = False,
+    distributed: Annotated[
+        bool,
+        typer.Option(
+            "--distributed",
+            help="Queue the runs in Redis for `ufarchive worker` processes and wait for them.",
+        ),
+    ] = False,
 ) -> None:
     """Crawl the named sites (or all) once, now, and store what is new or changed."""
     from rich.live import Live
@@ -332,7 +339,17 @@ def crawl(
         )
 
     with Live(render([]), console=err, transient=True, refresh_per_second=4) as live:
-        runs = run_crawl(names, refresh=refresh, on_progress=lambda rs: live.update(render(rs)))
+        if distributed:
+            if refresh:
+                raise UfarchiveError("--refresh: not available with --distributed yet")
+            from crawler.distributed import crawl_distributed
+
+            runs = crawl_distributed(
+                names, settings=settings(), on_progress=lambda rs: live.update(render(rs)),
+                notice=lambda text: err.print(f"warning: {text}", markup=False),
+            )  # fmt: skip
+        else:
+            runs = run_crawl(names, refresh=refresh, on_progress=lambda rs: live.update(render(rs)))
     out.print(runs_table(runs, title="crawl"))
     failed = [r for r in runs if not r.ok]
     for run in failed:
@@ -359,6 +376,22 @@ def runs_table(runs: list[Any], title: str) -> Any:
             str(r.articles_failed), str(r.error_count),
         )  # fmt: skip
     return table
+
+
+@app.command()
+def worker(
+    log_file: Annotated[
+        Path | None, typer.Option("--log-file", help="Log here instead of stderr.")
+    ] = None,
+) -> None:
+    """A crawl worker: crawl the runs queued in Redis (UFARCHIVE_REDIS_URL) until stopped.
+
+    Run any number, on any host, with the same config folder, database and Redis. SIGTERM
+    or Ctrl-C stops it after handing back what it holds; a second signal stops it at once.
+    """
+    from crawler.worker import run_worker
+
+    run_worker(settings(), str(log_file) if log_file else None)
 
 
 @app.command()
