@@ -26,6 +26,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -266,6 +267,16 @@ class RunQueueScheduler(Scheduler):  # type: ignore[misc]
         self.timer = task.LoopingCall(self.acknowledge)
         self.timer.start(ACK_SECONDS, now=False)
 
+    def enqueue_request(self, request: Request) -> bool:
+        # scrapy-redis 0.9.1's own passes `spider=` to the stats, deprecated in Scrapy 2.19
+        if not request.dont_filter and self.df.request_seen(request):
+            self.df.log(request, self.spider)
+            return False
+        if self.stats:
+            self.stats.inc_value("scheduler/enqueued/redis")
+        self.queue.push(request)
+        return True
+
     def next_request(self) -> Request | None:
         try:
             request: Request | None = self.queue.pop()
@@ -386,16 +397,23 @@ class Worker:
         self.retry_at: dict[int, float] = {}  # runs whose crawler failed to open
         self.last_reap = 0.0
         self.trouble = ""
+        self.done = threading.Event()
+
+    def heartbeat(self) -> None:
+        """Say this process is alive, from a thread of its own: the reactor may be busy for
+        seconds (opening a run's crawler), and that must not make the worker look dead."""
+        ttl = self.settings.crawl.worker_timeout_seconds
+        about = json.dumps({"host": socket.gethostname(), "pid": os.getpid()})
+        server = distributed.connect(self.settings.redis_url)
+        while not self.done.wait(ttl / 4):
+            with contextlib.suppress(RedisError):  # the reactor's tick reports Redis trouble
+                server.set(self.keys.worker(self.id), about, px=int(ttl * 1000))
+        with contextlib.suppress(RedisError):
+            server.delete(self.keys.worker(self.id))
 
     def tick(self) -> None:
         ttl = self.settings.crawl.worker_timeout_seconds
         try:
-            about = {
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "runs": sorted(self.crawling),
-            }
-            self.server.set(self.keys.worker(self.id), json.dumps(about), px=int(ttl * 1000))
             runs = distributed.active_runs(self.server, self.keys)
             if not self.process.stopping:
                 for run_id, site in runs.items():
@@ -430,6 +448,10 @@ class Worker:
         deferred.addBoth(done)
 
     def run(self) -> None:
+        ttl = self.settings.crawl.worker_timeout_seconds
+        self.server.set(self.keys.worker(self.id), "{}", px=int(ttl * 1000))
+        beating = threading.Thread(target=self.heartbeat, name="heartbeat", daemon=True)
+        beating.start()
         looping = task.LoopingCall(self.tick)
         looping.start(TICK_SECONDS, now=True)
         try:
@@ -437,8 +459,8 @@ class Worker:
         finally:
             if looping.running:
                 looping.stop()
-            with contextlib.suppress(RedisError):
-                self.server.delete(self.keys.worker(self.id))
+            self.done.set()
+            beating.join(timeout=5)
 
 
 def install_reactor(settings: Settings) -> None:
@@ -450,9 +472,21 @@ def install_reactor(settings: Settings) -> None:
     scrapy_install_reactor(ScrapySettings()["TWISTED_REACTOR"])
 
 
+def warm_up() -> None:
+    """Import what a run's crawler needs now: done when the first run arrives, it blocked
+    the reactor for seconds (extraction, dedup, search, Alembic)."""
+    import archive.dedup
+    import archive.search
+    import crawler.extract
+    import crawler.politeness
+
+    del archive.dedup, archive.search, crawler.extract, crawler.politeness
+
+
 def run_worker(settings: Settings, log_file: str | None = None) -> None:
     """The body of `ufarchive worker`: crawl Redis's runs until SIGTERM/SIGINT."""
-    install_reactor(settings)
+    install_reactor(settings)  # first: crawler.middlewares imports the reactor
+    warm_up()
     worker = Worker(settings, log_file)
     log.info("worker %s on %s, Redis prefix %r", worker.id, settings.redis_url,
              settings.crawl.redis_key_prefix)  # fmt: skip
