@@ -58,6 +58,7 @@ class SiteHealth:
     failures_in_a_row: int
     last_success: datetime | None
     alerts: list[AlertView]
+    last_workers: int | None = None  # crawl workers in the last run (distributed runs)
 
 
 def site_health(session: Session, site: str) -> SiteHealth:
@@ -96,6 +97,7 @@ def site_health(session: Session, site: str) -> SiteHealth:
         failures_in_a_row=streak,
         last_success=last_success,
         alerts=active_alerts(session, site),
+        last_workers=last.workers if last else None,
     )
 
 

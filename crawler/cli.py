@@ -363,7 +363,7 @@ def runs_table(runs: list[Any], title: str) -> Any:
 
     table = Table(title=title)
     for name in ("run", "site", "status", "started", "took", "requests", "new", "changed", "same", "gone",
-                 "failed", "errors"):  # fmt: skip
+                 "failed", "errors", "workers"):  # fmt: skip
         table.add_column(
             name, justify="right" if name not in ("site", "status", "started") else "left"
         )
@@ -373,9 +373,14 @@ def runs_table(runs: list[Any], title: str) -> Any:
             str(r.run_id), r.site, r.status, r.started_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
             f"{took:.1f}s" if took is not None else "…", str(r.requests), str(r.articles_new),
             str(r.articles_changed), str(r.articles_unchanged), str(r.articles_gone),
-            str(r.articles_failed), str(r.error_count),
+            str(r.articles_failed), str(r.error_count), workers_cell(r.workers),
         )  # fmt: skip
     return table
+
+
+def workers_cell(workers: int | None) -> str:
+    """How many crawl workers a run had; `-` for a run of one local crawl process."""
+    return "-" if workers is None else str(workers)
 
 
 @app.command()
@@ -467,14 +472,15 @@ def status_table(statuses: list[Any]) -> Any:
         return value.astimezone().strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 
     table = Table(title=f"{len(statuses)} sites")
-    for name in ("site", "schedule", "last run", "started", "outcome", "new", "changed",
+    for name in ("site", "schedule", "last run", "started", "outcome", "workers", "new", "changed",
                  "failures in a row", "next run", "alerts"):  # fmt: skip
         right = name in ("new", "changed", "last run")
         table.add_column(name, justify="right" if right else "left")
     for s in statuses:
         table.add_row(
             s.site, s.schedule, str(s.last_run_id or "-"), when(s.last_started),
-            s.last_status or "never run", str(s.articles_new), str(s.articles_changed),
+            s.last_status or "never run", workers_cell(s.workers), str(s.articles_new),
+            str(s.articles_changed),
             str(s.failures_in_a_row), when(s.next_run), ", ".join(a.kind for a in s.alerts) or "-",
         )  # fmt: skip
     return table

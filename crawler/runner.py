@@ -51,6 +51,7 @@ class RunView:
     articles_failed: int
     error_count: int
     log_file: str | None = None
+    workers: int | None = None  # crawl workers that took part (a distributed run)
 
     @property
     def ok(self) -> bool:
@@ -169,6 +170,7 @@ def run_view(row: CrawlRun, log_file: str | None = None) -> RunView:
         articles_new=row.articles_new, articles_changed=row.articles_changed,
         articles_unchanged=row.articles_unchanged, articles_gone=row.articles_gone,
         articles_failed=row.articles_failed, error_count=row.error_count, log_file=log_file,
+        workers=row.workers,
     )  # fmt: skip
 
 

@@ -82,12 +82,12 @@ class Cluster:
         text = settings.read_text(encoding="utf-8").replace(
             "  concurrent_requests_per_domain: 8\n", "", 1
         )
-        settings.write_text(text, encoding="utf-8")
+        settings.write_text(f"redis_url: {url}\n" + text, encoding="utf-8")
         self.workers: list[subprocess.Popen[bytes]] = []
         self.keys = Keys(prefix)
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, **self.world.env(), "UFARCHIVE_REDIS_URL": self.url}
+        return {**os.environ, **self.world.env()}
 
     def start_workers(self, count: int) -> list[subprocess.Popen[bytes]]:
         started = []
@@ -129,7 +129,7 @@ class Cluster:
         def target() -> None:
             try:
                 result["runs"] = self.crawl()
-            except BaseException as exc:  # handed to the test
+            except Exception as exc:  # noqa: BLE001 (handed to the test)
                 result["error"] = exc
 
         thread = threading.Thread(target=target, daemon=True)
@@ -306,3 +306,38 @@ def test_a_redis_restart_mid_crawl_keeps_the_queue_and_the_crawl_ends(
     finally:
         own.send_signal(signal.SIGTERM)
         own.wait(timeout=30)
+
+
+def test_schedule_in_distributed_mode_hands_runs_to_workers_and_adopts_them_after_a_restart(
+    tmp_path: Path, postgres_url: str, site_server: Callable[..., SiteServer], prefix: str
+) -> None:
+    from tests.test_scheduling import Scheduler, add_scheduler_settings, status_json, wait_for
+
+    with cluster(tmp_path, postgres_url, site_server, prefix, latency=0.3) as c:
+        world = c.world
+        add_scheduler_settings(world)
+        path = world.config_dir / "settings.yaml"
+        text = path.read_text(encoding="utf-8").replace("crawl:\n", "crawl:\n  mode: distributed\n")
+        text = text.replace("max_concurrent_crawls: 2", f"max_concurrent_crawls: {len(SITES)}")
+        path.write_text(text, encoding="utf-8")
+        c.start_workers(1)
+        first = Scheduler(world, "first")
+        server = distributed.connect(c.url)
+        wait_for(lambda: len(distributed.active_runs(server, c.keys)) == len(SITES), 60,
+                 "the runs in Redis")  # fmt: skip
+        assert first.stop() == 0  # the runs stay with the workers
+        with world.session() as session:
+            assert all(r.finished_at is None for r in session.scalars(select(CrawlRun)))
+        second = Scheduler(world, "second")
+        try:
+            wait_for(
+                lambda: all(r["last_status"] == "succeeded" for r in status_json(world)),
+                120, "the adopted runs to succeed",
+            )  # fmt: skip
+            assert {r["workers"] for r in status_json(world)} == {1}
+            assert second.saw("left in Redis by an earlier start")
+        finally:
+            assert second.stop() == 0
+        assert_every_article_stored_once(world)
+        with world.session() as session:
+            assert session.scalar(select(func.count()).select_from(CrawlRun)) == len(SITES)
