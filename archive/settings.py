@@ -22,8 +22,9 @@ ENV_CONFIG = "UFARCHIVE_CONFIG"
 ENV_DATA_DIR = "UFARCHIVE_DATA_DIR"
 ENV_DATABASE_URL = "UFARCHIVE_DATABASE_URL"
 ENV_REDIS_URL = "UFARCHIVE_REDIS_URL"
+ENV_CRAWL_MODE = "UFARCHIVE_CRAWL_MODE"  # crawl.mode, so one config folder serves compose too
 #: The environment names that override settings; the compose test checks against this.
-ENV_NAMES = (ENV_CONFIG, ENV_DATA_DIR, ENV_DATABASE_URL, ENV_REDIS_URL)
+ENV_NAMES = (ENV_CONFIG, ENV_DATA_DIR, ENV_DATABASE_URL, ENV_REDIS_URL, ENV_CRAWL_MODE)
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 SETTINGS_FILE = "settings.yaml"
@@ -135,11 +136,23 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     file = load_model(path, SettingsFile, ConfigError) if path.exists() else SettingsFile()
     data_dir = Path(env.get(ENV_DATA_DIR) or file.data_dir or "data")
     database_url = env.get(ENV_DATABASE_URL) or file.database_url or sqlite_url(data_dir)
+    crawl = file.crawl
+    if env.get(ENV_CRAWL_MODE):
+        try:
+            crawl = CrawlSettings.model_validate(
+                {**crawl.model_dump(), "mode": env[ENV_CRAWL_MODE]}
+            )
+        except ValidationError:
+            raise ConfigError(
+                ENV_CRAWL_MODE,
+                "(environment)",
+                f"{env[ENV_CRAWL_MODE]!r}: use local or distributed",
+            ) from None
     return Settings(
         config_dir=config_dir,
         data_dir=data_dir,
         database_url=database_url,
-        crawl=file.crawl,
+        crawl=crawl,
         scheduler=file.scheduler,
         web=file.web,
         logging=file.logging,

@@ -388,12 +388,24 @@ def worker(
     log_file: Annotated[
         Path | None, typer.Option("--log-file", help="Log here instead of stderr.")
     ] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="Exit 0 if a worker of this host is alive in Redis (healthchecks)."
+        ),
+    ] = False,
 ) -> None:
     """A crawl worker: crawl the runs queued in Redis (UFARCHIVE_REDIS_URL) until stopped.
 
     Run any number, on any host, with the same config folder, database and Redis. SIGTERM
     or Ctrl-C stops it after handing back what it holds; a second signal stops it at once.
     """
+    if check:
+        from crawler.distributed import check_host_worker
+
+        alive = check_host_worker(settings())
+        out.print(alive or "no live worker on this host", markup=False)
+        raise typer.Exit(0 if alive else 1)
     from crawler.worker import run_worker
 
     run_worker(settings(), str(log_file) if log_file else None)

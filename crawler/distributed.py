@@ -58,9 +58,11 @@ COUNTER_FIELDS = (
 KEY_TTL_SECONDS = 7 * 86400  # a run's keys outlive a lost coordinator only this long
 
 
-def connect(url: str) -> redis.Redis:
+def connect(url: str, patient: bool = True) -> redis.Redis:
     """A client that waits out a Redis restart: every command retries with backoff for
-    about half a minute before the error reaches the caller."""
+    about half a minute before the error reaches the caller (unless not `patient`)."""
+    if not patient:
+        return redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
     return redis.Redis.from_url(
         url,
         socket_connect_timeout=5,
@@ -452,3 +454,14 @@ class RedisUnavailableError(UfarchiveError):
     def __init__(self, url: str, exc: Exception) -> None:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         super().__init__(f"Redis at {url} unreachable: {first} (set UFARCHIVE_REDIS_URL)")
+
+
+def check_host_worker(settings: Settings) -> str | None:
+    """The id of a live worker on this host (`ufarchive worker --check`), or None."""
+    keys = Keys(settings.crawl.redis_key_prefix)
+    try:
+        names = live_workers(connect(settings.redis_url, patient=False), keys)
+    except RedisError as exc:
+        raise RedisUnavailableError(settings.redis_url, exc) from None
+    host = socket.gethostname()
+    return next((n for n in names if n.split(":")[0] == host), None)

@@ -27,9 +27,10 @@ from sqlalchemy import func, select
 
 from archive.models import Article, CrawlRun, Snapshot
 from archive.settings import DEFAULT_REDIS_URL, load_settings
+from archive.warc import file_host
 from crawler import distributed
 from crawler.distributed import Keys
-from crawler.runner import RunView
+from crawler.runner import RunView, run_view
 from tests.crawlworld import SITE_FILES, World, expected, make_world
 from tests.siteserver import SiteServer
 
@@ -190,8 +191,19 @@ def test_two_workers_store_every_article_once_and_hold_politeness_together(
 ) -> None:
     with cluster(tmp_path, postgres_url, site_server, prefix) as c:
         c.start_workers(2)
-        runs = c.crawl()
+        checked = subprocess.run(
+            [sys.executable, "-m", "crawler", "worker", "--check"], env=c.env(),
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert checked.returncode == 0 and socket.gethostname() in checked.stdout
+        # as a user runs it
+        crawled = subprocess.run(
+            [sys.executable, "-m", "crawler", "crawl", "--distributed"], env=c.env(),
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert crawled.returncode == 0, crawled.stdout + crawled.stderr
         world = c.world
+        runs = {row.site: row for row in (run_view(r) for r in runs_of(world))}
         assert {s: r.status for s, r in runs.items()} == dict.fromkeys(SITES, "succeeded")
         assert_every_article_stored_once(world)
         for site in SITES:
@@ -204,6 +216,12 @@ def test_two_workers_store_every_article_once_and_hold_politeness_together(
             assert runs[site].articles_new == len(truth["articles"])
             assert runs[site].requests >= len(truth["articles"])
         assert world.count(Snapshot) == sum(len(expected(s)["articles"]) for s in SITES)
+        # each worker writes WARC files of its own, named with its host and process
+        files = {s.warc_file for s in world.snapshots()}
+        pids = {str(w.pid) for w in c.workers}
+        host = file_host()
+        writers = {name.split(f"-{host}-")[1].split("-")[0] for name in files}
+        assert writers == pids, (files, pids)
         with world.session() as session:
             workers = session.scalars(select(CrawlRun.workers)).all()
         assert max(workers) == 2 and min(workers) >= 1, workers
@@ -213,6 +231,20 @@ def test_two_workers_store_every_article_once_and_hold_politeness_together(
                 expected("zytzb")["missing"]
             )
         assert not distributed.active_runs(distributed.connect(c.url), c.keys)
+        listed = subprocess.run(
+            [sys.executable, "-m", "crawler", "runs"], env=c.env(),
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        header = next(line for line in listed.stdout.splitlines() if "workers" in line)
+        assert "site" in header
+
+
+def runs_of(world: World) -> list[CrawlRun]:
+    with world.session() as session:
+        rows = list(session.scalars(select(CrawlRun).order_by(CrawlRun.id)))
+        for row in rows:
+            _ = row.site.name  # loaded while the session is open
+        return rows
 
 
 def test_a_worker_killed_mid_crawl_loses_nothing(

@@ -72,4 +72,5 @@ def test_env_names_are_the_documented_ones() -> None:
         "UFARCHIVE_DATA_DIR",
         "UFARCHIVE_DATABASE_URL",
         "UFARCHIVE_REDIS_URL",
+        "UFARCHIVE_CRAWL_MODE",
     }
