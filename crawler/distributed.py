@@ -53,8 +53,10 @@ POLL_SECONDS = 0.5
 # responses by status as `status:<code>`, and what the coordinator needs to judge the run).
 COUNTER_FIELDS = (
     "requests", "bytes_received", "articles_new", "articles_changed", "articles_unchanged",
-    "articles_gone", "articles_failed", "unstored", "start_ok",
+    "articles_gone", "articles_failed", "revisits_checked", "revisits_not_modified",
+    "revisits_failed", "articles_restored", "articles_moved", "unstored", "start_ok",
 )  # fmt: skip
+CLOSE_WAIT_SECONDS = 60  # how long a drained run waits for its workers' last words
 KEY_TTL_SECONDS = 7 * 86400  # a run's keys outlive a lost coordinator only this long
 
 
@@ -106,6 +108,9 @@ class RunKeys:
     workers = property(lambda self: self.base + "workers")  # set of workers that took part
     budget = property(lambda self: self.base + "budget")  # pages requested (max_pages)
     scheduled = property(lambda self: self.base + "scheduled")  # article URLs requested
+    stats = property(lambda self: self.base + "stats")  # the crawlers' ufarchive/* stats
+    closed = property(lambda self: self.base + "closed")  # workers done with the run
+    due = property(lambda self: self.base + "due")  # taken by the worker that revisits
 
     def robots(self, netloc: str) -> str:
         return f"{self.base}robots:{netloc}"
@@ -131,6 +136,13 @@ local bar = string.find(held, '|', 1, true)
 redis.call('ZADD', KEYS[2], string.sub(held, 1, bar - 1), string.sub(held, bar + 1))
 return 1
 """
+
+
+def number_or_text(value: str) -> int | str:
+    try:
+        return int(value)
+    except ValueError:
+        return value
 
 
 def as_text(value: bytes | str) -> str:
@@ -220,16 +232,38 @@ def enqueue_run(
     return len(requests)
 
 
+def run_infos(server: redis.Redis, keys: Keys) -> dict[int, dict[str, Any]]:
+    """Run id -> {"site", "deadline", "starts", "closing"} of the runs in Redis."""
+    return {int(run_id): json.loads(value) for run_id, value in server.hgetall(keys.runs).items()}
+
+
 def active_runs(server: redis.Redis, keys: Keys) -> dict[int, str]:
-    """Run id -> site name of the runs in progress."""
-    return {
-        int(run_id): json.loads(value)["site"]
-        for run_id, value in server.hgetall(keys.runs).items()
-    }
+    """Run id -> site name of the runs in progress (closing ones too)."""
+    return {run_id: info["site"] for run_id, info in run_infos(server, keys).items()}
 
 
 def is_active(server: redis.Redis, keys: Keys, run_id: int) -> bool:
-    return bool(server.hexists(keys.runs, str(run_id)))
+    """The run is in progress and not closing."""
+    value = server.hget(keys.runs, str(run_id))
+    return value is not None and not json.loads(value).get("closing")
+
+
+def close_run(server: redis.Redis, keys: Keys, run_id: int) -> None:
+    """Tell the workers the run is drained: they close their crawlers for it (judging their
+    revisits, sending their last counters) and say so in the run's `closed` set."""
+    value = server.hget(keys.runs, str(run_id))
+    if value is not None:
+        info = json.loads(value)
+        info["closing"] = True
+        server.hset(keys.runs, str(run_id), json.dumps(info))
+
+
+def closing_workers(server: redis.Redis, keys: Keys, run_id: int, alive: Iterable[str]) -> set[str]:
+    """Live workers that took part in the run and have not closed it yet."""
+    run = keys.run(run_id)
+    took_part = {as_text(w) for w in server.smembers(run.workers)}
+    closed = {as_text(w) for w in server.smembers(run.closed)}
+    return (took_part & set(alive)) - closed
 
 
 def drop_run(server: redis.Redis, keys: Keys, run_id: int) -> None:
@@ -237,7 +271,7 @@ def drop_run(server: redis.Redis, keys: Keys, run_id: int) -> None:
     run = keys.run(run_id)
     server.hdel(keys.runs, str(run_id))
     names = [run.queue, run.seen, run.inflight, run.counter, run.counters, run.errors]
-    names += [run.workers, run.budget, run.scheduled]
+    names += [run.workers, run.budget, run.scheduled, run.stats, run.closed, run.due]
     names += list(server.scan_iter(match=run.robots("*"), count=500))
     server.delete(*names)
 
@@ -253,6 +287,7 @@ class RunProgress:
     start_requests: int
     deadline: float
     finished: bool = False
+    closing_since: float | None = None  # when the run was found drained
 
 
 def read_counters(
@@ -265,7 +300,8 @@ def read_counters(
         responses_by_status={
             k.removeprefix("status:"): v for k, v in raw.items() if k.startswith("status:")
         },
-        **{f: raw.get(f, 0) for f in COUNTER_FIELDS if f.startswith("articles_")},
+        unreachable=bool(raw.get("unreachable")),
+        **{f: raw.get(f, 0) for f in COUNTER_FIELDS if f.startswith(("articles_", "revisits_"))},
     )
     return counters, raw
 
@@ -286,9 +322,13 @@ def copy_progress(
     counters, raw = read_counters(server, keys, run_id)
     errors = take_errors(server, keys, run_id)
     workers = int(server.scard(keys.run(run_id).workers))
+    stats = {
+        as_text(k): number_or_text(as_text(v))
+        for k, v in server.hgetall(keys.run(run_id).stats).items()
+    }
     try:
         with sessions() as session, session.begin():
-            update_run(session, run_id, counters, errors)
+            update_run(session, run_id, counters, errors, stats=stats or None)
             session.get_one(CrawlRun, run_id).workers = workers
     except SQLAlchemyError:
         if errors:  # keep them for the next try
@@ -346,8 +386,16 @@ def watch_runs(
                     server.delete(keys.run(run.run_id).queue)
                     finish(server, keys, sessions, run, RunStatus.TIMEOUT,
                            "stopped after the wall-clock limit (crawl_timeout_minutes)")  # fmt: skip
+                elif run.closing_since is not None:
+                    # drained: finish once every worker that took part has closed the run
+                    waiting = closing_workers(server, keys, run.run_id, alive)
+                    if not waiting or time.time() - run.closing_since > CLOSE_WAIT_SECONDS:
+                        finish(server, keys, sessions, run)
+                    else:
+                        copy_progress(server, keys, sessions, run.run_id)
                 elif is_drained(server, keys, run.run_id):
-                    finish(server, keys, sessions, run)
+                    close_run(server, keys, run.run_id)
+                    run.closing_since = time.time()
                 else:
                     copy_progress(server, keys, sessions, run.run_id)
             last_problem = ""
@@ -388,7 +436,10 @@ def adopt_runs(settings: Settings, server: redis.Redis, sites: Iterable[str]) ->
     for run_id, value in server.hgetall(keys.runs).items():
         info: dict[str, Any] = json.loads(value)
         if info["site"] in wanted:
-            out.append(RunProgress(int(run_id), int(info["starts"]), float(info["deadline"])))
+            progress = RunProgress(int(run_id), int(info["starts"]), float(info["deadline"]))
+            if info.get("closing"):
+                progress.closing_since = time.time()
+            out.append(progress)
     return out
 
 
@@ -411,6 +462,7 @@ def crawl_distributed(
 ) -> list[Any]:
     """`crawl --distributed`: new runs for the sites, queued in Redis; wait for the workers
     to finish them; the finished runs (RunView). Ctrl-C ends them as interrupted."""
+    from archive.alerts import judge_run
     from archive.db import check_schema, make_engine, make_sessionmaker
     from archive.store import ensure_site, start_run
     from crawler.runner import load_runs, select_sites
@@ -445,6 +497,9 @@ def crawl_distributed(
         except KeyboardInterrupt:
             stop_runs(server, keys, sessions, runs)
             raise
+        with sessions() as session, session.begin():
+            for run_id in run_ids:  # alerts follow every run, as after a local crawl
+                judge_run(session, run_id, settings.scheduler)
         return load_runs(sessions, run_ids)
     finally:
         engine.dispose()

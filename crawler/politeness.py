@@ -22,14 +22,13 @@ import uuid
 from typing import Any
 
 from scrapy.crawler import Crawler
-from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.exceptions import NotConfigured
 from scrapy.http import Request, Response
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.misc import build_from_crawler
 
 from crawler.distributed import Keys, RunKeys, connect
-from crawler.middlewares import wait
+from crawler.middlewares import SharedRobotsTxtMiddleware, wait
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +96,9 @@ class DomainLeaseMiddleware:
             self.server.zrem(domain + ":leases", lease)
 
 
-class SharedRobotsTxtMiddleware(RobotsTxtMiddleware):
-    """Scrapy's robots.txt middleware, with the file read once per run for all workers."""
+class RunRobotsTxtMiddleware(SharedRobotsTxtMiddleware):
+    """crawler.middlewares' robots.txt middleware, with the file read once per run for all
+    workers."""
 
     NONE = b"-"  # stored for a robots.txt that could not be read: everything allowed
     LOCK_SECONDS = 60

@@ -21,6 +21,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from archive.alerts import judge_run
 from archive.db import check_schema, make_engine, make_sessionmaker
 from archive.errors import SiteConfigError
 from archive.models import CrawlRun, RunStatus
@@ -52,6 +53,12 @@ class RunView:
     error_count: int
     log_file: str | None = None
     workers: int | None = None  # crawl workers that took part (a distributed run)
+    revisits_checked: int = 0
+    revisits_not_modified: int = 0
+    revisits_failed: int = 0
+    articles_restored: int = 0
+    articles_moved: int = 0
+    unreachable: bool = False
 
     @property
     def ok(self) -> bool:
@@ -117,6 +124,10 @@ def run_crawl(
                 raise
             finally:
                 close_orphans(sessions, run_ids, child.returncode, log_file)
+        with sessions() as session, session.begin():
+            # alerts follow every run, manual ones too (the scheduler also posts them)
+            for run_id in run_ids:
+                judge_run(session, run_id, settings.scheduler)
         runs = load_runs(sessions, run_ids, str(log_file))
         if on_progress:
             on_progress(runs)
@@ -171,6 +182,9 @@ def run_view(row: CrawlRun, log_file: str | None = None) -> RunView:
         articles_unchanged=row.articles_unchanged, articles_gone=row.articles_gone,
         articles_failed=row.articles_failed, error_count=row.error_count, log_file=log_file,
         workers=row.workers,
+        revisits_checked=row.revisits_checked, revisits_not_modified=row.revisits_not_modified,
+        revisits_failed=row.revisits_failed, articles_restored=row.articles_restored,
+        articles_moved=row.articles_moved, unreachable=row.unreachable,
     )  # fmt: skip
 
 

@@ -43,11 +43,13 @@ from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler
 from sqlalchemy import select
 from twisted.internet import task
+from twisted.internet.defer import Deferred
 
 from archive.db import check_schema, make_engine, make_sessionmaker
-from archive.models import RunStatus, Site
+from archive.models import RunStatus, Site, utcnow
+from archive.revisit import revisit_budget
 from archive.settings import Settings, load_settings
-from archive.store import known_articles
+from archive.store import due_articles, known_articles
 from archive.warc import WarcFileWriter
 from crawler import distributed
 from crawler.distributed import COUNTER_FIELDS, KEY_TTL_SECONDS, Keys, RunKeys
@@ -75,6 +77,7 @@ class SharedRunState(RunState):
     keys: RunKeys | None = None
     sent: dict[str, int] = field(default_factory=dict)
     commits: int = 0  # pipeline commits so far (acknowledgements wait for the next one)
+    worker: str = ""
 
     def error(self, url: str | None, kind: str, message: str) -> None:
         log.warning("%s: %s: %s", url or self.site.name, kind, message)
@@ -91,14 +94,26 @@ class SharedRunState(RunState):
         now["unstored"] = self.unstored
         now.pop("start_ok")  # added as it happens (note_start)
         now |= {f"status:{k}": v for k, v in self.counters.responses_by_status.items()}
+        # our own stats (archive.alerts reads them off the run): numbers add up, texts are set
+        ours = {k: v for k, v in stats.items() if k.startswith("ufarchive/")}
+        now |= {f"stat:{k}": int(v) for k, v in ours.items() if isinstance(v, int | float)}
+        texts = {k: str(v) for k, v in ours.items() if isinstance(v, str)}
         deltas = {k: v - self.sent.get(k, 0) for k, v in now.items() if v != self.sent.get(k, 0)}
-        if not deltas:
+        if not deltas and not texts and not self.counters.unreachable:
             return
         assert self.keys is not None
         pipe = self.server.pipeline(transaction=True)
         for name, delta in deltas.items():
-            pipe.hincrby(self.keys.counters, name, delta)
-        pipe.expire(self.keys.counters, KEY_TTL_SECONDS)
+            if name.startswith("stat:"):
+                pipe.hincrby(self.keys.stats, name.removeprefix("stat:"), delta)
+            else:
+                pipe.hincrby(self.keys.counters, name, delta)
+        if texts:
+            pipe.hset(self.keys.stats, mapping=texts)
+        if self.counters.unreachable:
+            pipe.hset(self.keys.counters, "unreachable", 1)
+        for key in (self.keys.counters, self.keys.stats):
+            pipe.expire(key, KEY_TTL_SECONDS)
         pipe.execute()
         self.sent = now
 
@@ -108,6 +123,9 @@ class SharedRunState(RunState):
             return
         try:
             self.flush(stats)
+            assert self.keys is not None
+            self.server.sadd(self.keys.closed, self.worker)
+            self.server.expire(self.keys.closed, KEY_TTL_SECONDS)
         except RedisError:
             log.exception("run %d: last counters not sent", self.run_id)
         self.finished = True
@@ -137,8 +155,15 @@ class WorkerSpider(NewsSpider):
 
     run: SharedRunState
 
-    def __init__(self, site: str | None = None, run_id: str | int | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        site: str | None = None,
+        run_id: str | int | None = None,
+        worker_id: str = "",
+        **kwargs: Any,
+    ):
         super().__init__(site=site, run_id=run_id, trigger="worker", **kwargs)
+        self.worker_id = worker_id
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> WorkerSpider:
@@ -155,23 +180,31 @@ class WorkerSpider(NewsSpider):
         engine = make_engine(settings.database_url, writer=True)
         check_schema(engine)
         sessions = make_sessionmaker(engine)
+        server = distributed.connect(settings.redis_url)
+        keys = Keys(settings.crawl.redis_key_prefix).run(self.given_run_id)
+        policy = site.revisit_policy(settings.revisit)
+        # the first worker on the run queues its revisits (the others' would be the same)
+        revisits = bool(server.set(keys.due, self.worker_id, nx=True, ex=KEY_TTL_SECONDS))
         with sessions() as session:
             site_id = session.scalars(select(Site.id).where(Site.name == site.name)).one()
             known = known_articles(session, site_id)
+            limit = revisit_budget(policy, site.max_pages)
+            due = due_articles(session, site_id, utcnow(), limit) if revisits else []
         warc = WarcFileWriter(
             settings.data_dir, settings.crawl.warc_max_bytes, prefix=f"ufarchive-{site.name}"
         )
-        server = distributed.connect(settings.redis_url)
-        keys = Keys(settings.crawl.redis_key_prefix).run(self.given_run_id)
         return SharedRunState(
             settings, site, site_id, self.given_run_id, engine, sessions, warc, known,
-            server=server, keys=keys,
+            policy=policy, due=due, server=server, keys=keys, worker=self.worker_id,
         )  # fmt: skip
 
     async def start(self) -> AsyncIterator[Request]:
-        """The coordinator has queued the start requests."""
-        return
-        yield  # an async generator that yields nothing
+        """The coordinator has queued the start requests; the revisits (if this worker
+        took them) go into the run's queue like any request."""
+        for known in self.run.due:
+            request = self.known_request(known, kind="revisit")
+            if request is not None:
+                yield request
 
     # The run's page budget (`max_pages`), shared: NewsSpider.request() reads and bumps it.
     @property
@@ -361,7 +394,8 @@ def worker_scrapy_settings(settings: Settings, worker_id: str) -> dict[str, Any]
         DOWNLOADER_MIDDLEWARES={
             **values["DOWNLOADER_MIDDLEWARES"],
             "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
-            "crawler.politeness.SharedRobotsTxtMiddleware": 100,
+            "crawler.middlewares.SharedRobotsTxtMiddleware": None,
+            "crawler.politeness.RunRobotsTxtMiddleware": 100,
             # last before the download: the lease covers the request on the wire only
             "crawler.politeness.DomainLeaseMiddleware": 990,
         },
@@ -393,7 +427,8 @@ class Worker:
             values.update(LOG_FILE=log_file, LOG_FILE_APPEND=True)
         values["LOG_INSTALL_ROOT_HANDLER"] = True
         self.process = WorkerProcess(values)
-        self.crawling: dict[int, Any] = {}
+        self.crawling: dict[int, Crawler] = {}
+        self.closing: set[int] = set()
         self.retry_at: dict[int, float] = {}  # runs whose crawler failed to open
         self.last_reap = 0.0
         self.trouble = ""
@@ -414,11 +449,18 @@ class Worker:
     def tick(self) -> None:
         ttl = self.settings.crawl.worker_timeout_seconds
         try:
-            runs = distributed.active_runs(self.server, self.keys)
-            if not self.process.stopping:
-                for run_id, site in runs.items():
-                    if run_id not in self.crawling and time.time() >= self.retry_at.get(run_id, 0):
-                        self.open(run_id, site)
+            runs = distributed.run_infos(self.server, self.keys)
+            for run_id, info in runs.items():
+                wanted = not self.process.stopping and not info.get("closing")
+                if (
+                    wanted
+                    and run_id not in self.crawling
+                    and time.time() >= self.retry_at.get(run_id, 0)
+                ):
+                    self.open(run_id, info["site"])
+            for run_id, crawler in list(self.crawling.items()):
+                if run_id not in runs or runs[run_id].get("closing"):
+                    self.close(run_id, crawler)
             if time.monotonic() - self.last_reap > min(2.0, ttl / 2):
                 self.last_reap = time.monotonic()
                 alive = distributed.live_workers(self.server, self.keys)
@@ -434,11 +476,13 @@ class Worker:
 
     def open(self, run_id: int, site: str) -> None:
         log.info("run %d (%s): joining", run_id, site)
-        deferred = self.process.crawl(WorkerSpider, site=site, run_id=run_id)
-        self.crawling[run_id] = deferred
+        crawler = self.process.create_crawler(WorkerSpider)
+        self.crawling[run_id] = crawler
+        deferred = self.process.crawl(crawler, site=site, run_id=run_id, worker_id=self.id)
 
         def done(result: Any) -> None:
             self.crawling.pop(run_id, None)
+            self.closing.discard(run_id)
             if result is not None and hasattr(result, "getErrorMessage"):
                 log.error(
                     "run %d (%s): could not crawl: %s", run_id, site, result.getErrorMessage()
@@ -446,6 +490,19 @@ class Worker:
                 self.retry_at[run_id] = time.time() + 30
 
         deferred.addBoth(done)
+
+    def close(self, run_id: int, crawler: Crawler) -> None:
+        """The run is drained (or gone): close its crawler now, not at the engine's next
+        idle check, so the coordinator gets the last counters soon."""
+        engine = crawler.engine
+        if run_id in self.closing or engine is None or engine.spider is None:
+            return
+        self.closing.add(run_id)
+        log.info("run %d: drained, closing", run_id)
+        deferred = Deferred.fromCoroutine(engine.close_spider_async(reason="finished"))
+        deferred.addErrback(
+            lambda failure: log.error("run %d: %s", run_id, failure.getErrorMessage())
+        )
 
     def run(self) -> None:
         ttl = self.settings.crawl.worker_timeout_seconds

@@ -43,6 +43,12 @@ SITE_FILES: dict[str, dict[str, Any]] = {
         "follow_url_pattern": r"/xwdt/index(_\d+)?\.htm$",
         "sitemap_urls": ["/sitemap.xml"],
     },
+    "qxtzb": {
+        "title": "青溪县委统战部（改版与撤稿测试）",
+        "start": "/xwzx/index.html",
+        "article_url_pattern": r"/xwzx/\d{4}/\d{2}/\d{8}_\d+\.html$",
+        "follow_url_pattern": r"/xwzx/index(_\d+)?\.html$",
+    },
 }
 
 TEST_SETTINGS = """\
@@ -58,6 +64,8 @@ crawl:
   redirect_max_times: 5
   depth_limit: {depth_limit}
   stop_pagination_when_no_new: {stop_pagination}
+revisit:
+  enabled: {revisit}
 """
 
 
@@ -99,13 +107,23 @@ class World:
         }
 
     def configure(
-        self, depth_limit: int = 50, stop_pagination: bool = True, max_pages: int = 2000
+        self,
+        depth_limit: int = 50,
+        stop_pagination: bool = True,
+        max_pages: int = 2000,
+        revisit: bool = True,
+        extra: str = "",
     ) -> None:
+        """Write settings.yaml and the site files; `extra` is appended to settings.yaml
+        (more keys of its `revisit:` section, indented by two spaces)."""
         (self.config_dir / "sites").mkdir(parents=True, exist_ok=True)
         (self.config_dir / "settings.yaml").write_text(
             TEST_SETTINGS.format(
-                depth_limit=depth_limit, stop_pagination=str(stop_pagination).lower()
-            ),
+                depth_limit=depth_limit,
+                stop_pagination=str(stop_pagination).lower(),
+                revisit=str(revisit).lower(),
+            )
+            + extra,
             encoding="utf-8",
         )
         for name, server in self.servers.items():

@@ -4,7 +4,8 @@ Serves a folder as a web root (`/a/b.html` -> `ROOT/a/b.html`, a folder -> its
 `index.html`), raw bytes as stored, `text/html` without a charset so that the page's
 own `<meta>` decides, and `{{BASE}}` in text files replaced by `http://127.0.0.1:PORT`
 (feeds and sitemaps need absolute URLs). Static files answer conditional requests
-(ETag / Last-Modified -> 304). Per-path rules set status codes (in turn: `[500, 500, 200]`),
+(ETag / Last-Modified -> 304), unless `conditional` is set False (a server that ignores
+them, as many do). Per-path rules set status codes (in turn: `[500, 500, 200]`),
 delays, headers, bodies and redirects; `put()`/`delete()` change a page mid-test.
 
 Named behaviours, after Scrapy's mock server:
@@ -100,6 +101,7 @@ class SiteServer:
         self.latency = 0.0  # seconds added to every answer (a slow, far-away server)
         self.active = 0  # requests being answered now
         self.max_active = 0  # the most answered at once: what a site feels as concurrency
+        self.conditional = True  # False: ignore If-None-Match / If-Modified-Since
 
     # --- lifecycle
     def start(self) -> SiteServer:
@@ -344,7 +346,7 @@ class _Handler(BaseHTTPRequestHandler):
             "Last-Modified": last_modified,
             **extra,
         }
-        if self._not_modified(etag, int(mtime)):
+        if self.site.conditional and self._not_modified(etag, int(mtime)):
             self._send(304, b"", {"ETag": etag, "Last-Modified": last_modified}, head=True)
             return
         self._send(200, data, headers, head)

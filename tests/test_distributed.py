@@ -73,15 +73,15 @@ class Cluster:
     def __init__(self, world: World, url: str, prefix: str, worker_timeout: float) -> None:
         self.world, self.url, self.prefix = world, url, prefix
         settings = world.config_dir / "settings.yaml"
-        with settings.open("a", encoding="utf-8") as fh:
-            fh.write(
-                f"  concurrent_requests_per_domain: {DOMAIN_LIMIT}\n"
-                f"  redis_key_prefix: '{prefix}'\n"
-                f"  worker_timeout_seconds: {worker_timeout}\n"
-            )
-        # the local value written by crawlworld comes first in the file: drop it
-        text = settings.read_text(encoding="utf-8").replace(
-            "  concurrent_requests_per_domain: 8\n", "", 1
+        text = settings.read_text(encoding="utf-8")
+        # the limit crawlworld sets for a local crawl gives way to this test's own
+        text = text.replace("  concurrent_requests_per_domain: 8\n", "", 1).replace(
+            "crawl:\n",
+            "crawl:\n"
+            f"  concurrent_requests_per_domain: {DOMAIN_LIMIT}\n"
+            f"  redis_key_prefix: '{prefix}'\n"
+            f"  worker_timeout_seconds: {worker_timeout}\n",
+            1,
         )
         settings.write_text(f"redis_url: {url}\n" + text, encoding="utf-8")
         self.workers: list[subprocess.Popen[bytes]] = []
@@ -95,17 +95,21 @@ class Cluster:
         for _ in range(count):
             log = self.world.root / f"worker-{len(self.workers)}.log"
             command = [sys.executable, "-m", "crawler", "worker", "--log-file", str(log)]
-            worker = subprocess.Popen(
-                command, env=self.env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.STDOUT,
-            )  # fmt: skip
+            with log.with_suffix(".err").open("wb") as err:
+                worker = subprocess.Popen(
+                    command, env=self.env(), stdin=subprocess.DEVNULL, stdout=err,
+                    stderr=subprocess.STDOUT,
+                )  # fmt: skip
             self.workers.append(worker)
             started.append(worker)
         server = distributed.connect(self.url)
         deadline = time.monotonic() + 60
         while len(distributed.live_workers(server, self.keys)) < len(self.alive()):
             assert time.monotonic() < deadline, "workers did not come up"
-            assert all(w.poll() is None for w in started), "a worker died at start"
+            dead = [w for w in started if w.poll() is not None]
+            assert not dead, "a worker died at start: " + "".join(
+                p.read_text(errors="replace")[-2000:] for p in self.world.root.glob("worker-*.err")
+            )
             time.sleep(0.1)
         return started
 

@@ -1,7 +1,7 @@
 """crawl_runs.workers: how many crawl workers took part in a distributed run
 
 Revision ID: 0016
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-02 10:00:00.000000
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0016"
-down_revision: str | None = "0009"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
