@@ -201,10 +201,8 @@ class WorkerSpider(NewsSpider):
     async def start(self) -> AsyncIterator[Request]:
         """The coordinator has queued the start requests; the revisits (if this worker
         took them) go into the run's queue like any request."""
-        for known in self.run.due:
-            request = self.known_request(known, kind="revisit")
-            if request is not None:
-                yield request
+        for request in self.revisit_requests():
+            yield request
 
     # The run's page budget (`max_pages`), shared: NewsSpider.request() reads and bumps it.
     @property
