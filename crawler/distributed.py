@@ -464,8 +464,7 @@ def crawl_distributed(
     to finish them; the finished runs (RunView). Ctrl-C ends them as interrupted."""
     from archive.alerts import judge_run
     from archive.db import check_schema, make_engine, make_sessionmaker
-    from archive.store import ensure_site, start_run
-    from crawler.runner import load_runs, select_sites
+    from crawler.runner import load_runs, select_sites, start_runs
 
     sites = select_sites(settings, names)
     server = connect(settings.redis_url)
@@ -478,12 +477,8 @@ def crawl_distributed(
     try:
         check_schema(engine)
         sessions = make_sessionmaker(engine)
-        with sessions() as session, session.begin():
-            pairs = [
-                (site, start_run(session, ensure_site(session, site.name, site.title)).id)
-                for site in sites
-            ]
-        run_ids = [run_id for _, run_id in pairs]
+        run_ids = start_runs(sessions, sites)
+        pairs = list(zip(sites, run_ids, strict=True))
         if not live_workers(server, keys):
             notice("no worker is running: start `ufarchive worker` (the runs wait in Redis)")
         runs = enqueue_runs(settings, server, pairs)

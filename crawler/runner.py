@@ -90,10 +90,7 @@ def run_crawl(
     try:
         check_schema(engine)
         sessions = make_sessionmaker(engine)
-        with sessions() as session, session.begin():
-            run_ids = [
-                start_run(session, ensure_site(session, s.name, s.title), trigger).id for s in sites
-            ]
+        run_ids = start_runs(sessions, sites, trigger)
         log_file = settings.data_dir / "logs" / f"crawl-{run_ids[0]}.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "crawler.runner", "--log-file", str(log_file)]
@@ -134,6 +131,16 @@ def run_crawl(
         return runs
     finally:
         engine.dispose()
+
+
+def start_runs(
+    sessions: sessionmaker[Session], sites: Sequence[SiteConfig], trigger: str = "manual"
+) -> list[int]:
+    """A new run row for each site (its site row made on first use); their ids."""
+    with sessions() as session, session.begin():
+        return [
+            start_run(session, ensure_site(session, s.name, s.title), trigger).id for s in sites
+        ]
 
 
 def child_env(settings: Settings) -> dict[str, str]:
