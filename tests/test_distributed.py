@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -377,3 +378,78 @@ def test_schedule_in_distributed_mode_hands_runs_to_workers_and_adopts_them_afte
         assert_every_article_stored_once(world)
         with world.session() as session:
             assert session.scalar(select(func.count()).select_from(CrawlRun)) == len(SITES)
+
+
+PG_BIN = Path("/usr/lib/postgresql")
+
+
+def pg_tool(name: str) -> str | None:
+    found = sorted(PG_BIN.glob(f"*/bin/{name}")) if PG_BIN.is_dir() else []
+    return str(found[-1]) if found else None
+
+
+def as_postgres(command: list[str]) -> list[str]:
+    """initdb and postgres refuse to run as root: run them as the postgres user then."""
+    if os.geteuid() == 0 and shutil.which("runuser"):
+        return ["runuser", "-u", "postgres", "--", *command]
+    return command
+
+
+@contextmanager
+def own_postgres() -> Iterator[tuple[str, Callable[[], None]]]:
+    """A PostgreSQL cluster of this test's own on a free loopback port: (URL, restart).
+    Its folder is outside pytest's (which the postgres user may not enter) and removed."""
+    initdb, pg_ctl = pg_tool("initdb"), pg_tool("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        pytest.skip("PostgreSQL's initdb/pg_ctl are not installed")
+    folder = Path(tempfile.mkdtemp(prefix="ufarchive-test-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres")
+    data, port = folder / "data", free_port()
+    subprocess.run(
+        as_postgres([initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]),
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    ctl = [pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "pg.log"), "-w", "-t", "60"]
+
+    def restart() -> None:
+        subprocess.run(as_postgres([*ctl, "-m", "fast", "restart"]), check=True, timeout=120,
+                       capture_output=True)  # fmt: skip
+
+    subprocess.run(as_postgres([*ctl, "start"]), check=True, timeout=120, capture_output=True)
+    try:
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        yield url, restart
+    finally:
+        subprocess.run(as_postgres([*ctl, "-m", "immediate", "stop"]), timeout=120,
+                       capture_output=True, check=False)  # fmt: skip
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_postgresql_restart_mid_crawl_costs_at_most_a_rerun(
+    tmp_path: Path, site_server: Callable[..., SiteServer], prefix: str
+) -> None:
+    with (
+        own_postgres() as (url, restart),
+        cluster(tmp_path, url, site_server, prefix, latency=0.3) as c,
+    ):
+        c.start_workers(2)
+        thread, result = c.crawl_in_thread()
+        deadline = time.monotonic() + 60
+        while c.world.count(Article) < 3:  # some stored, most still to come
+            assert time.monotonic() < deadline and thread.is_alive(), "nothing stored"
+            time.sleep(0.05)
+        restart()
+        thread.join(timeout=180)
+        assert not thread.is_alive(), "the crawl did not end after PostgreSQL came back"
+        assert "error" not in result, result.get("error")
+        # pages the database refused while it restarted are errors of kind 'store' (the
+        # run says so); the next run fetches them: then nothing is missing, none twice
+        for run in result["runs"].values():
+            assert run.status in ("succeeded", "failed"), run
+            if run.status == "failed":
+                assert "could not be stored" in (run.message or ""), run.message
+        assert c.workers and all(w.poll() is None for w in c.workers), "a worker died"
+        c.crawl()
+        assert_every_article_stored_once(c.world)
