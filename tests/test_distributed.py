@@ -226,7 +226,7 @@ def test_two_workers_store_every_article_once_and_hold_politeness_together(
         pids = {str(w.pid) for w in c.workers}
         host = file_host()
         writers = {name.split(f"-{host}-")[1].split("-")[0] for name in files}
-        assert writers == pids, (files, pids)
+        assert writers and writers <= pids, (files, pids)  # (one worker may store no article)
         with world.session() as session:
             workers = session.scalars(select(CrawlRun.workers)).all()
         assert max(workers) == 2 and min(workers) >= 1, workers
