@@ -6,7 +6,7 @@ Collections made before this revision were lists of articles: they become frozen
 items pinned at the articles' current versions.
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0016
 Create Date: 2026-11-27
 """
 
@@ -19,7 +19,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0013"
-down_revision: str | None = "0010"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
