@@ -180,11 +180,8 @@ class Settings:
     web: WebSettings
     logging: LoggingSettings
     revisit: RevisitSettings = field(default_factory=RevisitSettings)
-<<<<<<< HEAD
-    export: ExportSettings = field(default_factory=ExportSettings)
-=======
     redis_url: str = DEFAULT_REDIS_URL
->>>>>>> main
+    export: ExportSettings = field(default_factory=ExportSettings)
 
     @property
     def sites_dir(self) -> Path:
@@ -227,11 +224,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         web=file.web,
         logging=file.logging,
         revisit=file.revisit,
-<<<<<<< HEAD
-        export=file.export,
-=======
         redis_url=env.get(ENV_REDIS_URL) or file.redis_url or DEFAULT_REDIS_URL,
->>>>>>> main
+        export=file.export,
     )
 
 
