@@ -61,6 +61,8 @@ def warc_chunks(
     from archive.export import BATCH, ExportError
 
     assert options.data_dir is not None
+    if index is not None:
+        require_cdxj_tools()
     head = warcinfo(options.name, options.description)
     yield head
     position = len(head)  # where the next record lands in the output
@@ -192,6 +194,22 @@ def cdxj_line(
     fields.update(length=str(length), offset=str(offset), filename=filename)
     stamp = fetched_at.astimezone(UTC).strftime("%Y%m%d%H%M%S")
     return f"{url_key(url)} {stamp} {json.dumps(fields)}\n"
+
+
+def require_cdxj_tools() -> None:
+    """The CDXJ index's keys come from `surt` (what pywb computes) and its sorting from
+    `cdxj-indexer`. surt is AGPL-3.0, so both live in the optional `warc` extra rather than
+    in every install of this Apache-2.0 project (`make test` installs it with the dev extra)."""
+    from archive.export import ExportError
+
+    try:
+        import cdxj_indexer  # noqa: F401
+        import surt  # noqa: F401
+    except ImportError:
+        raise ExportError(
+            "--format warc: its CDXJ index needs the optional 'warc' extra "
+            "(pip install 'ufarchive[warc]'; its surt package is AGPL-3.0)"
+        ) from None
 
 
 def url_key(url: str) -> str:
