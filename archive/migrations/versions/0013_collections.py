@@ -46,9 +46,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("collection_items", schema=None) as batch_op:
-        batch_op.drop_column("version")
-    with op.batch_alter_table("collections", schema=None) as batch_op:
-        batch_op.drop_column("created_by")
-        batch_op.drop_column("filters")
-        batch_op.drop_column("kind")
+    # Plain DROP COLUMNs (SQLite 3.35+): batch mode would copy `collections`, and dropping
+    # the old table fails on SQLite while collection_items rows point at it.
+    op.execute("ALTER TABLE collection_items DROP COLUMN version")
+    for column in ("created_by", "filters", "kind"):
+        op.execute(f"ALTER TABLE collections DROP COLUMN {column}")

@@ -19,10 +19,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("crawl_runs") as batch:
-        batch.add_column(sa.Column("workers", sa.Integer(), nullable=True))
+    op.add_column("crawl_runs", sa.Column("workers", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("crawl_runs") as batch:
-        batch.drop_column("workers")
+    # A plain DROP COLUMN (SQLite 3.35+): batch mode copies the table, and dropping the old
+    # crawl_runs fails on SQLite while crawl_errors and snapshots point at it.
+    op.execute("ALTER TABLE crawl_runs DROP COLUMN workers")
