@@ -23,10 +23,11 @@ from urllib.parse import urljoin
 from lxml import html
 
 from crawler.extract import labels
-from crawler.extract.article import Image
+from crawler.extract.article import Image, Origin
 from crawler.extract.blocks import HEADING_TAGS, Block
 from crawler.extract.dates import WEEKDAY, find_dates
-from crawler.extract.metadata import contributor_of_line, is_metadata_line
+from crawler.extract.metadata import contributor_of_line, is_breadcrumb, is_metadata_line
+from crawler.extract.people import is_credit_line
 
 # Sentence punctuation; an ASCII colon is left out, it is mostly a clock (13:35).
 _SENTENCE_PUNCT = re.compile(r"[，。！？；、,!?;：“”]")
@@ -34,10 +35,6 @@ _CLAUSE_PUNCT = re.compile(r"[，。！？；,!?;]")
 _FINAL_PUNCT = re.compile(r"[。！？!?…”\"』」]$")
 _TOOLBAR = re.compile(labels.alternation(labels.TOOLBAR_WORDS))
 _FOOTER = re.compile(labels.alternation(labels.FOOTER_WORDS), re.I)
-_BREADCRUMB = re.compile(
-    rf"^(?:{labels.alternation(labels.BREADCRUMB_START)})\s*[:：]"
-    rf"|^(?:{labels.alternation(labels.HOME_WORDS)})\s*(?:>|»|›|＞|>>|/|→)"
-)
 _CAPTION_WORDS = re.compile(
     rf"^(?:{labels.alternation(labels.CAPTION_LEADS)})"
     rf"|(?:{labels.alternation(labels.CAPTION_CREDITS)})\s*[)）]?$"
@@ -83,7 +80,8 @@ class Body:
     images: list[Image] = field(default_factory=list)
     start: int | None = None  # index of the first line of text
     end: int | None = None  # index of the last line of text
-    contributor: str | None = None
+    contributor: tuple[str, str] | None = None  # (unit, the credit line)
+    origin: Origin | None = None
 
 
 def line_weight(block: Block) -> float:
@@ -247,12 +245,15 @@ def extract_body(
         if verdict == "stop":
             break
         if verdict == "contributor":
-            body.contributor = body.contributor or contributor_of_line(block.text)
+            unit = contributor_of_line(block.text)
+            if body.contributor is None and unit:
+                body.contributor = (unit, block.text)
             continue
         if verdict == "keep":
             lines.append(block)
     if lines:
         body.start, body.end = lines[0].index, lines[-1].index
+        body.origin = Origin("container", _describe(blocks[start].ancestors, blocks[end].ancestors))
     body.text = "\n".join(b.text for b in lines)
     body.images = images
     return body
@@ -272,8 +273,10 @@ def _classify(block: Block, title: str | None, started: bool) -> str:
         if started and re.match(rf"^[【\[(（]?\s*(?:{labels.alternation(labels.EDITOR)})", text):
             return "stop"
         return "drop"
-    if _BREADCRUMB.match(text):
+    if is_breadcrumb(text):
         return "drop"
+    if is_credit_line(text):
+        return "drop"  # （记者 张三）: metadata.py reads the author from it
     if started and _FURNITURE_HEADING.match(text):
         return "stop"
     if short and _TOOLBAR.search(text) and _is_toolbar(text):
@@ -333,6 +336,18 @@ def _is_date_line(text: str) -> bool:
         return False
     rest = text[: dates[0].start] + text[dates[0].end :]
     return len(_DATE_LINE_REST.sub("", rest)) <= 2
+
+
+def _describe(first: list[html.HtmlElement], last: list[html.HtmlElement]) -> str:
+    """The container as a CSS-like name (`div.TRS_Editor`): the innermost element that
+    holds both the first and the last line of the span."""
+    for el in first:
+        if any(el is other for other in last):
+            name = el.tag if isinstance(el.tag, str) else "?"
+            cls = (el.get("class") or "").split()
+            ident = el.get("id")
+            return name + (f"#{ident}" if ident else "") + "".join(f".{c}" for c in cls[:2])
+    return "body"
 
 
 def _similar(a: str, b: str) -> bool:
