@@ -283,7 +283,7 @@ def _classify(block: Block, title: str | None, started: bool) -> str:
         return "drop"
     if len(text) <= 200 and _NOTICE.match(text):
         return "drop"
-    if _FOOTER.search(text) and len(text) <= 200 and not _is_prose(text):
+    if _FOOTER.search(text) and len(text) <= 200 and not _is_prose(text) and not _is_sentence(text):
         return "drop"
     if _is_date_line(text):
         return "drop"
@@ -321,6 +321,11 @@ def _is_toolbar(text: str) -> bool:
     rest = _TOOLBAR.sub("", text)
     rest = _SHARE_TARGETS.sub("", re.sub(r"[\s【】\[\]()（）|｜:：/·•>»\-A+\u2212]+", "", rest))
     return len(rest) <= max(4, len(text) // 4)
+
+
+def _is_sentence(text: str) -> bool:
+    """A sentence of the article (主办单位指出，…。), not a footer line that names one."""
+    return bool(_FINAL_PUNCT.search(text)) and len(_CLAUSE_PUNCT.findall(text)) >= 2
 
 
 def _is_prose(text: str) -> bool:

@@ -124,6 +124,9 @@ def find_dates(text: str, *, compact: bool = False, year: int | None = None) -> 
 
 # Digits a page spaces out one by one (`2 0 2 4 - 0 5 - 2 0`, number images' alt text).
 _SPACED_DIGITS = re.compile(r"(?<!\d)\d(?: \d){3,}(?!\d)")
+# One space between digits or a date's separators (2 0 2 4 - 0 5): closed up; a wider
+# gap (between the date and the time) stays.
+_SPACE_IN_NUMBERS = re.compile(r"(?<=[\d/:：.-]) (?=[\d/:：.-])")
 _MAY_HOLD_A_TIME = re.compile(r"\d\s*[:：时時点點]\s*\d")
 
 
@@ -132,19 +135,11 @@ def _find_in_spaced(text: str, *, compact: bool, year: int | None) -> list[Found
     mapped back to `text`."""
     kept: list[int] = []  # for each character of the closed-up text, its index in `text`
     closed: list[str] = []
-    last = 0
-    for match in _SPACED_DIGITS.finditer(text):
-        for i in range(last, match.start()):
+    gaps = {m.start() for m in _SPACE_IN_NUMBERS.finditer(text)}
+    for i, char in enumerate(text):
+        if i not in gaps:
             kept.append(i)
-            closed.append(text[i])
-        for i in range(match.start(), match.end()):
-            if text[i] != " ":
-                kept.append(i)
-                closed.append(text[i])
-        last = match.end()
-    for i in range(last, len(text)):
-        kept.append(i)
-        closed.append(text[i])
+            closed.append(char)
     kept.append(len(text))
     dates = find_dates("".join(closed), compact=compact, year=year)
     return [replace(d, start=kept[d.start], end=kept[d.end]) for d in dates]

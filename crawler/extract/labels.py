@@ -437,7 +437,7 @@ AUTHOR_ROLES = _both(
 )  # fmt: skip
 
 #: What ends a dateline's place: 台北報導, 北京5月20日电, 台北2日電, 綜合報導.
-REPORT_ENDS = _both(("报道", "報導", "報道"), ("电", "電"), ("专电", "專電"), ("讯", "訊"))
+REPORT_ENDS = _both(("报道", "報導", "報道", "报导"), ("电", "電"), ("专电", "專電"), ("讯", "訊"))
 
 #: Words on links and buttons near a byline that are never a person (更多>>, 返回首页).
 UI_WORDS = _both(
@@ -445,6 +445,14 @@ UI_WORDS = _both(
     ("注册", "註冊"), ("关注", "關注"), ("订阅", "訂閱"), ("点击", "點擊"), ("查看", "查看"),
     ("全文", "全文"), ("详情", "詳情"), ("分享", "分享"), ("收藏", "收藏"), ("评论", "評論"),
     ("打印", "打印"), ("关闭", "關閉"), ("原文", "原文"), ("链接", "鏈接", "連結"),
+)  # fmt: skip
+
+#: What a CMS writes where a person's name goes, naming nobody.
+NOT_PEOPLE = _both(
+    ("管理员", "管理員"), ("系统管理员", "系統管理員"), ("超级管理员", "超級管理員"), "匿名",
+    ("佚名",), ("小编", "小編"), ("本站编辑", "本站編輯"), ("编辑部", "編輯部"), ("网友", "網友"),
+    ("本站", "本站"), ("本网", "本網"), ("未知", "未知"), ("不详", "不詳"), "admin", "Admin",
+    "administrator", "system",
 )  # fmt: skip
 
 #: Dateline places that a name may run into without a space (中央社記者張三台北2日電):

@@ -34,6 +34,7 @@ from crawler.extract.people import (
     credit_names,
     dateline_credit,
     is_person,
+    unpad,
 )
 
 # Lines with no digit (and no 〇) hold no date: most lines skip the date patterns.
@@ -198,13 +199,13 @@ _NAME = re.compile(r"[\u3400-\u9fff·•．]{2,8}|[A-Za-z][A-Za-z0-9_.'-]{1,30}"
 def _cut_names(region: str) -> str:
     """Names go on across wide gaps (zytzb: 朱俊杰\u3000韩春燕) but stop at the first
     thing that is not a name (a date, a counter)."""
-    value = _cut_value(region.replace(EDGE, " "), wide_gap_ends=False)
+    value = unpad(_cut_value(region.replace(EDGE, " "), wide_gap_ends=False))
     names: list[str] = []
     for token in _NAME_SPLIT.split(value):
         if not token:
             continue
-        if names and not _NAME.fullmatch(token):
-            break
+        if names and (not _NAME.fullmatch(token) or token in _LABEL_SET):
+            break  # a date, a counter, the next role (记者 张三 通讯员 李四)
         names.append(token)
     return " ".join(names)
 
@@ -297,10 +298,20 @@ def _ordered_lines(blocks: Sequence[Block], zones: Zones) -> Iterator[tuple[int,
     for i in range(top, min(start, n)):
         yield 0, blocks[i]
     for i in range(start, min(end + 16, n)):
-        yield 1, blocks[i]
+        block = blocks[i]
+        if i > end and _ENDS_THE_ARTICLE.match(block.text):
+            break  # a related list or the site's footer: their dates are other pages'
+        yield 1, block
     for i in range(max(0, top - 6), top):
         yield 2, blocks[i]
 
+
+# The heading of a related-links box, or a site footer: nothing after it is the article's.
+_ENDS_THE_ARTICLE = re.compile(
+    rf"^[【\[]?(?:{labels.alternation(labels.FURNITURE_HEADINGS)})[^，。！？,]{{0,8}}$"
+    rf"|.*(?:{labels.alternation(labels.FOOTER_WORDS)})",
+    re.I,
+)
 
 # --------------------------------------------------------------------------- fields
 
@@ -439,7 +450,7 @@ def extract_metadata(
     found = Metadata()
     if body_contributor:
         found.put("contributor", body_contributor[0], "credit", body_contributor[1])
-    year = year_hint(head, url)
+    year = year_hint(head, url) or _page_year(blocks, zones)
     dates: list[tuple[int, int, Candidate]] = []  # (zone rank, label rank, date)
     unlabelled: list[tuple[int, bool, Candidate]] = []  # (zone rank, strong, date)
     for rank, block in _ordered_lines(blocks, zones):
@@ -765,6 +776,24 @@ def year_hint(head: HeadInfo, url: str | None) -> int | None:
     for candidate in _head_dates(head):
         return candidate.date.day[0]
     return None
+
+
+_YEAR_IN_DATE = re.compile(r"(?<!\d)((?:19|20)\d{2})\s*(?:[-/.年])\s*\d{1,2}\s*(?:[-/.月])")
+
+
+def _page_year(blocks: Sequence[Block], zones: Zones) -> int | None:
+    """The year most of the page's own full dates are in (the sidebar's, the footer's
+    update line): a year-less byline date belongs to it (hard-time-08)."""
+    years: dict[int, int] = {}
+    for _rank, block in _ordered_lines(blocks, zones):
+        for match in _YEAR_IN_DATE.finditer(block.text):
+            year = int(match.group(1))
+            years[year] = years.get(year, 0) + 1
+    for block in blocks[-40:]:
+        for match in _YEAR_IN_DATE.finditer(block.text):
+            year = int(match.group(1))
+            years[year] = years.get(year, 0) + 1
+    return max(years, key=lambda y: (years[y], y)) if years else None
 
 
 def _fill_from_head(found: Metadata, head: HeadInfo) -> None:

@@ -31,7 +31,7 @@ _MEDIUM_ROLE = re.compile(
     rf"^[{_HAN}]{{1,10}}?(?:{labels.alternation(labels.MEDIUM_SUFFIXES)})"
     rf"(?={labels.alternation(labels.AUTHOR_ROLES)})"
 )
-_UI = frozenset(labels.UI_WORDS)
+_UI = frozenset(labels.UI_WORDS + labels.NOT_PEOPLE + labels.ALL_LABELS)
 _ROLE_SET = frozenset(labels.AUTHOR_ROLES)
 _MARKUP = re.compile(r"[<>=\"'{}]|\b(?:class|style|href|span|div)\b", re.I)
 _PLACE_END = re.compile(
@@ -43,6 +43,16 @@ _REPORT_END = re.compile(rf"(?:{labels.alternation(labels.REPORT_ENDS)})$")
 _NAMES_END = re.compile(
     rf"[)）\]】]|(?:{labels.alternation(('通讯员', '通訊員', '实习生', '實習生', '摄影', '攝影', '摄', '攝'))})"
 )
+
+
+# A two-character name padded to the width of three (王　芳, 李 明): government sites line
+# up their editor lists so; read as one name, not two halves (hard-editor-01).
+_PADDED = re.compile(rf"(?<![{_HAN}])([{_HAN}])[ \t\u3000\xa0\x1f]{{1,3}}([{_HAN}])(?![{_HAN}])")
+
+
+def unpad(value: str) -> str:
+    """`王　芳 李　明` -> `王芳 李明`."""
+    return _PADDED.sub(r"\1\2", value)
 
 
 def is_person(name: str) -> bool:
@@ -68,7 +78,7 @@ def clean_names(value: str) -> str | None:
     """Editors: several people joined with 、 in order (`王芳 李明` -> `王芳、李明`); a Latin
     staff handle is a name, a staff code (NBJ11279, the `_NBJ11279` after a name) is not."""
     names: list[str] = []
-    for token in NAME_SPLIT.split(value):
+    for token in NAME_SPLIT.split(unpad(value)):
         token = _STAFF_CODE_SUFFIX.sub("", token.strip())
         if not token or token == labels.NAMES_ETC or _STAFF_CODE.fullmatch(token):
             continue
@@ -82,7 +92,7 @@ def clean_names(value: str) -> str | None:
 def clean_authors(value: str) -> str | None:
     """Authors: roles stripped, only what looks like a person kept, joined with 、."""
     names: list[str] = []
-    for token in NAME_SPLIT.split(value):
+    for token in NAME_SPLIT.split(unpad(value)):
         token = strip_role(token.strip().rstrip(labels.NAMES_ETC) if len(token) > 3 else token)
         token = _cut_place(token)[0]
         if token and token != labels.NAMES_ETC and is_person(token) and token not in names:
@@ -128,7 +138,7 @@ _DATELINE_NEAR = re.compile(
 def credit_names(text: str) -> tuple[str, str] | None:
     """(the reporters a credit names, the credit's text): `（記者張三／台北報導）` -> 張三."""
     for match in _CREDIT.finditer(text):
-        names = match.group("names")
+        names = unpad(match.group("names"))
         end = _NAMES_END.search(names)
         if end:
             if end.group() in _PHOTO:

@@ -74,6 +74,7 @@ def extract_title(
     meta_titles = [cut_site_name(m, site_names) for m in meta_titles]
     limit = text_start if text_start is not None else len(blocks)
     best: tuple[float, int, str, Block] | None = None
+    previous: Block | None = None
     seen_owners: set[int] = set()
     for block in blocks[: min(len(blocks), limit + 3)]:
         if block.is_image or not 2 <= block.chars <= 150:
@@ -85,18 +86,32 @@ def extract_title(
             a.tag in HEADING_TAGS for a in block.ancestors[:3]
         ):
             continue
-        for text, owner in _variants(block):
-            if id(owner) in seen_owners and text != block.text:
+        variants = [(block, text, owner, False) for text, owner in _variants(block)]
+        if previous is not None and block.text.startswith(("——", "—")):
+            # 标题<br>——副标题 in one element, or as <title> writes it, is one headline
+            # (hard-title-03); a `——` line in an element of its own is a sub-headline.
+            whole = previous.text + block.text
+            joined = previous.owner is block.owner or bool(page_title and whole in page_title)
+            if joined:
+                variants.append((previous, whole, previous.owner, True))
+        previous = block
+        for at, text, owner, whole_heading in variants:
+            if id(owner) in seen_owners and text != at.text and at is block:
                 continue
-            score = _score(block, owner, text, page_title, meta_titles, site_names, text_start)
+            score = _score(at, owner, text, page_title, meta_titles, site_names, text_start)
             if (
                 best is None
                 or score > best[0]
-                or (score == best[0] and block.index > best[1])
+                or (score == best[0] and at.index > best[1])
                 # the whole heading over a part of it: 标题<br>——副标题 is one headline
-                or (score == best[0] and block.index == best[1] and len(text) > len(best[2]))
+                or (
+                    score == best[0]
+                    and at.index == best[1]
+                    and len(text) > len(best[2])
+                    and (whole_heading or text in (page_title or ""))
+                )
             ):
-                best = (score, block.index, text, block)
+                best = (score, at.index, text, at)
         seen_owners.add(id(block.owner))
     near = best is not None and text_start is not None and 0 < text_start - best[1] <= 4
     # No agreement with <title> (which may hold only the site's name): a line set off as
@@ -140,10 +155,12 @@ def _unbadged(raw: str, text: str) -> str:
 
 
 def _line_above_the_byline(blocks: Sequence[Block], text_start: int | None) -> Block | None:
-    """The last resort: the short line right above the byline/toolbar lines over the text.
+    """The last resort: the short line right above the byline/toolbar lines over the text,
+    or right above the text itself when the page has no byline there.
 
     Used when nothing names the headline — no <title> agreement, no meta title, no
-    heading tag (a bare table layout): a headline sits directly over its byline."""
+    heading tag (a bare table layout whose <title> greets or names the site,
+    hard-title-01): a headline sits directly over its byline or its text."""
     if text_start is None:
         return None
     passed_byline = False
@@ -157,7 +174,7 @@ def _line_above_the_byline(blocks: Sequence[Block], text_start: int | None) -> B
         if is_breadcrumb(text):
             return None
         if (
-            passed_byline
+            (passed_byline or block.index == text_start - 1 or _is_emphasized(block.owner))
             and 4 <= block.chars <= 60
             and block.link_density < 0.5
             and not _SENTENCE_END.search(text)
