@@ -16,10 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from archive.models import Alert, CrawlRun, RunStatus, Site, utcnow
+from archive.models import Alert, CrawlRun, RunStatus, Site, Snapshot, utcnow
 from archive.settings import SchedulerSettings
 
 FAILING = "failing"
@@ -58,6 +58,8 @@ class SiteHealth:
     failures_in_a_row: int
     last_success: datetime | None
     alerts: list[AlertView]
+    # pages of the last run whose extracted fields looked wrong (mojibake, U+FFFD)
+    extraction_warnings: int = 0
 
 
 def site_health(session: Session, site: str) -> SiteHealth:
@@ -96,7 +98,17 @@ def site_health(session: Session, site: str) -> SiteHealth:
         failures_in_a_row=streak,
         last_success=last_success,
         alerts=active_alerts(session, site),
+        extraction_warnings=pages_with_warnings(session, last.id) if last else 0,
     )
+
+
+def pages_with_warnings(session: Session, run_id: int) -> int:
+    """How many pages a run stored whose extraction warned (`snapshots.extract_warnings`)."""
+    return session.scalar(
+        select(func.count())
+        .select_from(Snapshot)
+        .where(Snapshot.run_id == run_id, Snapshot.extract_warnings.is_not(None))
+    ) or 0
 
 
 def active_alerts(session: Session, site: str | None = None) -> list[AlertView]:

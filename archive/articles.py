@@ -20,7 +20,9 @@ class ArticleNotFoundError(UfarchiveError):
 
 
 def article_detail(session: Session, article_id: int) -> dict[str, Any]:
-    """DESIGN.md's `show --format json`: the export record plus `versions` and `republications`."""
+    """DESIGN.md's `show --format json`: the export record plus `versions` and `republications`,
+    and (issue 16) `provenance` (why each field of the current version is what it is: the
+    rule and the raw string) and `decoding` (the page's codec, why, and warnings)."""
     records = list(iter_records(session, Filters(article_ids=(article_id,))))
     if not records:
         raise ArticleNotFoundError(article_id)
@@ -43,11 +45,30 @@ def article_detail(session: Session, article_id: int) -> dict[str, Any]:
             "contributor": v.contributor,
             "body": v.body,
             "content_hash": v.content_hash,
+            "provenance": v.provenance,
+            "extractor_version": v.extractor_version,
         }
         for v in versions
     ]
     record["republications"] = republications(session, article_id, record["cluster_id"])
+    current = versions[-1] if versions else None
+    record["provenance"] = current.provenance if current else None
+    record["decoding"] = decoding(session, current.snapshot_id if current else None)
     return record
+
+
+def decoding(session: Session, snapshot_id: int | None) -> dict[str, Any] | None:
+    """How the current version's page was decoded and what its extraction warned about."""
+    if snapshot_id is None:
+        return None
+    snapshot = session.get(Snapshot, snapshot_id)
+    if snapshot is None:
+        return None
+    return {
+        "encoding": snapshot.encoding,
+        "reason": snapshot.encoding_reason,
+        "warnings": list(snapshot.extract_warnings or []),
+    }
 
 
 def republications(

@@ -32,8 +32,8 @@ from archive.store import (
     save_unparsed,
     update_derived,
 )
-from crawler.extract import EXTRACTOR_VERSION, extract
-from crawler.extract.decode import decode_html
+from crawler.extract import EXTRACTOR_VERSION, Article, extract
+from crawler.extract.decode import Decoded, decode_page
 from crawler.items import FetchedPage
 from crawler.runstate import RunState
 
@@ -55,6 +55,17 @@ class Pending:
     fetch: Fetch
     fields: ArticleFields | None  # None: extraction failed, keep the raw page only
     problem: str = ""
+
+
+def article_fields(article: Article) -> ArticleFields:
+    """What the archive stores of an extracted article: its fields and their provenance."""
+    return ArticleFields.from_dict(article.to_dict(), EXTRACTOR_VERSION, article.provenance_dict())
+
+
+def record_decoding(fetch: Fetch, decoded: Decoded, warnings: list[str] | None) -> None:
+    """The codec, why it was chosen, and the extraction's warnings, for the snapshot."""
+    fetch.encoding, fetch.encoding_reason = decoded.encoding, decoded.reason
+    fetch.extract_warnings = warnings
 
 
 def header_value(headers: list[tuple[str, str]], name: str) -> str | None:
@@ -102,15 +113,17 @@ class ArchivePipeline:
     def queue_page(self, item: FetchedPage) -> None:
         run = self.run
         site = run.site
+        warnings: list[str] | None = None
+        # decoded with the response's header too: a charset only the header names
+        decoded = decode_page(item.body, header_value(item.headers, "content-type"))
         try:
-            # decoded with the response's header too: a charset only the header names
-            text = decode_html(item.body, header_value(item.headers, "content-type"))[0]
-            article = extract(text, url=item.url, selectors=site.selectors.given())
+            article = extract(decoded.text, url=item.url, selectors=site.selectors.given())
         except Exception as exc:  # extract() must not raise; if it does, keep the page anyway
             log.exception("extract() raised on %s", item.url)
             fields, problem = None, f"extraction raised {type(exc).__name__}: {exc}"
         else:
-            fields, problem = ArticleFields.from_dict(article.to_dict(), EXTRACTOR_VERSION), ""
+            fields, problem = article_fields(article), ""
+            warnings = article.warnings or None
             if not fields.title and not fields.body:
                 fields, problem = None, "no title and no body found"
         if fields is not None and site.keywords:
@@ -120,7 +133,9 @@ class ArchivePipeline:
                 self.crawler.stats.inc_value("ufarchive/keyword_filtered")
                 item.outcome = "filtered"
                 return
-        self.pending.append(Pending(item, self.archive_raw(run, item, sync=False), fields, problem))
+        fetch = self.archive_raw(run, item, sync=False)
+        record_decoding(fetch, decoded, warnings)
+        self.pending.append(Pending(item, fetch, fields, problem))
         if len(self.pending) >= BATCH_SIZE:
             self.commit()
 

@@ -588,6 +588,7 @@ class SiteStatus:
     failures_in_a_row: int
     next_run: datetime | None
     alerts: list[AlertView]
+    extraction_warnings: int = 0  # pages of the last run whose extraction warned
 
     def to_dict(self) -> dict[str, Any]:
         def iso(value: datetime | None) -> str | None:
@@ -599,6 +600,7 @@ class SiteStatus:
             "articles_new": self.articles_new, "articles_changed": self.articles_changed,
             "failures_in_a_row": self.failures_in_a_row, "next_run": iso(self.next_run),
             "alerts": [a.to_dict() for a in self.alerts],
+            "extraction_warnings": self.extraction_warnings,
         }  # fmt: skip
 
 
@@ -633,7 +635,7 @@ def site_statuses(settings: Settings) -> tuple[list[SiteStatus], list[SiteConfig
                     last_status=health.last_status, articles_new=health.articles_new,
                     articles_changed=health.articles_changed,
                     failures_in_a_row=health.failures_in_a_row, next_run=next_run,
-                    alerts=health.alerts,
+                    alerts=health.alerts, extraction_warnings=health.extraction_warnings,
                 )  # fmt: skip
                 out.append(row)
             return out, errors

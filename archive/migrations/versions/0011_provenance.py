@@ -1,0 +1,49 @@
+"""provenance and decoding: why each field is what it is, and how each page was decoded
+
+`article_versions.provenance` keeps, for every extracted field, the rule that took it and
+the raw string it came from (issue 16); `snapshots.encoding` / `encoding_reason` record
+the codec a page was decoded with and why, and `snapshots.extract_warnings` what looked
+wrong in its fields (mojibake), which `ufarchive status` counts. All null for what was
+stored before: `ufarchive reparse` fills them in.
+
+Revision ID: 0011
+Revises: 0009
+Create Date: 2026-11-27
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision: str = "0011"
+down_revision: str | None = "0009"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def _json() -> sa.types.TypeEngine[object]:
+    return sa.JSON(none_as_null=True).with_variant(
+        postgresql.JSONB(none_as_null=True), "postgresql"
+    )
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("snapshots") as batch:
+        batch.add_column(sa.Column("encoding", sa.String(length=32), nullable=True))
+        batch.add_column(sa.Column("encoding_reason", sa.String(length=32), nullable=True))
+        batch.add_column(sa.Column("extract_warnings", _json(), nullable=True))
+    with op.batch_alter_table("article_versions") as batch:
+        batch.add_column(sa.Column("provenance", _json(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("article_versions") as batch:
+        batch.drop_column("provenance")
+    with op.batch_alter_table("snapshots") as batch:
+        batch.drop_column("extract_warnings")
+        batch.drop_column("encoding_reason")
+        batch.drop_column("encoding")
