@@ -104,11 +104,14 @@ def site_health(session: Session, site: str) -> SiteHealth:
 
 def pages_with_warnings(session: Session, run_id: int) -> int:
     """How many pages a run stored whose extraction warned (`snapshots.extract_warnings`)."""
-    return session.scalar(
-        select(func.count())
-        .select_from(Snapshot)
-        .where(Snapshot.run_id == run_id, Snapshot.extract_warnings.is_not(None))
-    ) or 0
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Snapshot)
+            .where(Snapshot.run_id == run_id, Snapshot.extract_warnings.is_not(None))
+        )
+        or 0
+    )
 
 
 def active_alerts(session: Session, site: str | None = None) -> list[AlertView]:

@@ -46,7 +46,7 @@ class Decoded:
 def decode_page(body: bytes, content_type: str | None = None) -> Decoded:
     """The page's text, the codec used and why. Undecodable bytes become U+FFFD, never an error."""
     bom, bom_bytes = read_bom(body)
-    if bom:
+    if bom and bom_bytes:
         codec = resolve_encoding(bom) or "utf-8"
         return Decoded(body[len(bom_bytes) :].decode(codec, "replace"), codec, REASON_BOM)
     header = resolve_encoding(http_content_type_encoding(content_type) or "")

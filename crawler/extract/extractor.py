@@ -26,13 +26,13 @@ from crawler.extract.decode import REASON_TEXT, decode_page, mojibake
 from crawler.extract.metadata import (
     HeadInfo,
     Zones,
-    clean_names,
     clean_source,
     extract_metadata,
     forget_lines,
     parse_pairs,
     read_head,
 )
+from crawler.extract.people import clean_names
 from crawler.extract.title import extract_title, strip_site_name
 
 #: Bumped whenever the output for some page changes, so `reparse` knows what to redo.
@@ -90,7 +90,9 @@ def extraction_warnings(article: Article) -> list[str]:
     return warnings
 
 
-def _extract_text(text: str, url: str | None, selectors: Mapping[str, str | None] | None) -> Article:
+def _extract_text(
+    text: str, url: str | None, selectors: Mapping[str, str | None] | None
+) -> Article:
     root = parse_document(text)
     if root is None:
         return Article()

@@ -403,7 +403,10 @@ SITE_NAME_ENDS = _both(
 
 #: A <title> that greets the visitor instead of naming the page (old county sites).
 GREETINGS = _both(
-    ("欢迎访问", "歡迎訪問"), ("欢迎光临", "歡迎光臨"), ("欢迎来到", "歡迎來到"), ("欢迎您", "歡迎您")
+    ("欢迎访问", "歡迎訪問"),
+    ("欢迎光临", "歡迎光臨"),
+    ("欢迎来到", "歡迎來到"),
+    ("欢迎您", "歡迎您"),
 )
 
 #: Badges a CMS sets before a headline: 原创 (WeChat), 独家, 转载, 置顶, 视频.

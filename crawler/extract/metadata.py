@@ -730,7 +730,9 @@ def _refine(coarse: FoundDate, fine: FoundDate) -> FoundDate | None:
 def _refining_dates(head: HeadInfo) -> list[Candidate]:
     found: list[Candidate] = []
     for value in head.metas.get("time[datetime]", [])[:20]:
-        found += [Candidate(d, "time[datetime]", value) for d in find_dates(value, compact=True)[:1]]
+        found += [
+            Candidate(d, "time[datetime]", value) for d in find_dates(value, compact=True)[:1]
+        ]
     return found
 
 
@@ -738,12 +740,16 @@ def _head_dates(head: HeadInfo) -> list[Candidate]:
     found: list[Candidate] = []
     for key in _META_TIME_KEYS:
         for value in head.metas.get(key, []):
-            found += [Candidate(d, f"meta:{key}", value) for d in find_dates(value, compact=True)[:1]]
+            found += [
+                Candidate(d, f"meta:{key}", value) for d in find_dates(value, compact=True)[:1]
+            ]
     for obj in head.json_ld:
         for key in ("datePublished", "dateCreated", "uploadDate"):
             stated = obj.get(key)
             if isinstance(stated, str):
-                found += [Candidate(d, "jsonld", stated) for d in find_dates(stated, compact=True)[:1]]
+                found += [
+                    Candidate(d, "jsonld", stated) for d in find_dates(stated, compact=True)[:1]
+                ]
     for value in head.script_times:
         found += [Candidate(d, "script", value) for d in find_dates(value, compact=True)[:1]]
     return found

@@ -123,7 +123,11 @@ def extract_title(
             return meta, None, Origin("meta", meta)
     above = _line_above_the_byline(blocks, text_start)
     if above is not None:
-        return _unbadged(above.raw, above.text), above.index, Origin("line-above-byline", above.text)
+        return (
+            _unbadged(above.raw, above.text),
+            above.index,
+            Origin("line-above-byline", above.text),
+        )
     if page_title:
         headline = strip_site_name(page_title)
         if headline and headline not in site_names:
