@@ -82,7 +82,7 @@ def extraction_warnings(article: Article) -> list[str]:
         value = getattr(article, name)
         if not value:
             continue
-        run = mojibake(value)
+        run = mojibake(value, 1500)
         if run:
             warnings.append(f"mojibake in {name}: {run[:12]}")
         elif "\ufffd" in value[:4000]:
