@@ -144,6 +144,35 @@ def find_container(blocks: Sequence[Block]) -> tuple[int, int] | None:
     return first[best], last[best]
 
 
+def extend_span(blocks: Sequence[Block], span: tuple[int, int] | None) -> tuple[int, int] | None:
+    """The container's span, grown over the paragraphs that follow it outside it.
+
+    Text pasted from a word processor brings its own `</div>`s: the CMS's text element
+    closes early and the last paragraphs of a long article land after it, beside the
+    share bar and the related links, where the container does not reach. Lines right
+    after the span that read as prose (or are photos, or short enumerated headings
+    followed by prose) are the same article; the first line that is none of these ends
+    it (a related-links heading, a link list, a byline, a footer)."""
+    if span is None:
+        return None
+    first, last = span
+    i = last + 1
+    while i < len(blocks):
+        block = blocks[i]
+        if block.is_image:
+            i += 1
+            continue
+        if not is_prose_line(block):
+            heading = _ENUMERATED.match(block.text) and block.chars <= 40
+            if not (heading and i + 1 < len(blocks) and is_prose_line(blocks[i + 1])):
+                break
+        if _FOOTER.search(block.text) and not _is_sentence(block.text):
+            break
+        last = i
+        i += 1
+    return first, last
+
+
 #: Tags whose repetition is the article's own structure, not a list of links elsewhere.
 _NOT_ITEM_TAGS = frozenset({"p", "br", "span", "font", "body", "html", "tbody"})
 

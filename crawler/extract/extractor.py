@@ -19,7 +19,7 @@ from lxml import etree, html
 from crawler.extract import labels
 from crawler.extract.article import TEXT_FIELDS, Article, Image, Origin
 from crawler.extract.blocks import Block, linearize
-from crawler.extract.body import extract_body, find_container, is_prose_line
+from crawler.extract.body import extend_span, extract_body, find_container, is_prose_line
 from crawler.extract.cleanup import clean_text, clean_tree, parse_document
 from crawler.extract.dates import parse_date
 from crawler.extract.decode import REASON_TEXT, decode_page, mojibake
@@ -104,7 +104,7 @@ def _extract_text(
     clean_tree(root)
     blocks = linearize(root)
 
-    span = find_container(blocks)
+    span = extend_span(blocks, find_container(blocks))
     text_start = _first_prose(blocks, span)
     title, title_index, title_origin = extract_title(
         blocks, page_title, meta_titles, site_names, text_start
