@@ -579,11 +579,10 @@ def _unlabelled_source(found: Metadata, blocks: Sequence[Block], zones: Zones) -
         if not dates:
             continue
         pairs = [p for p in parse_pairs(text) if p.field != "other" or p.label in _LINE_OPENERS]
-        rest = text[: dates[0].start] + EDGE + text[dates[0].end :]
-        for pair in sorted(pairs, key=lambda p: p.start, reverse=True):
-            shift = len(text) - len(rest)
-            start, end = max(0, pair.start - shift), max(0, pair.end - shift)
-            rest = rest[:start] + EDGE + rest[end:]
+        covered = [(d.start, d.end) for d in dates] + [(p.start, p.end) for p in pairs]
+        rest = "".join(
+            EDGE if any(s <= i < e for s, e in covered) else ch for i, ch in enumerate(text)
+        )
         for segment in _SEGMENT_SPLIT.split(rest):
             segment = segment.strip(" ·,，")
             if (

@@ -31,7 +31,9 @@ _MEDIUM_ROLE = re.compile(
     rf"^[{_HAN}]{{1,10}}?(?:{labels.alternation(labels.MEDIUM_SUFFIXES)})"
     rf"(?={labels.alternation(labels.AUTHOR_ROLES)})"
 )
-_UI = frozenset(labels.UI_WORDS + labels.NOT_PEOPLE + labels.ALL_LABELS)
+_UI = frozenset(
+    labels.UI_WORDS + labels.NOT_PEOPLE + labels.ALL_LABELS + labels.SOURCE_PLACEHOLDERS
+)
 _ROLE_SET = frozenset(labels.AUTHOR_ROLES)
 _MARKUP = re.compile(r"[<>=\"'{}]|\b(?:class|style|href|span|div)\b", re.I)
 _PLACE_END = re.compile(
@@ -89,10 +91,16 @@ def clean_names(value: str) -> str | None:
     return "、".join(names) if names else None
 
 
+# `／台北報導`, `/北京5月20日电` after the names: where the reporter was, not who.
+_SLASH_DATELINE = re.compile(
+    rf"\s*[／/]\s*[^\s/／、，,]{{1,12}}?(?:{labels.alternation(labels.REPORT_ENDS)})"
+)
+
+
 def clean_authors(value: str) -> str | None:
     """Authors: roles stripped, only what looks like a person kept, joined with 、."""
     names: list[str] = []
-    for token in NAME_SPLIT.split(unpad(value)):
+    for token in NAME_SPLIT.split(_SLASH_DATELINE.sub(" ", unpad(value))):
         token = strip_role(token.strip().rstrip(labels.NAMES_ETC) if len(token) > 3 else token)
         token = _cut_place(token)[0]
         if token and token != labels.NAMES_ETC and is_person(token) and token not in names:
@@ -139,6 +147,8 @@ def credit_names(text: str) -> tuple[str, str] | None:
     """(the reporters a credit names, the credit's text): `（記者張三／台北報導）` -> 張三."""
     for match in _CREDIT.finditer(text):
         names = unpad(match.group("names"))
+        # 記者張三／台北報導: the names end at the slash, the place follows it
+        names = re.split(r"[／/]", names, maxsplit=1)[0]
         end = _NAMES_END.search(names)
         if end:
             if end.group() in _PHOTO:
