@@ -52,6 +52,10 @@ _NAMES_END = re.compile(
 _PADDED = re.compile(rf"(?<![{_HAN}])([{_HAN}])[ \t\u3000\xa0\x1f]{{1,3}}([{_HAN}])(?![{_HAN}])")
 
 
+# Quotes and brackets of markup that leaked into a byline: `张三" target="_blank`.
+_QUOTES = "\"'<>"
+
+
 def unpad(value: str) -> str:
     """`王　芳 李　明` -> `王芳 李明`."""
     return _PADDED.sub(r"\1\2", value)
@@ -81,7 +85,7 @@ def clean_names(value: str) -> str | None:
     staff handle is a name, a staff code (NBJ11279, the `_NBJ11279` after a name) is not."""
     names: list[str] = []
     for token in NAME_SPLIT.split(unpad(value)):
-        token = _STAFF_CODE_SUFFIX.sub("", token.strip())
+        token = _STAFF_CODE_SUFFIX.sub("", token.strip().strip(_QUOTES))
         if not token or token == labels.NAMES_ETC or _STAFF_CODE.fullmatch(token):
             continue
         if re.fullmatch(r"[\d\W_]+", token) or _MARKUP.search(token):
@@ -101,7 +105,8 @@ def clean_authors(value: str) -> str | None:
     """Authors: roles stripped, only what looks like a person kept, joined with 、."""
     names: list[str] = []
     for token in NAME_SPLIT.split(_SLASH_DATELINE.sub(" ", unpad(value))):
-        token = strip_role(token.strip().rstrip(labels.NAMES_ETC) if len(token) > 3 else token)
+        token = token.strip().strip(_QUOTES)
+        token = strip_role(token.rstrip(labels.NAMES_ETC) if len(token) > 3 else token)
         token = _cut_place(token)[0]
         if token and token != labels.NAMES_ETC and is_person(token) and token not in names:
             names.append(token)
