@@ -33,12 +33,12 @@ def _json() -> sa.types.TypeEngine[Any]:
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("snapshots") as batch:
-        batch.add_column(sa.Column("encoding", sa.String(length=32), nullable=True))
-        batch.add_column(sa.Column("encoding_reason", sa.String(length=32), nullable=True))
-        batch.add_column(sa.Column("extract_warnings", _json(), nullable=True))
-    with op.batch_alter_table("article_versions") as batch:
-        batch.add_column(sa.Column("provenance", _json(), nullable=True))
+    # Plain ADD COLUMNs (no batch copy): SQLite adds a nullable column in place, and a
+    # batch copy of `snapshots` would have to drop a table that versions point at.
+    op.add_column("snapshots", sa.Column("encoding", sa.String(length=32), nullable=True))
+    op.add_column("snapshots", sa.Column("encoding_reason", sa.String(length=32), nullable=True))
+    op.add_column("snapshots", sa.Column("extract_warnings", _json(), nullable=True))
+    op.add_column("article_versions", sa.Column("provenance", _json(), nullable=True))
 
 
 def downgrade() -> None:
