@@ -366,6 +366,12 @@ def version_values(
     }  # fmt: skip
 
 
+def add_snapshots(session: Session, fetches: Sequence[tuple[Fetch, int | None]]) -> None:
+    """Many snapshots in one statement (a revisit run's records)."""
+    if fetches:
+        session.execute(insert(SNAPSHOTS), [snapshot_values(f, a) for f, a in fetches])
+
+
 def add_snapshot(session: Session, fetch: Fetch, article_id: int | None) -> Snapshot:
     snapshot = Snapshot(**snapshot_values(fetch, article_id))
     session.add(snapshot)

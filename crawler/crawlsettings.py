@@ -39,6 +39,8 @@ def scrapy_settings(settings: Settings, log_level: str = "INFO") -> dict[str, An
         "DOWNLOADER_MIDDLEWARES": {
             "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
             "crawler.middlewares.BackoffRetryMiddleware": 550,
+            "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+            "crawler.middlewares.SharedRobotsTxtMiddleware": 100,
         },
         "ITEM_PIPELINES": {"crawler.pipelines.ArchivePipeline": 300},
         # Scrapy 2.19 starts CONCURRENT_ITEMS (100) asyncio tasks for every callback's

@@ -392,14 +392,25 @@ class Metrics:
             "ufarchive_last_success_timestamp_seconds", "End of the last successful run.",
             ["site"], registry=r,
         )  # fmt: skip
+        self.revisits = Counter(
+            "ufarchive_revisits", "Revisits of known articles by outcome (checked: answered, "
+            "not_modified: 304, failed: no usable answer).", ["site", "outcome"], registry=r,
+        )  # fmt: skip
+        self.unreachable = Counter(
+            "ufarchive_unreachable_runs", "Runs that found the site down.", ["site"], registry=r
+        )
         self.alerts = Counter("ufarchive_alerts", "Alerts raised.", ["site", "kind"], registry=r)
         self.running = Gauge("ufarchive_crawls_running", "Crawls running now.", registry=r)
         self.sites = Gauge("ufarchive_sites_scheduled", "Sites with a job.", registry=r)
 
     def observe(self, run: RunView) -> None:
         self.runs.labels(run.site, run.status).inc()
-        for outcome in ("new", "changed", "unchanged", "gone", "failed"):
+        for outcome in ("new", "changed", "unchanged", "gone", "moved", "restored", "failed"):
             self.articles.labels(run.site, outcome).inc(getattr(run, f"articles_{outcome}"))
+        for outcome in ("checked", "not_modified", "failed"):
+            self.revisits.labels(run.site, outcome).inc(getattr(run, f"revisits_{outcome}"))
+        if run.unreachable:
+            self.unreachable.labels(run.site).inc()
         self.errors.labels(run.site).inc(run.error_count)
         self.requests.labels(run.site).inc(run.requests)
         if isinstance(run.started_at, datetime) and isinstance(run.finished_at, datetime):
@@ -588,7 +599,19 @@ class SiteStatus:
     failures_in_a_row: int
     next_run: datetime | None
     alerts: list[AlertView]
+    revisits: dict[str, int] | None = None  # the last run's (archive.alerts.revisit_counts)
+    unreachable: bool = False
     extraction_warnings: int = 0  # pages of the last run whose extraction warned
+
+    def describe_revisits(self) -> str:
+        r = self.revisits
+        if not r or not (r["checked"] or r["failed"]):
+            return "-"
+        text = (f"{r['checked']} checked: {r['not_modified']} 304, {r['changed']} changed, "
+                f"{r['gone']} gone, {r['moved']} moved, {r['restored']} restored")  # fmt: skip
+        if r["failed"]:
+            text += f"; {r['failed']} failed"
+        return text + (" (unreachable)" if self.unreachable else "")
 
     def to_dict(self) -> dict[str, Any]:
         def iso(value: datetime | None) -> str | None:
@@ -599,6 +622,7 @@ class SiteStatus:
             "last_started": iso(self.last_started), "last_status": self.last_status,
             "articles_new": self.articles_new, "articles_changed": self.articles_changed,
             "failures_in_a_row": self.failures_in_a_row, "next_run": iso(self.next_run),
+            "revisits": self.revisits, "unreachable": self.unreachable,
             "alerts": [a.to_dict() for a in self.alerts],
             "extraction_warnings": self.extraction_warnings,
         }  # fmt: skip
@@ -635,7 +659,8 @@ def site_statuses(settings: Settings) -> tuple[list[SiteStatus], list[SiteConfig
                     last_status=health.last_status, articles_new=health.articles_new,
                     articles_changed=health.articles_changed,
                     failures_in_a_row=health.failures_in_a_row, next_run=next_run,
-                    alerts=health.alerts, extraction_warnings=health.extraction_warnings,
+                    alerts=health.alerts, revisits=health.revisits,
+                    unreachable=health.unreachable, extraction_warnings=health.extraction_warnings,
                 )  # fmt: skip
                 out.append(row)
             return out, errors

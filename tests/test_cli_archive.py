@@ -47,7 +47,10 @@ def test_crawl_runs_and_show_as_a_real_process(world: World) -> None:
     shown = ufarchive(world, "show", str(article.id), "--format", "json")
     assert shown.returncode == 0, shown.stderr
     detail = json.loads(shown.stdout)
-    assert list(detail) == [*EXPORT_COLUMNS, "versions", "republications", "provenance", "decoding"]
+    assert list(detail) == [
+        *EXPORT_COLUMNS, "versions", "republications", "moved_to", "events", "provenance",
+        "decoding",
+    ]  # fmt: skip
     assert detail["title"] == expected("gbk_city")["articles"]["/xwdt/2024/0322/131.htm"]["title"]
     # why each field is what it is, and how the GBK page was decoded (issue 16)
     assert detail["provenance"]["title"]["raw"].startswith(detail["title"])
