@@ -42,9 +42,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("article_versions") as batch:
-        batch.drop_column("provenance")
-    with op.batch_alter_table("snapshots") as batch:
-        batch.drop_column("extract_warnings")
-        batch.drop_column("encoding_reason")
-        batch.drop_column("encoding")
+    # Plain DROP COLUMNs (SQLite 3.35+), as 0010: a batch copy would drop `snapshots`.
+    for table, column in (
+        ("article_versions", "provenance"),
+        ("snapshots", "extract_warnings"),
+        ("snapshots", "encoding_reason"),
+        ("snapshots", "encoding"),
+    ):
+        op.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
