@@ -4,7 +4,7 @@
    biggest with 60,000), each checked once at a time the revisit policy allows; then
    `archive.store.due_articles` for a run of each site at 50 moments over a month, with
    the default budget (1,000: half of max_pages 2,000). p50/p95 per database.
-2. run: a local site of N articles (pages of real size: a portal template of ~45 KB), all
+2. run: a local site of N articles (pages of real size: a portal template of ~50 KB), all
    stored by a first crawl. Then, in the same process, two runs of the same articles:
    - revisit: the server honours conditional requests; 95 % answer 304, 5 % were edited;
    - full refetch: the server ignores them and renders a view counter into every page
@@ -41,8 +41,9 @@ from archive.db import make_engine, make_sessionmaker, upgrade  # noqa: E402
 from archive.models import CrawlRun  # noqa: E402
 from archive.revisit import next_check, revisit_budget  # noqa: E402
 from archive.settings import RevisitSettings, load_settings  # noqa: E402
-from archive.store import ARTICLES, SNAPSHOTS, due_articles  # noqa: E402
+from archive.store import ARTICLES, SNAPSHOTS, due_articles, known_by_ids  # noqa: E402
 from crawler.runner import run_crawl  # noqa: E402
+from crawler.spider import REVISIT_BATCH  # noqa: E402
 from tests.siteserver import SiteServer  # noqa: E402
 
 POLICY = RevisitSettings()
@@ -120,11 +121,12 @@ def fill(url: str, articles: int) -> list[int]:
     return site_ids
 
 
-def measure_select(url: str, site_ids: list[int]) -> tuple[float, float, float]:
+def measure_select(url: str, site_ids: list[int]) -> tuple[float, float, float, float]:
+    """(p50, p95 of selecting the due ids, p95 of reading the first batch, due per run)."""
     engine = make_engine(url)
     sessions = make_sessionmaker(engine)
     budget = revisit_budget(POLICY, 2000)
-    times, found = [], []
+    times, reads, found = [], [], []
     rng = random.Random(7)
     with sessions() as session:
         due_articles(session, site_ids[0], NOW, budget)  # warm the cache once
@@ -134,25 +136,29 @@ def measure_select(url: str, site_ids: list[int]) -> tuple[float, float, float]:
                 started = time.perf_counter()
                 due = due_articles(session, site_id, now, budget)
                 times.append((time.perf_counter() - started) * 1000)
+                started = time.perf_counter()
+                known_by_ids(session, due[:REVISIT_BATCH])
+                reads.append((time.perf_counter() - started) * 1000)
                 found.append(len(due))
     engine.dispose()
     times.sort()
-    return statistics.median(times), times[int(len(times) * 0.95) - 1], statistics.mean(found)
+    reads.sort()
+    p95 = int(len(times) * 0.95) - 1
+    return statistics.median(times), times[p95], reads[p95], statistics.mean(found)
 
 
 def part_select(articles: int, postgres: str) -> None:
     print(f"== selecting a run's due articles: {articles:,} articles over 3 years, {SITES} sites, "
           f"budget {revisit_budget(POLICY, 2000)} a run")  # fmt: skip
-    print(
-        f"{'database':<12}{'fill s':>8}{'p50 ms':>9}{'p95 ms':>9}{'due/run':>9}  (target p95 < 50 ms)"
-    )
+    print(f"{'database':<12}{'fill s':>8}{'p50 ms':>9}{'p95 ms':>9}{'due/run':>9}"
+          f"{'read 200 p95 ms':>17}  (target: select p95 < 50 ms)")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/bench.sqlite3"
         started = time.perf_counter()
         site_ids = fill(url, articles)
         filled = time.perf_counter() - started
-        p50, p95, due = measure_select(url, site_ids)
-        print(f"{'SQLite':<12}{filled:>8.0f}{p50:>9.2f}{p95:>9.2f}{due:>9.0f}")
+        p50, p95, read, due = measure_select(url, site_ids)
+        print(f"{'SQLite':<12}{filled:>8.0f}{p50:>9.2f}{p95:>9.2f}{due:>9.0f}{read:>17.2f}")
     admin = create_engine(postgres, isolation_level="AUTOCOMMIT")
     name = f"ufarchive_bench_revisit_{uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:
@@ -162,8 +168,8 @@ def part_select(articles: int, postgres: str) -> None:
         started = time.perf_counter()
         site_ids = fill(url, articles)
         filled = time.perf_counter() - started
-        p50, p95, due = measure_select(url, site_ids)
-        print(f"{'PostgreSQL':<12}{filled:>8.0f}{p50:>9.2f}{p95:>9.2f}{due:>9.0f}")
+        p50, p95, read, due = measure_select(url, site_ids)
+        print(f"{'PostgreSQL':<12}{filled:>8.0f}{p50:>9.2f}{p95:>9.2f}{due:>9.0f}{read:>17.2f}")
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -181,11 +187,11 @@ PARAGRAPHS = [
 # and city portal pages weigh 30-80 KB of which the article is 2-5 KB).
 CHROME = "".join(
     f'<li><a href="/lm{n}/index.html" title="栏目{n}">统战栏目{n}：专题报道与工作动态</a></li>'
-    for n in range(300)
+    for n in range(150)
 )
 STYLE = (
     "<style>"
-    + "".join(f".c{n}{{margin:{n % 7}px;color:#{n:06x}}}" for n in range(600))
+    + "".join(f".c{n}{{margin:{n % 7}px;color:#{n:06x}}}" for n in range(300))
     + "</style>"
 )
 
@@ -232,9 +238,13 @@ def timed_run(env: dict[str, str]) -> tuple[float, float, Any]:
         raise SystemExit(f"run {run.status}: {run.message}")
     engine = make_engine(settings.database_url)
     with engine.connect() as conn:
-        stats = conn.execute(select(CrawlRun.stats).where(CrawlRun.id == run.run_id)).scalar_one()
+        stats, finished = conn.execute(
+            select(CrawlRun.stats, CrawlRun.finished_at).where(CrawlRun.id == run.run_id)
+        ).one()
     engine.dispose()
-    return float(stats["elapsed_time_seconds"]), wall, run
+    # the crawl's own clock: from Scrapy's start to the run's end (no process start)
+    started = datetime.fromisoformat(stats["start_time"])
+    return (finished - started).total_seconds(), wall, run
 
 
 def part_run(pages: int) -> None:

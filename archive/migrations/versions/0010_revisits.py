@@ -94,7 +94,7 @@ def upgrade() -> None:
                WHERE v.article_id = articles.id AND v.version = articles.version)"""
     )
     op.execute("UPDATE articles SET next_check = last_seen")
-    op.create_index("ix_articles_site_next_check", "articles", ["site_id", "next_check"])
+    op.create_index("ix_articles_site_next_check", "articles", ["site_id", "next_check", "id"])
 
 
 def downgrade() -> None:
