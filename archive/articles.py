@@ -56,15 +56,20 @@ def article_detail(session: Session, article_id: int) -> dict[str, Any]:
     record["events"] = events(session, article_id)
     current = versions[-1] if versions else None
     record["provenance"] = current.provenance if current else None
-    record["decoding"] = decoding(session, current.snapshot_id if current else None)
+    record["decoding"] = decoding(session, article_id)
     return record
 
 
-def decoding(session: Session, snapshot_id: int | None) -> dict[str, Any] | None:
-    """How the current version's page was decoded and what its extraction warned about."""
-    if snapshot_id is None:
-        return None
-    snapshot = session.get(Snapshot, snapshot_id)
+def decoding(session: Session, article_id: int) -> dict[str, Any] | None:
+    """How the article's latest decoded page was decoded (codec, why) and what its
+    extraction warned about; None when no page of it was decoded (an archive older than
+    these columns, until `ufarchive reparse`)."""
+    snapshot = session.scalars(
+        select(Snapshot)
+        .where(Snapshot.article_id == article_id, Snapshot.encoding.is_not(None))
+        .order_by(Snapshot.id.desc())
+        .limit(1)
+    ).first()
     if snapshot is None:
         return None
     return {
