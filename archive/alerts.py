@@ -68,6 +68,7 @@ class SiteHealth:
     failures_in_a_row: int
     last_success: datetime | None
     alerts: list[AlertView]
+    last_workers: int | None = None  # crawl workers in the last run (distributed runs)
     # the last run's revisits: checked, not_modified (304), changed, gone, moved, restored,
     # failed; and whether the site was unreachable
     revisits: dict[str, int] | None = None
@@ -120,6 +121,7 @@ def site_health(session: Session, site: str) -> SiteHealth:
         failures_in_a_row=streak,
         last_success=last_success,
         alerts=active_alerts(session, site),
+        last_workers=last.workers if last else None,
         revisits=revisit_counts(last) if last else None,
         unreachable=bool(last and last.unreachable),
         extraction_warnings=pages_with_warnings(session, last.id) if last else 0,

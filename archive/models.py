@@ -160,6 +160,8 @@ class CrawlRun(Base):
     # Most revisits (or every start URL) failed: the site was down, so nothing was marked gone.
     unreachable: Mapped[bool] = mapped_column(Boolean, default=False)
     stats: Mapped[dict[str, Any] | None]  # the crawler's own stats, for diagnosis
+    # Crawl workers that took part (a distributed run); null for a run of one process.
+    workers: Mapped[int | None]
 
     site: Mapped[Site] = relationship()
     errors: Mapped[list[CrawlError]] = relationship(back_populates="run", order_by="CrawlError.id")

@@ -21,8 +21,11 @@ from archive.errors import ConfigError
 ENV_CONFIG = "UFARCHIVE_CONFIG"
 ENV_DATA_DIR = "UFARCHIVE_DATA_DIR"
 ENV_DATABASE_URL = "UFARCHIVE_DATABASE_URL"
+ENV_REDIS_URL = "UFARCHIVE_REDIS_URL"
+ENV_CRAWL_MODE = "UFARCHIVE_CRAWL_MODE"  # crawl.mode, so one config folder serves compose too
 #: The environment names that override settings; the compose test checks against this.
-ENV_NAMES = (ENV_CONFIG, ENV_DATA_DIR, ENV_DATABASE_URL)
+ENV_NAMES = (ENV_CONFIG, ENV_DATA_DIR, ENV_DATABASE_URL, ENV_REDIS_URL, ENV_CRAWL_MODE)
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 SETTINGS_FILE = "settings.yaml"
 SQLITE_FILE = "ufarchive.sqlite3"
@@ -51,6 +54,13 @@ class CrawlSettings(_Strict):
     depth_limit: int = Field(50, ge=0)
     stop_pagination_when_no_new: bool = True
     warc_max_bytes: int = Field(1_000_000_000, ge=1_000_000)
+    # Distributed crawling (crawler.distributed): `schedule` pushes each due site's run into
+    # Redis for `ufarchive worker` processes instead of crawling it in a child process.
+    mode: Literal["local", "distributed"] = "local"
+    redis_key_prefix: str = Field("ufarchive:", min_length=1)
+    # A worker that has not said it is alive for this long is dead: its requests go back
+    # to the queue for the others.
+    worker_timeout_seconds: float = Field(30, gt=0)
 
 
 class RevisitTier(_Strict):
@@ -141,6 +151,7 @@ class SettingsFile(_Strict):
 
     data_dir: str | None = None
     database_url: str | None = None
+    redis_url: str | None = None
     crawl: CrawlSettings = CrawlSettings()
     revisit: RevisitSettings = RevisitSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
@@ -160,6 +171,7 @@ class Settings:
     web: WebSettings
     logging: LoggingSettings
     revisit: RevisitSettings = field(default_factory=RevisitSettings)
+    redis_url: str = DEFAULT_REDIS_URL
 
     @property
     def sites_dir(self) -> Path:
@@ -181,15 +193,28 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     file = load_model(path, SettingsFile, ConfigError) if path.exists() else SettingsFile()
     data_dir = Path(env.get(ENV_DATA_DIR) or file.data_dir or "data")
     database_url = env.get(ENV_DATABASE_URL) or file.database_url or sqlite_url(data_dir)
+    crawl = file.crawl
+    if env.get(ENV_CRAWL_MODE):
+        try:
+            crawl = CrawlSettings.model_validate(
+                {**crawl.model_dump(), "mode": env[ENV_CRAWL_MODE]}
+            )
+        except ValidationError:
+            raise ConfigError(
+                ENV_CRAWL_MODE,
+                "(environment)",
+                f"{env[ENV_CRAWL_MODE]!r}: use local or distributed",
+            ) from None
     return Settings(
         config_dir=config_dir,
         data_dir=data_dir,
         database_url=database_url,
-        crawl=file.crawl,
+        crawl=crawl,
         scheduler=file.scheduler,
         web=file.web,
         logging=file.logging,
         revisit=file.revisit,
+        redis_url=env.get(ENV_REDIS_URL) or file.redis_url or DEFAULT_REDIS_URL,
     )
 
 

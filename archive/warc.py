@@ -9,6 +9,7 @@ leaves every earlier record readable and no row points at a record that is not t
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -189,7 +190,11 @@ class WarcFileWriter:
         self.close()
         self.directory.mkdir(parents=True, exist_ok=True)
         self._seq += 1
-        self._name = f"{self.prefix}-{self._stamp}-{os.getpid()}-{self._seq:05d}.warc.gz"
+        # host and process in the name: crawl workers on many hosts share one data volume
+        # (and a pid may repeat on another host), so no two writers ever open one file
+        self._name = (
+            f"{self.prefix}-{self._stamp}-{file_host()}-{os.getpid()}-{self._seq:05d}.warc.gz"
+        )
         fh = (self.directory / self._name).open("ab")
         self._fh = fh
         info = self._writer.create_warcinfo_record(
@@ -203,6 +208,11 @@ class WarcFileWriter:
         self._writer.out = fh
         self._writer.write_record(info)
         return fh
+
+
+def file_host() -> str:
+    """This host's name as it may appear in a file name."""
+    return re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname()) or "host"
 
 
 def warc_date(when: datetime) -> str:

@@ -278,6 +278,30 @@ def sites_check(
     report_site_errors(errors)
 
 
+@sites_app.command("probe")
+def sites_probe(
+    url: Annotated[str, typer.Argument(help="A listing page of the site (a news column).")],
+    name: Annotated[
+        str | None, typer.Option(help="The site's name (default: from the host name).")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the site file here.")
+    ] = None,
+) -> None:
+    """Fetch a listing page, its robots.txt, feeds and sitemaps; print a proposed site file."""
+    from crawler.probe import probe_site
+
+    text = probe_site(url, settings().crawl, name).site_file()
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UfarchiveError(f"{output}: cannot write: {exc.strerror or exc}") from None
+    err.print(f"wrote {output}; check it with `ufarchive sites check`", markup=False)
+
+
 def report_site_errors(errors: list[Any]) -> None:
     for error in errors:
         err.print(f"error: {error}", markup=False)
@@ -296,6 +320,13 @@ def crawl(
     refresh: Annotated[
         bool, typer.Option("--refresh", help="Refetch known articles (conditional requests).")
     ] = False,
+    distributed: Annotated[
+        bool,
+        typer.Option(
+            "--distributed",
+            help="Queue the runs in Redis for `ufarchive worker` processes and wait for them.",
+        ),
+    ] = False,
 ) -> None:
     """Crawl the named sites (or all) once, now, and store what is new or changed."""
     from rich.live import Live
@@ -308,7 +339,17 @@ def crawl(
         )
 
     with Live(render([]), console=err, transient=True, refresh_per_second=4) as live:
-        runs = run_crawl(names, refresh=refresh, on_progress=lambda rs: live.update(render(rs)))
+        if distributed:
+            if refresh:
+                raise UfarchiveError("--refresh: not available with --distributed yet")
+            from crawler.distributed import crawl_distributed
+
+            runs = crawl_distributed(
+                names, settings=settings(), on_progress=lambda rs: live.update(render(rs)),
+                notice=lambda text: err.print(f"warning: {text}", markup=False),
+            )  # fmt: skip
+        else:
+            runs = run_crawl(names, refresh=refresh, on_progress=lambda rs: live.update(render(rs)))
     out.print(runs_table(runs, title="crawl"))
     print_alerts([r.site for r in runs])
     failed = [r for r in runs if not r.ok]
@@ -334,7 +375,8 @@ def runs_table(runs: list[Any], title: str) -> Any:
     table = Table(title=title)
     # checked: known articles revisited and answered (304: of them not modified)
     for name in ("run", "site", "status", "started", "took", "requests", "new", "checked", "304",
-                 "changed", "same", "gone", "moved", "restored", "failed", "errors"):  # fmt: skip
+                 "changed", "same", "gone", "moved", "restored", "failed", "errors",
+                 "workers"):  # fmt: skip
         table.add_column(
             name, justify="right" if name not in ("site", "status", "started") else "left"
         )
@@ -347,8 +389,42 @@ def runs_table(runs: list[Any], title: str) -> Any:
             str(r.revisits_checked), str(r.revisits_not_modified), str(r.articles_changed),
             str(r.articles_unchanged), str(r.articles_gone), str(r.articles_moved),
             str(r.articles_restored), str(r.articles_failed), str(r.error_count),
+            workers_cell(r.workers),
         )  # fmt: skip
     return table
+
+
+def workers_cell(workers: int | None) -> str:
+    """How many crawl workers a run had; `-` for a run of one local crawl process."""
+    return "-" if workers is None else str(workers)
+
+
+@app.command()
+def worker(
+    log_file: Annotated[
+        Path | None, typer.Option("--log-file", help="Log here instead of stderr.")
+    ] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="Exit 0 if a worker of this host is alive in Redis (healthchecks)."
+        ),
+    ] = False,
+) -> None:
+    """A crawl worker: crawl the runs queued in Redis (UFARCHIVE_REDIS_URL) until stopped.
+
+    Run any number, on any host, with the same config folder, database and Redis. SIGTERM
+    or Ctrl-C stops it after handing back what it holds; a second signal stops it at once.
+    """
+    if check:
+        from crawler.distributed import check_host_worker
+
+        alive = check_host_worker(settings())
+        out.print(alive or "no live worker on this host", markup=False)
+        raise typer.Exit(0 if alive else 1)
+    from crawler.worker import run_worker
+
+    run_worker(settings(), str(log_file) if log_file else None)
 
 
 @app.command()
@@ -424,15 +500,16 @@ def status_table(statuses: list[Any]) -> Any:
         return value.astimezone().strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 
     table = Table(title=f"{len(statuses)} sites")
-    for name in ("site", "schedule", "last run", "started", "outcome", "new", "changed",
+    for name in ("site", "schedule", "last run", "started", "outcome", "workers", "new", "changed",
                  "revisits", "failures in a row", "warnings", "next run", "alerts"):  # fmt: skip
         right = name in ("new", "changed", "last run", "warnings")
         table.add_column(name, justify="right" if right else "left")
     for s in statuses:
         table.add_row(
             s.site, s.schedule, str(s.last_run_id or "-"), when(s.last_started),
-            s.last_status or "never run", str(s.articles_new), str(s.articles_changed),
-            s.describe_revisits(), str(s.failures_in_a_row), str(s.extraction_warnings),
+            s.last_status or "never run", workers_cell(s.workers), str(s.articles_new),
+            str(s.articles_changed), s.describe_revisits(), str(s.failures_in_a_row),
+            str(s.extraction_warnings),
             when(s.next_run), ", ".join(a.kind for a in s.alerts) or "-",
         )  # fmt: skip
     return table

@@ -52,6 +52,7 @@ class RunView:
     articles_failed: int
     error_count: int
     log_file: str | None = None
+    workers: int | None = None  # crawl workers that took part (a distributed run)
     revisits_checked: int = 0
     revisits_not_modified: int = 0
     revisits_failed: int = 0
@@ -89,10 +90,7 @@ def run_crawl(
     try:
         check_schema(engine)
         sessions = make_sessionmaker(engine)
-        with sessions() as session, session.begin():
-            run_ids = [
-                start_run(session, ensure_site(session, s.name, s.title), trigger).id for s in sites
-            ]
+        run_ids = start_runs(sessions, sites, trigger)
         log_file = settings.data_dir / "logs" / f"crawl-{run_ids[0]}.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "crawler.runner", "--log-file", str(log_file)]
@@ -133,6 +131,16 @@ def run_crawl(
         return runs
     finally:
         engine.dispose()
+
+
+def start_runs(
+    sessions: sessionmaker[Session], sites: Sequence[SiteConfig], trigger: str = "manual"
+) -> list[int]:
+    """A new run row for each site (its site row made on first use); their ids."""
+    with sessions() as session, session.begin():
+        return [
+            start_run(session, ensure_site(session, s.name, s.title), trigger).id for s in sites
+        ]
 
 
 def child_env(settings: Settings) -> dict[str, str]:
@@ -180,6 +188,7 @@ def run_view(row: CrawlRun, log_file: str | None = None) -> RunView:
         articles_new=row.articles_new, articles_changed=row.articles_changed,
         articles_unchanged=row.articles_unchanged, articles_gone=row.articles_gone,
         articles_failed=row.articles_failed, error_count=row.error_count, log_file=log_file,
+        workers=row.workers,
         revisits_checked=row.revisits_checked, revisits_not_modified=row.revisits_not_modified,
         revisits_failed=row.revisits_failed, articles_restored=row.articles_restored,
         articles_moved=row.articles_moved, unreachable=row.unreachable,

@@ -50,8 +50,8 @@ class RunState:
         log.warning("%s: %s: %s", url or self.site.name, kind, message)
         self.pending_errors.append((url, kind, message))
 
-    def flush(self, stats: dict[str, Any]) -> None:
-        """Write counters (from the crawler's stats and our own) and new errors."""
+    def read_stats(self, stats: dict[str, Any]) -> None:
+        """Take the HTTP counters from the crawler's stats."""
         self.counters.requests = int(stats.get("downloader/request_count", 0))
         self.counters.bytes_received = int(stats.get("downloader/response_bytes", 0))
         prefix = "downloader/response_status_count/"
@@ -60,6 +60,10 @@ class RunState:
             for key, value in stats.items()
             if key.startswith(prefix)
         }
+
+    def flush(self, stats: dict[str, Any]) -> None:
+        """Write counters (from the crawler's stats and our own) and new errors."""
+        self.read_stats(stats)
         errors, self.pending_errors = self.pending_errors, []
         with self.sessions() as session, session.begin():
             update_run(session, self.run_id, self.counters, errors, stats=jsonable(stats))

@@ -43,6 +43,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from archive.alerts import AlertView, judge_run, judge_staleness, site_health
@@ -129,6 +130,7 @@ class CrawlScheduler:
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.active = 0
         self.catchup: set[str] = set()
+        self._redis: Any = None
         config = settings.scheduler
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=config.max_concurrent_crawls)},
@@ -143,6 +145,8 @@ class CrawlScheduler:
     # --- jobs
     def start(self) -> None:
         check_schema(self.engine)
+        if self.settings.crawl.mode == "distributed":
+            self.adopt()
         self.scheduler.start()
         for site in self.sites.values():
             self.add_job(site, catch_up=True)
@@ -205,6 +209,8 @@ class CrawlScheduler:
     def crawl(self, site: SiteConfig, trigger: str) -> RunView | None:
         with self.sessions() as session, session.begin():
             run_id = start_run(session, ensure_site(session, site.name, site.title), trigger).id
+        if self.settings.crawl.mode == "distributed":
+            return self.crawl_distributed(site, run_id)
         log_file = self.settings.data_dir / "logs" / f"crawl-{run_id}.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)
         jobdir = self.jobdir(site.name)
@@ -245,6 +251,99 @@ class CrawlScheduler:
                  run.run_id, run.status, run.articles_new, run.articles_changed,
                  run.articles_failed, run.error_count, f": {run.message}" if run.message else "")  # fmt: skip
         return run
+
+    # --- distributed mode (crawl.mode: distributed): the crawl is the workers'
+    def crawl_distributed(self, site: SiteConfig, run_id: int) -> RunView | None:
+        """Push the run into Redis and watch it until the workers have drained it. When the
+        scheduler stops first, the run goes on in Redis and the next start watches it."""
+        from crawler import distributed
+
+        try:
+            server = self.redis()
+            runs = distributed.enqueue_runs(self.settings, server, [(site, run_id)])
+        except RedisError as exc:
+            with self.sessions() as session, session.begin():
+                finish_run(session, run_id, RunStatus.FAILED, f"Redis unreachable: {exc}")
+            return load_runs(self.sessions, [run_id])[0]
+        log.info("%s: run %d queued for the workers", site.name, run_id)
+        return self.watch_distributed(site.name, runs)
+
+    def watch_distributed(self, name: str, runs: list[Any]) -> RunView | None:
+        from crawler import distributed
+
+        keys = distributed.Keys(self.settings.crawl.redis_key_prefix)
+        self.metrics.running.inc()
+        try:
+            done = distributed.watch_runs(
+                self.redis(), keys, self.sessions, runs, stop=self.stopping
+            )
+        finally:
+            self.metrics.running.dec()
+        if not done:
+            log.info("%s: run %d left to the workers; the next start watches it", name,
+                     runs[0].run_id)  # fmt: skip
+            return None
+        run = load_runs(self.sessions, [runs[0].run_id])[0]
+        log.info("%s: run %d %s: %d new, %d changed, %d failed, %d errors, %s workers%s",
+                 name, run.run_id, run.status, run.articles_new, run.articles_changed,
+                 run.articles_failed, run.error_count, run.workers,
+                 f": {run.message}" if run.message else "")  # fmt: skip
+        return run
+
+    def redis(self) -> Any:
+        if self._redis is None:
+            from crawler.distributed import connect
+
+            self._redis = connect(self.settings.redis_url)
+        return self._redis
+
+    def adopt(self) -> None:
+        """Watch the runs a stopped scheduler left in Redis (distributed mode), each in a
+        thread of its own under its site's lock, as if this scheduler had started them."""
+        from crawler import distributed
+
+        try:
+            runs = distributed.adopt_runs(self.settings, self.redis(), self.sites)
+        except RedisError as exc:
+            log.warning("runs left in Redis not looked at (%s)", exc)
+            return
+        locked = []
+        for progress in runs:
+            tried = threading.Event()
+            locked.append(tried)
+            threading.Thread(
+                target=self.adopt_one, args=(progress, tried), name=f"adopt-{progress.run_id}",
+                daemon=True,
+            ).start()  # fmt: skip
+        for tried in locked:  # the sites' locks are held before their jobs can start
+            tried.wait(timeout=30)
+
+    def adopt_one(self, progress: Any, tried: threading.Event) -> None:
+        from archive.models import CrawlRun
+
+        with self.lock:
+            self.active += 1
+        try:
+            with self.sessions() as session:
+                row = session.get(CrawlRun, progress.run_id)
+                name = row.site.name if row is not None else None
+            if name is None:
+                return
+            with site_lock(self.engine, name) as taken:
+                tried.set()
+                if not taken:
+                    return
+                log.info("%s: watching run %d, left in Redis by an earlier start", name,
+                         progress.run_id)  # fmt: skip
+                run = self.watch_distributed(name, [progress])
+            if run is not None:
+                self.record(run)
+        except Exception:
+            log.exception("run %d: watching it failed", progress.run_id)
+        finally:
+            tried.set()
+            with self.lock:
+                self.active -= 1
 
     def record(self, run: RunView) -> None:
         self.metrics.observe(run)
@@ -599,6 +698,7 @@ class SiteStatus:
     failures_in_a_row: int
     next_run: datetime | None
     alerts: list[AlertView]
+    workers: int | None = None  # crawl workers of the last run (distributed mode)
     revisits: dict[str, int] | None = None  # the last run's (archive.alerts.revisit_counts)
     unreachable: bool = False
     extraction_warnings: int = 0  # pages of the last run whose extraction warned
@@ -623,7 +723,7 @@ class SiteStatus:
             "articles_new": self.articles_new, "articles_changed": self.articles_changed,
             "failures_in_a_row": self.failures_in_a_row, "next_run": iso(self.next_run),
             "revisits": self.revisits, "unreachable": self.unreachable,
-            "alerts": [a.to_dict() for a in self.alerts],
+            "alerts": [a.to_dict() for a in self.alerts], "workers": self.workers,
             "extraction_warnings": self.extraction_warnings,
         }  # fmt: skip
 
@@ -660,7 +760,8 @@ def site_statuses(settings: Settings) -> tuple[list[SiteStatus], list[SiteConfig
                     articles_changed=health.articles_changed,
                     failures_in_a_row=health.failures_in_a_row, next_run=next_run,
                     alerts=health.alerts, revisits=health.revisits,
-                    unreachable=health.unreachable, extraction_warnings=health.extraction_warnings,
+                    unreachable=health.unreachable, workers=health.last_workers,
+                    extraction_warnings=health.extraction_warnings,
                 )  # fmt: skip
                 out.append(row)
             return out, errors

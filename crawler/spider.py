@@ -168,8 +168,13 @@ class NewsSpider(scrapy.Spider):
             if request is not None:
                 self.run.start_requests += 1
                 yield request
+        for request in self.revisit_requests():
+            yield request
+
+    def revisit_requests(self) -> Iterator[Request]:
+        """Conditional requests for the run's due articles, read as the scheduler asks."""
         due = self.run.due
-        for start in range(0, len(due), REVISIT_BATCH):  # read as the scheduler asks for more
+        for start in range(0, len(due), REVISIT_BATCH):
             with self.run.sessions() as session:
                 batch = known_by_ids(session, due[start : start + REVISIT_BATCH])
             for known in batch:

@@ -98,6 +98,9 @@ class SiteServer:
         self._httpd = _Server((host, port), handler)
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
+        self.latency = 0.0  # seconds added to every answer (a slow, far-away server)
+        self.active = 0  # requests being answered now
+        self.max_active = 0  # the most answered at once: what a site feels as concurrency
         self.conditional = True  # False: ignore If-None-Match / If-Modified-Since
 
     # --- lifecycle
@@ -169,6 +172,7 @@ class SiteServer:
     def clear(self) -> None:
         with self._lock:
             self._requests.clear()
+            self.max_active = self.active
 
     # --- used by the handler
     def _record(self, request: RecordedRequest) -> None:
@@ -238,6 +242,19 @@ class _Handler(BaseHTTPRequestHandler):
                 time.time(),
             )
         )
+        with site._lock:
+            site.active += 1
+            site.max_active = max(site.max_active, site.active)
+        try:
+            if site.latency:
+                time.sleep(site.latency)
+            self._answer_now(head)
+        finally:
+            with site._lock:
+                site.active -= 1
+
+    def _answer_now(self, head: bool) -> None:
+        site = self.site
         rule = site._rule_for(self.path)
         if rule is not None:
             if rule.delay:

@@ -46,9 +46,12 @@ def test_the_scheduler_runs_schedule_after_db_upgrade(compose: dict[str, Any]) -
     services = compose["services"]
     scheduler = services["scheduler"]
     assert scheduler["command"] == ["schedule"]
-    [(first, condition)] = scheduler["depends_on"].items()
-    assert services[first]["command"] == ["db", "upgrade"]
-    assert condition == {"condition": "service_completed_successfully"}
+    upgrades = [
+        (name, condition)
+        for name, condition in scheduler["depends_on"].items()
+        if services[name].get("command") == ["db", "upgrade"]
+    ]
+    assert upgrades == [("migrate", {"condition": "service_completed_successfully"})]
 
 
 def test_the_image_runs_ufarchive() -> None:
@@ -104,3 +107,27 @@ def test_docker_compose_validates_it_offline() -> None:
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+
+
+def test_workers_scale_on_redis_with_aof_and_everything_long_running_has_a_healthcheck(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    redis = services["redis"]
+    command = " ".join(redis["command"])
+    assert "--appendonly yes" in command, "Redis persistence (AOF) must be on"
+    assert any(v.endswith(":/data") for v in redis["volumes"])
+    worker = services["worker"]
+    assert worker["command"] == ["worker"]
+    # `--scale worker=4` needs no fixed name and no published port
+    assert "container_name" not in worker and "ports" not in worker
+    assert worker["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+    for name in ("worker", "scheduler"):
+        assert services[name]["depends_on"]["redis"] == {"condition": "service_healthy"}
+        url = services[name]["environment"]["UFARCHIVE_REDIS_URL"]
+        assert url.startswith("redis://redis:6379/"), name
+    assert services["scheduler"]["environment"]["UFARCHIVE_CRAWL_MODE"] == "distributed"
+    for name, service in services.items():
+        if name != "migrate":
+            assert "healthcheck" in service, f"{name} has no healthcheck"
+    assert {"pgdata", "redisdata", "data"} <= set(compose["volumes"])

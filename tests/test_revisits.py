@@ -420,3 +420,73 @@ def test_reparse_and_dedup_rebuild_work_across_versions_and_takedowns(
         if a.cluster_id == gone.cluster_id
     ]
     assert len(copies) >= 2
+
+
+def test_a_redirect_to_another_domain_is_not_a_takedown(world: World) -> None:
+    server = world.servers[SITE]
+    for path in PATHS:  # the site moved to a host its file does not list (no request leaves)
+        server.rule(path, redirect=f"http://localhost:{server.port}{path}")
+    run = world.crawl()[SITE]
+    assert run.unreachable and run.revisits_failed == 6 and run.articles_gone == 0
+    assert all(a.status == "live" for a in world.articles(SITE).values())
+
+
+# --- what an answer means (crawler.revisits), without a crawl ----------------------------------
+
+
+def test_soft_404_pages_in_both_scripts_and_what_is_not_one() -> None:
+    from crawler.revisits import soft_404_phrase
+
+    shell = "<html><head><title>{t}</title><script>var m='页面不存在';</script></head><body>{b}</body></html>"
+    for phrase in ("页面不存在", "頁面不存在", "该信息已删除", "信息已撤回", "資訊已撤回"):
+        html = shell.format(t="提示", b=f"<div>对不起，{phrase}！<a href='/'>返回首页</a></div>")
+        assert soft_404_phrase(POLICY, html, "提示", "") == phrase
+    # a phrase only in a script (a site-wide handler) is not what the page says
+    assert (
+        soft_404_phrase(POLICY, shell.format(t="图片新闻", b="<img src=a.jpg>"), "图片新闻", "")
+        is None
+    )
+    # an article that quotes the phrase keeps its body: not a soft 404
+    body = "有网友反映点击链接后提示页面不存在，" + "统一战线工作取得新成效。" * 30
+    assert soft_404_phrase(POLICY, shell.format(t="通报", b=body), "通报", body) is None
+
+
+def test_where_a_redirect_leads() -> None:
+    from crawler.revisits import redirect_kind
+    from crawler.sites import SiteConfig
+
+    site = SiteConfig.model_validate({
+        "name": "x", "title": "x", "allowed_domains": ["tzb.gov.cn", "www.tzb.gov.cn"],
+        "start_urls": ["https://www.tzb.gov.cn/xwzx/"], "article_url_pattern": r"/xwzx/\d{6}/t\d+\.html$",
+        "follow_url_pattern": r"/xwzx/index_\d+\.html$", "schedule": {"interval_minutes": 60},
+    })  # fmt: skip
+    old = "https://www.tzb.gov.cn/xwzx/202401/t1.html"
+    assert redirect_kind(site, old, "https://tzb.gov.cn/xwzx/202401/t1.html") == "same"
+    assert redirect_kind(site, old, "https://www.tzb.gov.cn/xwzx/202402/t9.html") == "article"
+    assert redirect_kind(site, old, "https://www.tzb.gov.cn/") == "home"
+    assert redirect_kind(site, old, "https://www.tzb.gov.cn/index.shtml") == "home"
+    assert redirect_kind(site, old, "https://www.tzb.gov.cn/xwzx/") == "listing"
+    assert redirect_kind(site, old, "https://www.tzb.gov.cn/xwzx/index_3.html") == "listing"
+    assert redirect_kind(site, old, "https://www.tzb.gov.cn/404.html") == "other"
+
+
+def test_a_site_file_overrides_the_revisit_policy(tmp_path: Path) -> None:
+    from archive.errors import SiteConfigError
+    from crawler.sites import load_site_file
+
+    text = (
+        "name: s\ntitle: s\nstart_urls: [https://a.gov.cn/]\nallowed_domains: [a.gov.cn]\n"
+        "article_url_pattern: 'x'\nschedule: {interval_minutes: 60}\nrevisit: {revisit}\n"
+    )
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        text.replace("{revisit}", "{max_revisits: 0.1, mass_gone_min: 50}"), encoding="utf-8"
+    )
+    policy = load_site_file(path).revisit_policy(POLICY)
+    assert (policy.max_revisits, policy.mass_gone_min, policy.tiers) == (0.1, 50, POLICY.tiers)
+    path.write_text(text.replace("{revisit}", "{max_revisits: 3}"), encoding="utf-8")
+    with pytest.raises(
+        SiteConfigError,
+        match=r"s.yaml: revisit: max_revisits: Input should be less than or equal to 1",
+    ):
+        load_site_file(path)

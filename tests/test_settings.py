@@ -67,4 +67,10 @@ def test_shipped_settings_are_the_defaults() -> None:
 
 
 def test_env_names_are_the_documented_ones() -> None:
-    assert set(ENV_NAMES) == {"UFARCHIVE_CONFIG", "UFARCHIVE_DATA_DIR", "UFARCHIVE_DATABASE_URL"}
+    assert set(ENV_NAMES) == {
+        "UFARCHIVE_CONFIG",
+        "UFARCHIVE_DATA_DIR",
+        "UFARCHIVE_DATABASE_URL",
+        "UFARCHIVE_REDIS_URL",
+        "UFARCHIVE_CRAWL_MODE",
+    }

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from typer.testing import CliRunner
@@ -191,6 +193,24 @@ def test_sites_list_shows_a_table(config_dir: Path, env: dict[str, str]) -> None
 def test_shipped_site_files_are_valid() -> None:
     sites = load_sites(REPO / "config" / "sites")
     assert sites, "config/sites/ ships at least one site"
+
+
+def test_shipped_site_files_match_the_real_sites_url_shapes() -> None:
+    """Each shipped file gives sample article URLs of the real site (which its pattern must
+    match) or says that the article shape is not known; and says what it knows of listings."""
+    for path in sorted((REPO / "config" / "sites").glob("*.yaml")):
+        text = path.read_text(encoding="utf-8")
+        site = load_site_file(path)
+        samples = re.findall(r"^# sample article: (\S+)$", text, re.M)
+        if "Article URL shape: NOT known" not in text:
+            assert samples, f"{path.name}: no sample article and no 'NOT known'"
+        for url in samples:
+            assert site.article_re.search(url), f"{path.name}: pattern misses {url}"
+            assert site.is_allowed_host(urlsplit(url).hostname or ""), url
+        assert "Listing" in text or "listing" in text, path.name
+    zytzb = load_site_file(REPO / "config" / "sites" / "zytzb.yaml")
+    assert zytzb.article_re.search("/zytzb/2024-11/08/article_2024110814262019636.shtml")
+    assert not zytzb.is_allowed_host("zytzb.chinanews.com")
 
 
 def test_sites_check_as_a_user_runs_it(config_dir: Path, env: dict[str, str]) -> None:

@@ -1,0 +1,264 @@
+"""Distributed crawl: articles/s with 1, 2 and 4 `ufarchive worker` processes, politeness held.
+
+A fixture world of 20 generated sites (SITES x ARTICLES articles, listing pages of 20)
+is served on 127.0.0.1, every response 100 ms late (a far-away government server). For
+each worker count, a fresh PostgreSQL database and Redis key prefix; the workers start
+and register, then `crawl --distributed` (crawler.distributed.crawl_distributed) queues
+all 20 sites and waits for the workers to finish. Per-domain politeness: at most
+DOMAIN_LIMIT requests in flight per site for all workers together, measured at each site
+server. Each worker crawls every site with one request in flight per site
+(`crawl.concurrent_requests: 1`), so one worker is bound by the latency, not the CPU, and
+added workers can add throughput until the machine's two cores are busy.
+
+Prints, per worker count: articles/s (first request to the run's end), the ratio to one
+worker (the peer), the workers' CPU (cores busy on average), the machine's CPU busy
+share, the 1-minute load average, and the most requests any site saw at once.
+
+    .venv/bin/python bench/distributed.py [--sites 20] [--articles 100] [--workers 1,2,4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import redis  # noqa: E402
+from sqlalchemy import create_engine, func, select, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from archive.db import make_engine, make_sessionmaker, upgrade  # noqa: E402
+from archive.models import Article  # noqa: E402
+from archive.settings import DEFAULT_REDIS_URL, load_settings  # noqa: E402
+from crawler import distributed  # noqa: E402
+from tests.siteserver import SiteServer  # noqa: E402
+
+LATENCY = 0.1
+DOMAIN_LIMIT = 4
+PER_LISTING = 20
+POSTGRES = os.environ.get(
+    "UFARCHIVE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+WORDS = [
+    "统一战线",
+    "民主党派",
+    "工商联",
+    "无党派人士",
+    "政治协商",
+    "民族团结",
+    "宗教工作",
+    "港澳台",
+    "海外侨胞",
+    "新的社会阶层",
+    "调研",
+    "座谈会",
+    "协商",
+    "建言献策",
+    "凝聚共识",
+    "高质量发展",
+    "基层",
+    "乡村振兴",
+    "民营经济",
+    "理想信念",
+]
+
+
+def article_html(site: int, number: int) -> str:
+    rng = random.Random(site * 100_000 + number)
+    title = "".join(rng.sample(WORDS, 4))
+    paragraphs = "".join(
+        f"<p>{'，'.join(''.join(rng.sample(WORDS, 3)) for _ in range(6))}。</p>" for _ in range(6)
+    )
+    return (
+        f"<html><head><meta charset='utf-8'><title>{title}_测试{site}</title></head><body>"
+        f"<h1>{title}</h1><div class='info'>来源：测试统战网{site}　时间：2024-03-{1 + number % 28:02d} 10:00"
+        f"</div><div class='article'>{paragraphs}<p>责任编辑：王{number % 7}</p></div>"
+        "<div class='footer'>版权所有 京ICP备00000000号</div></body></html>"
+    )
+
+
+def build_site(server: SiteServer, site: int, articles: int) -> None:
+    pages = (articles + PER_LISTING - 1) // PER_LISTING
+    for page in range(pages):
+        name = "index.html" if page == 0 else f"index_{page}.html"
+        links = "".join(
+            f'<li><a href="/news/202403/t20240301_{n}.html">要闻{n}</a></li>'
+            for n in range(page * PER_LISTING, min(articles, (page + 1) * PER_LISTING))
+        )
+        pager = "".join(
+            f'<a href="index_{p}.html">{p}</a>' if p else '<a href="index.html">1</a>'
+            for p in range(pages)
+        )
+        server.put(f"/news/{name}", f"<html><body><ul>{links}</ul>{pager}</body></html>")
+    for n in range(articles):
+        server.put(f"/news/202403/t20240301_{n}.html", article_html(site, n))
+    server.put("/robots.txt", "User-agent: *\nDisallow: /admin/\n")
+
+
+def write_config(root: Path, servers: list[SiteServer], prefix: str, redis_url: str) -> None:
+    sites = root / "config" / "sites"
+    sites.mkdir(parents=True, exist_ok=True)
+    (root / "config" / "settings.yaml").write_text(
+        f"redis_url: {redis_url}\n"
+        "crawl:\n"
+        "  download_delay_seconds: 0\n"
+        "  autothrottle: false\n"
+        "  concurrent_requests: 1\n"
+        f"  concurrent_requests_per_domain: {DOMAIN_LIMIT}\n"
+        f"  redis_key_prefix: '{prefix}'\n"
+        "  worker_timeout_seconds: 10\n"
+        "revisit:\n  enabled: false\n"
+        "logging:\n  level: WARNING\n",
+        encoding="utf-8",
+    )
+    for n, server in enumerate(servers):
+        (sites / f"s{n:02d}.yaml").write_text(
+            f"name: s{n:02d}\ntitle: 测试{n}\nstart_urls: [{server.url('/news/index.html')}]\n"
+            f"allowed_domains: [{server.host}]\n"
+            "article_url_pattern: '/news/\\d{6}/t\\d+_\\d+\\.html$'\n"
+            "follow_url_pattern: '/news/index(_\\d+)?\\.html$'\n"
+            "schedule: {interval_minutes: 60}\n",
+            encoding="utf-8",
+        )
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy() -> tuple[int, int]:
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+def run_size(
+    count: int, servers: list[SiteServer], articles: int, redis_url: str
+) -> dict[str, float]:
+    root = Path(tempfile.mkdtemp(prefix=f"ufarchive-dist-{count}-"))
+    prefix = f"bench-{uuid.uuid4().hex[:8]}:"
+    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    dbname = f"ufarchive_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{dbname}"'))
+    database_url = make_url(POSTGRES).set(database=dbname).render_as_string(hide_password=False)
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        engine = make_engine(database_url)
+        upgrade(engine)
+        engine.dispose()
+        write_config(root, servers, prefix, redis_url)
+        env = {
+            **os.environ,
+            "UFARCHIVE_CONFIG": str(root / "config"),
+            "UFARCHIVE_DATA_DIR": str(root / "data"),
+            "UFARCHIVE_DATABASE_URL": database_url,
+        }
+        for server in servers:
+            server.clear()
+        for n in range(count):
+            log = root / f"worker-{n}.log"
+            workers.append(subprocess.Popen(
+                [sys.executable, "-m", "crawler", "worker", "--log-file", str(log)],
+                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+            ))  # fmt: skip
+        server = redis.Redis.from_url(redis_url)
+        keys = distributed.Keys(prefix)
+        while len(distributed.live_workers(server, keys)) < count:
+            time.sleep(0.1)
+        cpu_before = sum(cpu_seconds(w.pid) for w in workers)
+        busy_before = machine_busy()
+        load = os.getloadavg()[0]
+        started = time.time()
+        runs = distributed.crawl_distributed(None, settings=load_settings(env))
+        ended = time.time()
+        cpu = sum(cpu_seconds(w.pid) for w in workers) - cpu_before
+        busy_after = machine_busy()
+        bad = [r for r in runs if not r.ok]
+        if bad:
+            raise SystemExit(f"{len(bad)} runs failed, e.g. {bad[0].site}: {bad[0].message}")
+        engine = make_engine(database_url)
+        with make_sessionmaker(engine)() as session:
+            stored = int(session.scalar(select(func.count()).select_from(Article)) or 0)
+        engine.dispose()
+        first = min(r.at for s in servers for r in s.requests)
+        last = max(r.at for s in servers for r in s.requests)
+        busy = (busy_after[0] - busy_before[0]) / max(1, busy_after[1] - busy_before[1])
+        return {
+            "workers": count,
+            "articles": stored,
+            "expected": articles * len(servers),
+            "seconds": ended - first,
+            "crawl_seconds": last - first,
+            "wall": ended - started,
+            "rate": stored / (ended - first),
+            "cores": cpu / (ended - started),
+            "machine_busy": busy,
+            "load": load,
+            "max_active": max(s.max_active for s in servers),
+            "requests": sum(len(s.requests) for s in servers),
+        }
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            try:
+                worker.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+        admin.dispose()
+        client = redis.Redis.from_url(redis_url)
+        names = list(client.scan_iter(match=prefix + "*", count=1000))
+        if names:
+            client.delete(*names)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sites", type=int, default=20)
+    parser.add_argument("--articles", type=int, default=100, help="articles per site")
+    parser.add_argument("--workers", default="1,2,4")
+    args = parser.parse_args()
+    redis_url = os.environ.get("UFARCHIVE_REDIS_URL", DEFAULT_REDIS_URL)
+    servers = [SiteServer().start() for _ in range(args.sites)]
+    try:
+        for n, server in enumerate(servers):
+            build_site(server, n, args.articles)
+            server.latency = LATENCY
+        results = [
+            run_size(int(c), servers, args.articles, redis_url) for c in args.workers.split(",")
+        ]
+    finally:
+        for server in servers:
+            server.stop()
+    base = results[0]["rate"]
+    print(f"{args.sites} sites x {args.articles} articles, {LATENCY * 1000:.0f} ms per response, "
+          f"at most {DOMAIN_LIMIT} requests in flight per site for all workers together")  # fmt: skip
+    print("workers  articles    seconds (fetching)  articles/s  vs 1 worker  worker CPU (cores)  "
+          "machine busy  load(1m)  max in flight per site")  # fmt: skip
+    for r in results:
+        print(
+            f"{r['workers']:7d}  {r['articles']:5d}/{r['expected']:<5d} {r['seconds']:6.1f} "
+            f"({r['crawl_seconds']:6.1f})  "
+            f"{r['rate']:10.1f}  {r['rate'] / base:10.2f}x  {r['cores']:18.2f}  "
+            f"{r['machine_busy'] * 100:11.0f}%  {r['load']:8.2f}  {r['max_active']:6d}"
+            f"{'' if r['max_active'] <= DOMAIN_LIMIT else '  POLITENESS BROKEN'}"
+        )
+
+
+if __name__ == "__main__":
+    main()

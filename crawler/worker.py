@@ -1,0 +1,549 @@
+"""`ufarchive worker`: a Scrapy process that crawls the distributed runs it finds in Redis.
+
+Each run in Redis (crawler.distributed) gets a crawler of its own in the worker: the same
+NewsSpider callbacks, extraction and store path as `crawl`, with
+
+- the scheduler and duplicate filter of scrapy-redis (`scrapy_redis.scheduler.Scheduler`,
+  `PriorityQueue`, `RFPDupeFilter`), adapted in two places where scrapy-redis 0.9.1 does
+  not fit, both by subclassing: (1) its keys are per spider *name* (`news:requests`), so
+  every site's requests would share one queue and no run could tell when its own queue
+  is drained -- `open()` points the queue and the filter at the run's keys; (2) its
+  `pop()` removes a request outright, so the requests a killed worker had taken would be
+  lost -- `ReliableQueue.pop()` moves it into the run's in-flight hash in the same Redis
+  step, and the scheduler acknowledges it only when Scrapy's engine has finished with it
+  (the response's links are in the queue) and the pipeline has committed what it stored.
+  Nothing else is changed: with Scrapy 2.19 the rest of scrapy-redis works as it is;
+- counters and errors that go to Redis (the coordinator writes the run row);
+- politeness through Redis for all workers together (crawler.politeness);
+- WARC files of its own: host, process and site in every file name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from redis.exceptions import RedisError
+from scrapy import Request, Spider, signals
+from scrapy.crawler import Crawler, CrawlerProcess
+from scrapy.exceptions import DontCloseSpider
+from scrapy.http import Response
+from scrapy_redis.dupefilter import RFPDupeFilter
+from scrapy_redis.queue import PriorityQueue
+from scrapy_redis.scheduler import Scheduler
+from sqlalchemy import select
+from twisted.internet import task
+from twisted.internet.defer import Deferred
+
+from archive.db import check_schema, make_engine, make_sessionmaker
+from archive.models import RunStatus, Site, utcnow
+from archive.revisit import revisit_budget
+from archive.settings import Settings, load_settings
+from archive.store import due_articles, known_articles
+from archive.warc import WarcFileWriter
+from crawler import distributed
+from crawler.distributed import COUNTER_FIELDS, KEY_TTL_SECONDS, Keys, RunKeys
+from crawler.pipelines import ArchivePipeline
+from crawler.runstate import RunState
+from crawler.sites import load_site_file
+from crawler.spider import NewsSpider
+
+log = logging.getLogger("ufarchive.worker")
+
+TICK_SECONDS = 0.5  # heartbeat, new runs, dead workers' requests
+ACK_SECONDS = 0.2  # acknowledgements, and waking an idle engine when work arrived
+TOKEN_META = "ufarchive_token"
+
+
+# --- the run's state in a worker -----------------------------------------------------------
+
+
+@dataclass
+class SharedRunState(RunState):
+    """A run's state in one worker: counters are *added* to the run's hash in Redis and
+    errors pushed to its list, where the coordinator collects them."""
+
+    server: Any = None
+    keys: RunKeys | None = None
+    sent: dict[str, int] = field(default_factory=dict)
+    commits: int = 0  # pipeline commits so far (acknowledgements wait for the next one)
+    worker: str = ""
+
+    def error(self, url: str | None, kind: str, message: str) -> None:
+        log.warning("%s: %s: %s", url or self.site.name, kind, message)
+        assert self.keys is not None
+        self.server.rpush(self.keys.errors, json.dumps([url, kind, message[:4000]]))
+
+    def add(self, name: str, count: int = 1) -> None:
+        assert self.keys is not None
+        self.server.hincrby(self.keys.counters, name, count)
+
+    def flush(self, stats: dict[str, Any]) -> None:
+        self.read_stats(stats)
+        now = {name: int(getattr(self.counters, name, 0)) for name in COUNTER_FIELDS}
+        now["unstored"] = self.unstored
+        now.pop("start_ok")  # added as it happens (note_start)
+        now |= {f"status:{k}": v for k, v in self.counters.responses_by_status.items()}
+        # our own stats (archive.alerts reads them off the run): numbers add up, texts are set
+        ours = {k: v for k, v in stats.items() if k.startswith("ufarchive/")}
+        now |= {f"stat:{k}": int(v) for k, v in ours.items() if isinstance(v, int | float)}
+        texts = {k: str(v) for k, v in ours.items() if isinstance(v, str)}
+        deltas = {k: v - self.sent.get(k, 0) for k, v in now.items() if v != self.sent.get(k, 0)}
+        if not deltas and not texts and not self.counters.unreachable:
+            return
+        assert self.keys is not None
+        pipe = self.server.pipeline(transaction=True)
+        for name, delta in deltas.items():
+            if name.startswith("stat:"):
+                pipe.hincrby(self.keys.stats, name.removeprefix("stat:"), delta)
+            else:
+                pipe.hincrby(self.keys.counters, name, delta)
+        if texts:
+            pipe.hset(self.keys.stats, mapping=texts)
+        if self.counters.unreachable:
+            pipe.hset(self.keys.counters, "unreachable", 1)
+        for key in (self.keys.counters, self.keys.stats):
+            pipe.expire(key, KEY_TTL_SECONDS)
+        pipe.execute()
+        self.sent = now
+
+    def finish(self, status: RunStatus, message: str | None, stats: dict[str, Any]) -> None:
+        """This worker is done with the run (the coordinator judges the run itself)."""
+        if self.finished:
+            return
+        try:
+            self.flush(stats)
+            assert self.keys is not None
+            self.server.sadd(self.keys.closed, self.worker)
+            self.server.expire(self.keys.closed, KEY_TTL_SECONDS)
+        except RedisError:
+            log.exception("run %d: last counters not sent", self.run_id)
+        self.finished = True
+        self.warc.close()
+        self.engine.dispose()
+
+
+class SharedSet:
+    """The spider's set of scheduled article URLs, kept in Redis for all workers."""
+
+    def __init__(self, server: redis.Redis, key: str) -> None:
+        self.server, self.key = server, key
+
+    def __contains__(self, value: object) -> bool:
+        return bool(self.server.sismember(self.key, str(value)))
+
+    def add(self, value: str) -> None:
+        self.server.sadd(self.key, value)
+
+
+# --- the spider -----------------------------------------------------------------------------
+
+
+class WorkerSpider(NewsSpider):
+    """NewsSpider on a distributed run: start requests come from the coordinator, the page
+    budget and the set of scheduled articles are the run's, in Redis."""
+
+    run: SharedRunState
+
+    def __init__(
+        self,
+        site: str | None = None,
+        run_id: str | int | None = None,
+        worker_id: str = "",
+        **kwargs: Any,
+    ):
+        super().__init__(site=site, run_id=run_id, trigger="worker", **kwargs)
+        self.worker_id = worker_id
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> WorkerSpider:
+        spider: WorkerSpider = super().from_crawler(crawler, *args, **kwargs)  # type: ignore[assignment]
+        assert spider.run.keys is not None
+        spider.scheduled = SharedSet(spider.run.server, spider.run.keys.scheduled)  # type: ignore[assignment]
+        crawler.signals.connect(spider.on_idle, signal=signals.spider_idle)
+        return spider
+
+    def open_run(self) -> SharedRunState:
+        settings = load_settings()
+        site = load_site_file(settings.sites_dir / f"{self.site_name}.yaml")
+        assert self.given_run_id is not None
+        engine = make_engine(settings.database_url, writer=True)
+        check_schema(engine)
+        sessions = make_sessionmaker(engine)
+        server = distributed.connect(settings.redis_url)
+        keys = Keys(settings.crawl.redis_key_prefix).run(self.given_run_id)
+        policy = site.revisit_policy(settings.revisit)
+        # the first worker on the run queues its revisits (the others' would be the same)
+        revisits = bool(server.set(keys.due, self.worker_id, nx=True, ex=KEY_TTL_SECONDS))
+        with sessions() as session:
+            site_id = session.scalars(select(Site.id).where(Site.name == site.name)).one()
+            known = known_articles(session, site_id)
+            limit = revisit_budget(policy, site.max_pages)
+            due = due_articles(session, site_id, utcnow(), limit) if revisits else []
+        warc = WarcFileWriter(
+            settings.data_dir, settings.crawl.warc_max_bytes, prefix=f"ufarchive-{site.name}"
+        )
+        return SharedRunState(
+            settings, site, site_id, self.given_run_id, engine, sessions, warc, known,
+            policy=policy, due=due, server=server, keys=keys, worker=self.worker_id,
+        )  # fmt: skip
+
+    async def start(self) -> AsyncIterator[Request]:
+        """The coordinator has queued the start requests; the revisits (if this worker
+        took them) go into the run's queue like any request."""
+        for request in self.revisit_requests():
+            yield request
+
+    # The run's page budget (`max_pages`), shared: NewsSpider.request() reads and bumps it.
+    @property
+    def budget_used(self) -> int:
+        run = self.__dict__.get("run")
+        if run is None or run.keys is None:
+            return 0
+        return int(run.server.get(run.keys.budget) or 0)
+
+    @budget_used.setter
+    def budget_used(self, value: int) -> None:
+        run = self.__dict__.get("run")
+        if run is not None and run.keys is not None and value:
+            run.server.incr(run.keys.budget)
+
+    def note_start(self, response: Response) -> None:
+        if response.meta.get("kind") == "start" and response.status == 200:
+            self.run.add("start_ok")
+
+    def on_idle(self, spider: Spider) -> None:
+        if spider is not self:
+            return
+        server, keys = self.run.server, self.run.keys
+        assert keys is not None
+        try:
+            active = distributed.is_active(
+                server, Keys(self.run.settings.crawl.redis_key_prefix), self.run.run_id
+            )
+        except RedisError:
+            active = True  # Redis is away: keep the run open and ask again
+        if active:
+            raise DontCloseSpider
+
+
+# --- the pipeline and the scheduler ---------------------------------------------------------
+
+
+class WorkerPipeline(ArchivePipeline):
+    """ArchivePipeline that counts its commits, so the scheduler knows when a page it let
+    go of is stored (its request may then leave the in-flight hash)."""
+
+    def commit(self) -> None:
+        super().commit()
+        run = self.run
+        if isinstance(run, SharedRunState):
+            run.commits += 1
+
+
+class ReliableQueue(PriorityQueue):  # type: ignore[misc]
+    """scrapy-redis's priority queue whose pop() holds the request for this worker."""
+
+    def __init__(self, server: redis.Redis, spider: WorkerSpider, run: RunKeys, worker: str):
+        super().__init__(server, spider, run.queue)
+        self.run, self.worker = run, worker
+
+    def pop(self, timeout: int = 0) -> Request | None:
+        run = self.run
+        found = self.server.eval(
+            distributed.POP_SCRIPT, 4, run.queue, run.inflight, run.counter, run.workers,
+            self.worker,
+        )  # fmt: skip
+        if not found:
+            return None
+        token, data = found
+        request: Request = self._decode_request(data)
+        request.meta[TOKEN_META] = token.decode()
+        return request
+
+
+class RunQueueScheduler(Scheduler):  # type: ignore[misc]
+    """scrapy-redis's scheduler on one run's keys, acknowledging what it handed out."""
+
+    crawler: Crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> RunQueueScheduler:
+        settings = crawler.settings
+        server = distributed.connect(settings.get("UFARCHIVE_REDIS_URL"))
+        scheduler = cls(server=server, persist=True)  # the coordinator drops the run's keys
+        scheduler.stats = crawler.stats
+        scheduler.crawler = crawler
+        scheduler.worker = settings.get("UFARCHIVE_WORKER_ID")
+        return scheduler
+
+    def open(self, spider: WorkerSpider) -> None:
+        self.spider = spider
+        assert spider.run.keys is not None
+        self.run: RunKeys = spider.run.keys
+        self.queue = ReliableQueue(self.server, spider, self.run, self.worker)
+        self.df = RFPDupeFilter(self.server, key=self.run.seen)
+        self.held: dict[Request, str] = {}  # handed to the engine, not yet acknowledged
+        self.released: list[tuple[str, int]] = []  # (token, pipeline commits at release)
+        self.timer = task.LoopingCall(self.acknowledge)
+        self.timer.start(ACK_SECONDS, now=False)
+
+    def enqueue_request(self, request: Request) -> bool:
+        # scrapy-redis 0.9.1's own passes `spider=` to the stats, deprecated in Scrapy 2.19
+        if not request.dont_filter and self.df.request_seen(request):
+            self.df.log(request, self.spider)
+            return False
+        if self.stats:
+            self.stats.inc_value("scheduler/enqueued/redis")
+        self.queue.push(request)
+        return True
+
+    def next_request(self) -> Request | None:
+        try:
+            request: Request | None = self.queue.pop()
+        except RedisError:
+            log.warning("Redis is away; no request taken")
+            return None
+        if request is not None:
+            self.held[request] = request.meta[TOKEN_META]
+            if self.stats:
+                self.stats.inc_value("scheduler/dequeued/redis")
+        return request
+
+    def has_pending_requests(self) -> bool:
+        try:
+            return len(self) > 0
+        except RedisError:
+            return False
+
+    def in_progress(self) -> set[Request]:
+        # Scrapy has no public signal for "the engine is done with a request (its callback's
+        # output handled)"; the engine's slot keeps exactly that set.
+        slot = getattr(self.crawler.engine, "_slot", None)
+        return getattr(slot, "inprogress", set()) if slot is not None else set()
+
+    def acknowledge(self) -> None:
+        """Let go of the requests the engine has finished with, once the pipeline has
+        committed since; then wake the engine if the queue has work (when idle, Scrapy's
+        engine looks at its scheduler only every 5 s)."""
+        try:
+            busy = self.in_progress()
+            commits = self.spider.run.commits
+            for request in [r for r in self.held if r not in busy]:
+                self.released.append((self.held.pop(request), commits))
+            done = [token for token, at in self.released if commits > at]
+            if done:
+                self.spider.flush()  # the counters first: the run may end with these acks
+                self.server.hdel(self.run.inflight, *done)
+                self.released = [(t, at) for t, at in self.released if commits <= at]
+            engine = self.crawler.engine
+            if engine is not None and not engine.needs_backout() and len(self.queue):
+                slot = getattr(engine, "_slot", None)
+                if slot is not None:
+                    slot.nextcall.schedule()
+        except RedisError:
+            log.warning("Redis is away; acknowledgements wait")
+
+    def close(self, reason: str) -> None:
+        """Hand back what this worker still holds (a stop before the end): another worker
+        takes it up at once instead of after the dead-worker timeout."""
+        if self.timer.running:
+            self.timer.stop()
+        tokens = list(self.held.values()) + [token for token, _ in self.released]
+        try:
+            for token in tokens:
+                self.server.eval(
+                    distributed.REQUEUE_SCRIPT, 2, self.run.inflight, self.run.queue, token
+                )
+        except RedisError:
+            log.warning(
+                "Redis is away; %d requests go back when this worker times out", len(tokens)
+            )
+
+
+# --- the worker process -----------------------------------------------------------------------
+
+
+def worker_scrapy_settings(settings: Settings, worker_id: str) -> dict[str, Any]:
+    from crawler.crawlsettings import scrapy_settings
+
+    values = scrapy_settings(settings, log_level=settings.logging.level)
+    crawl = settings.crawl
+    values.update(
+        SCHEDULER="crawler.worker.RunQueueScheduler",
+        ITEM_PIPELINES={"crawler.worker.WorkerPipeline": 300},
+        UFARCHIVE_REDIS_URL=settings.redis_url,
+        UFARCHIVE_REDIS_PREFIX=crawl.redis_key_prefix,
+        UFARCHIVE_WORKER_ID=worker_id,
+        UFARCHIVE_DOMAIN_CONCURRENCY=crawl.concurrent_requests_per_domain,
+        UFARCHIVE_DOMAIN_DELAY=crawl.download_delay_seconds,
+        # the delay holds across workers (crawler.politeness); a local one would add to it
+        DOWNLOAD_DELAY=0,
+        DOWNLOADER_MIDDLEWARES={
+            **values["DOWNLOADER_MIDDLEWARES"],
+            "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+            "crawler.middlewares.SharedRobotsTxtMiddleware": None,
+            "crawler.politeness.RunRobotsTxtMiddleware": 100,
+            # last before the download: the lease covers the request on the wire only
+            "crawler.politeness.DomainLeaseMiddleware": 990,
+        },
+    )
+    return values
+
+
+class WorkerProcess(CrawlerProcess):
+    """Scrapy's process, told when a shutdown signal arrives (no new runs then)."""
+
+    stopping = False
+
+    def _signal_shutdown(self, signum: int, frame: Any) -> None:
+        self.stopping = True
+        super()._signal_shutdown(signum, frame)
+
+
+class Worker:
+    """Opens a crawler for every run in Redis; says it is alive; requeues dead workers'
+    requests."""
+
+    def __init__(self, settings: Settings, log_file: str | None = None) -> None:
+        self.settings = settings
+        self.id = distributed.worker_id()
+        self.keys = Keys(settings.crawl.redis_key_prefix)
+        self.server = distributed.connect(settings.redis_url)
+        values = worker_scrapy_settings(settings, self.id)
+        if log_file:
+            values.update(LOG_FILE=log_file, LOG_FILE_APPEND=True)
+        values["LOG_INSTALL_ROOT_HANDLER"] = True
+        self.process = WorkerProcess(values)
+        self.crawling: dict[int, Crawler] = {}
+        self.closing: set[int] = set()
+        self.retry_at: dict[int, float] = {}  # runs whose crawler failed to open
+        self.last_reap = 0.0
+        self.trouble = ""
+        self.done = threading.Event()
+
+    def heartbeat(self) -> None:
+        """Say this process is alive, from a thread of its own: the reactor may be busy for
+        seconds (opening a run's crawler), and that must not make the worker look dead."""
+        ttl = self.settings.crawl.worker_timeout_seconds
+        about = json.dumps({"host": socket.gethostname(), "pid": os.getpid()})
+        server = distributed.connect(self.settings.redis_url)
+        while not self.done.wait(ttl / 4):
+            with contextlib.suppress(RedisError):  # the reactor's tick reports Redis trouble
+                server.set(self.keys.worker(self.id), about, px=int(ttl * 1000))
+        with contextlib.suppress(RedisError):
+            server.delete(self.keys.worker(self.id))
+
+    def tick(self) -> None:
+        ttl = self.settings.crawl.worker_timeout_seconds
+        try:
+            runs = distributed.run_infos(self.server, self.keys)
+            for run_id, info in runs.items():
+                wanted = not self.process.stopping and not info.get("closing")
+                if (
+                    wanted
+                    and run_id not in self.crawling
+                    and time.time() >= self.retry_at.get(run_id, 0)
+                ):
+                    self.open(run_id, info["site"])
+            for run_id, crawler in list(self.crawling.items()):
+                if run_id not in runs or runs[run_id].get("closing"):
+                    self.close(run_id, crawler)
+            if time.monotonic() - self.last_reap > min(2.0, ttl / 2):
+                self.last_reap = time.monotonic()
+                alive = distributed.live_workers(self.server, self.keys)
+                for run_id in runs:
+                    distributed.requeue_dead(self.server, self.keys, run_id, alive)
+            if self.trouble:
+                log.info("Redis is back")
+            self.trouble = ""
+        except RedisError as exc:
+            if not self.trouble:
+                log.warning("Redis is away (%s); the worker waits", exc)
+            self.trouble = str(exc)
+
+    def open(self, run_id: int, site: str) -> None:
+        log.info("run %d (%s): joining", run_id, site)
+        crawler = self.process.create_crawler(WorkerSpider)
+        self.crawling[run_id] = crawler
+        deferred = self.process.crawl(crawler, site=site, run_id=run_id, worker_id=self.id)
+
+        def done(result: Any) -> None:
+            self.crawling.pop(run_id, None)
+            self.closing.discard(run_id)
+            if result is not None and hasattr(result, "getErrorMessage"):
+                log.error(
+                    "run %d (%s): could not crawl: %s", run_id, site, result.getErrorMessage()
+                )
+                self.retry_at[run_id] = time.time() + 30
+
+        deferred.addBoth(done)
+
+    def close(self, run_id: int, crawler: Crawler) -> None:
+        """The run is drained (or gone): close its crawler now, not at the engine's next
+        idle check, so the coordinator gets the last counters soon."""
+        engine = crawler.engine
+        if run_id in self.closing or engine is None or engine.spider is None:
+            return
+        self.closing.add(run_id)
+        log.info("run %d: drained, closing", run_id)
+        deferred = Deferred.fromCoroutine(engine.close_spider_async(reason="finished"))
+        deferred.addErrback(
+            lambda failure: log.error("run %d: %s", run_id, failure.getErrorMessage())
+        )
+
+    def run(self) -> None:
+        ttl = self.settings.crawl.worker_timeout_seconds
+        self.server.set(self.keys.worker(self.id), "{}", px=int(ttl * 1000))
+        beating = threading.Thread(target=self.heartbeat, name="heartbeat", daemon=True)
+        beating.start()
+        looping = task.LoopingCall(self.tick)
+        looping.start(TICK_SECONDS, now=True)
+        try:
+            self.process.start(stop_after_crawl=False)
+        finally:
+            if looping.running:
+                looping.stop()
+            self.done.set()
+            beating.join(timeout=5)
+
+
+def install_reactor(settings: Settings) -> None:
+    """Install Scrapy's reactor before the worker starts: its first crawler may come much
+    later, and Twisted would otherwise install its default one."""
+    from scrapy.settings import Settings as ScrapySettings
+    from scrapy.utils.reactor import install_reactor as scrapy_install_reactor
+
+    scrapy_install_reactor(ScrapySettings()["TWISTED_REACTOR"])
+
+
+def warm_up() -> None:
+    """Import what a run's crawler needs now: done when the first run arrives, it blocked
+    the reactor for seconds (extraction, dedup, search, Alembic)."""
+    import archive.dedup
+    import archive.search
+    import crawler.extract
+    import crawler.politeness
+
+    del archive.dedup, archive.search, crawler.extract, crawler.politeness
+
+
+def run_worker(settings: Settings, log_file: str | None = None) -> None:
+    """The body of `ufarchive worker`: crawl Redis's runs until SIGTERM/SIGINT."""
+    install_reactor(settings)  # first: crawler.middlewares imports the reactor
+    warm_up()
+    worker = Worker(settings, log_file)
+    log.info("worker %s on %s, Redis prefix %r", worker.id, settings.redis_url,
+             settings.crawl.redis_key_prefix)  # fmt: skip
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    worker.run()

@@ -1,0 +1,455 @@
+"""Distributed crawling on real Redis and PostgreSQL: workers, kill -9, a Redis restart.
+
+Each test has a key prefix of its own on the shared Redis (deleted afterwards); the Redis
+restart test starts a second redis-server of its own on another loopback port, so the
+shared one is never restarted.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from sqlalchemy import func, select
+
+from archive.models import Article, CrawlRun, Snapshot
+from archive.settings import DEFAULT_REDIS_URL, load_settings
+from archive.warc import file_host
+from crawler import distributed
+from crawler.distributed import Keys
+from crawler.runner import RunView, run_view
+from tests.crawlworld import SITE_FILES, World, expected, make_world
+from tests.siteserver import SiteServer
+
+pytestmark = pytest.mark.slow
+
+SITES = tuple(SITE_FILES)
+DOMAIN_LIMIT = 2
+
+
+def redis_url() -> str:
+    return os.environ.get("UFARCHIVE_TEST_REDIS_URL", DEFAULT_REDIS_URL)
+
+
+def redis_or_skip(url: str) -> redis.Redis:
+    server = redis.Redis.from_url(url, socket_connect_timeout=3)
+    try:
+        server.ping()
+    except redis.RedisError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis at {url} unreachable: {exc} (CI=true: the suite needs it)")
+        pytest.skip(f"Redis at {url} unreachable: {exc}")
+    return server
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    """A key prefix of this test's own; its keys are deleted afterwards."""
+    server = redis_or_skip(redis_url())
+    name = f"ufarchive-test-{uuid.uuid4().hex[:10]}:"
+    yield name
+    keys = list(server.scan_iter(match=name + "*", count=1000))
+    if keys:
+        server.delete(*keys)
+    server.close()
+
+
+class Cluster:
+    """A fixture world, its Redis and a set of `ufarchive worker` processes."""
+
+    def __init__(self, world: World, url: str, prefix: str, worker_timeout: float) -> None:
+        self.world, self.url, self.prefix = world, url, prefix
+        settings = world.config_dir / "settings.yaml"
+        text = settings.read_text(encoding="utf-8")
+        # the limit crawlworld sets for a local crawl gives way to this test's own
+        text = text.replace("  concurrent_requests_per_domain: 8\n", "", 1).replace(
+            "crawl:\n",
+            "crawl:\n"
+            f"  concurrent_requests_per_domain: {DOMAIN_LIMIT}\n"
+            f"  redis_key_prefix: '{prefix}'\n"
+            f"  worker_timeout_seconds: {worker_timeout}\n",
+            1,
+        )
+        settings.write_text(f"redis_url: {url}\n" + text, encoding="utf-8")
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.keys = Keys(prefix)
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, **self.world.env()}
+
+    def start_workers(self, count: int) -> list[subprocess.Popen[bytes]]:
+        started = []
+        for _ in range(count):
+            log = self.world.root / f"worker-{len(self.workers)}.log"
+            command = [sys.executable, "-m", "crawler", "worker", "--log-file", str(log)]
+            with log.with_suffix(".err").open("wb") as err:
+                worker = subprocess.Popen(
+                    command, env=self.env(), stdin=subprocess.DEVNULL, stdout=err,
+                    stderr=subprocess.STDOUT,
+                )  # fmt: skip
+            self.workers.append(worker)
+            started.append(worker)
+        server = distributed.connect(self.url)
+        deadline = time.monotonic() + 60
+        while len(distributed.live_workers(server, self.keys)) < len(self.alive()):
+            assert time.monotonic() < deadline, "workers did not come up"
+            dead = [w for w in started if w.poll() is not None]
+            assert not dead, "a worker died at start: " + "".join(
+                p.read_text(errors="replace")[-2000:] for p in self.world.root.glob("worker-*.err")
+            )
+            time.sleep(0.1)
+        return started
+
+    def alive(self) -> list[subprocess.Popen[bytes]]:
+        return [w for w in self.workers if w.poll() is None]
+
+    def worker_id(self, worker: subprocess.Popen[bytes]) -> str:
+        server = distributed.connect(self.url)
+        for name in distributed.live_workers(server, self.keys):
+            if name.split(":")[1] == str(worker.pid):
+                return name
+        raise AssertionError(f"worker {worker.pid} is not registered")
+
+    def crawl(self) -> dict[str, RunView]:
+        settings = load_settings(self.env())
+        runs = distributed.crawl_distributed(None, settings=settings)
+        return {run.site: run for run in runs}
+
+    def crawl_in_thread(self) -> tuple[threading.Thread, dict[str, Any]]:
+        result: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                result["runs"] = self.crawl()
+            except Exception as exc:  # noqa: BLE001 (handed to the test)
+                result["error"] = exc
+
+        thread = threading.Thread(target=target, daemon=True)
+        thread.start()
+        return thread, result
+
+    def stop(self) -> None:
+        for worker in self.alive():
+            worker.send_signal(signal.SIGTERM)
+        for worker in self.workers:
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+
+    def held_by(self, worker_id: str) -> int:
+        server = distributed.connect(self.url)
+        count = 0
+        for key in server.scan_iter(match=self.prefix + "run:*:inflight"):
+            count += sum(
+                1 for token in server.hkeys(key) if distributed.as_text(token).startswith(worker_id)
+            )
+        return count
+
+
+@contextmanager
+def cluster(
+    tmp_path: Path,
+    postgres_url: str,
+    site_server: Callable[..., SiteServer],
+    prefix: str,
+    url: str | None = None,
+    worker_timeout: float = 3,
+    latency: float = 0.05,
+) -> Iterator[Cluster]:
+    world = make_world(tmp_path, postgres_url, site_server, SITES)
+    for server in world.servers.values():
+        server.latency = latency
+    made = Cluster(world, url or redis_url(), prefix, worker_timeout)
+    try:
+        yield made
+    finally:
+        made.stop()
+
+
+def assert_every_article_stored_once(world: World) -> None:
+    for site in SITES:
+        truth = expected(site)
+        assert set(world.articles(site)) == set(truth["articles"]), site
+    with world.session() as session:
+        urls = session.scalars(select(Article.canonical_url)).all()
+        assert len(urls) == len(set(urls)) == sum(len(expected(s)["articles"]) for s in SITES)
+
+
+def test_two_workers_store_every_article_once_and_hold_politeness_together(
+    tmp_path: Path, postgres_url: str, site_server: Callable[..., SiteServer], prefix: str
+) -> None:
+    with cluster(tmp_path, postgres_url, site_server, prefix) as c:
+        c.start_workers(2)
+        checked = subprocess.run(
+            [sys.executable, "-m", "crawler", "worker", "--check"], env=c.env(),
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert checked.returncode == 0 and socket.gethostname() in checked.stdout
+        # as a user runs it
+        crawled = subprocess.run(
+            [sys.executable, "-m", "crawler", "crawl", "--distributed"], env=c.env(),
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert crawled.returncode == 0, crawled.stdout + crawled.stderr
+        world = c.world
+        runs = {row.site: row for row in (run_view(r) for r in runs_of(world))}
+        assert {s: r.status for s, r in runs.items()} == dict.fromkeys(SITES, "succeeded")
+        assert_every_article_stored_once(world)
+        for site in SITES:
+            server, truth = world.servers[site], expected(site)
+            # fetched once each, by whichever worker took it; robots.txt once per run
+            for path in truth["articles"]:
+                assert server.count(path) == 1, f"{site}{path} fetched {server.count(path)}x"
+            assert server.count("/robots.txt") == 1
+            assert 1 <= server.max_active <= DOMAIN_LIMIT, (site, server.max_active)
+            assert runs[site].articles_new == len(truth["articles"])
+            assert runs[site].requests >= len(truth["articles"])
+        assert world.count(Snapshot) == sum(len(expected(s)["articles"]) for s in SITES)
+        # each worker writes WARC files of its own, named with its host and process
+        files = {s.warc_file for s in world.snapshots()}
+        pids = {str(w.pid) for w in c.workers}
+        host = file_host()
+        writers = {name.split(f"-{host}-")[1].split("-")[0] for name in files}
+        assert writers and writers <= pids, (files, pids)  # (one worker may store no article)
+        with world.session() as session:
+            workers = session.scalars(select(CrawlRun.workers)).all()
+        assert max(workers) == 2 and min(workers) >= 1, workers
+        # the errors of the runs are the workers' (the listed link that answers 404)
+        with world.session() as session:
+            assert session.scalar(select(func.sum(CrawlRun.error_count))) == len(
+                expected("zytzb")["missing"]
+            )
+        assert not distributed.active_runs(distributed.connect(c.url), c.keys)
+        listed = subprocess.run(
+            [sys.executable, "-m", "crawler", "runs"], env=c.env(),
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        header = next(line for line in listed.stdout.splitlines() if "workers" in line)
+        assert "site" in header
+
+
+def runs_of(world: World) -> list[CrawlRun]:
+    with world.session() as session:
+        rows = list(session.scalars(select(CrawlRun).order_by(CrawlRun.id)))
+        for row in rows:
+            _ = row.site.name  # loaded while the session is open
+        return rows
+
+
+def test_a_worker_killed_mid_crawl_loses_nothing(
+    tmp_path: Path, postgres_url: str, site_server: Callable[..., SiteServer], prefix: str
+) -> None:
+    with cluster(tmp_path, postgres_url, site_server, prefix, worker_timeout=2, latency=0.3) as c:
+        first, _second = c.start_workers(2)
+        victim = c.worker_id(first)
+        thread, result = c.crawl_in_thread()
+        deadline = time.monotonic() + 60
+        while c.held_by(victim) == 0:  # kill it while it holds requests
+            assert time.monotonic() < deadline and thread.is_alive(), "the victim took nothing"
+            time.sleep(0.02)
+        held = c.held_by(victim)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        thread.join(timeout=120)
+        assert not thread.is_alive(), "the crawl did not end after a worker died"
+        assert "error" not in result, result.get("error")
+        runs = result["runs"]
+        assert {s: r.status for s, r in runs.items()} == dict.fromkeys(SITES, "succeeded")
+        # taken up by the other worker: nothing is missing even before the next run
+        assert held > 0
+        assert_every_article_stored_once(c.world)
+        runs = c.crawl()
+        assert {s: r.status for s, r in runs.items()} == dict.fromkeys(SITES, "succeeded")
+        assert_every_article_stored_once(c.world)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_redis(port: int, folder: Path) -> subprocess.Popen[bytes]:
+    command = [
+        shutil.which("redis-server") or "redis-server", "--bind", "127.0.0.1", "--port",
+        str(port), "--dir", str(folder), "--appendonly", "yes", "--appendfsync", "always",
+        "--save", "", "--logfile", str(folder / "redis.log"),
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+    client = redis.Redis(port=port, socket_connect_timeout=1)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            client.ping()
+            return process
+        except redis.ConnectionError:
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
+def test_a_redis_restart_mid_crawl_keeps_the_queue_and_the_crawl_ends(
+    tmp_path: Path, postgres_url: str, site_server: Callable[..., SiteServer]
+) -> None:
+    folder = tmp_path / "redis"
+    folder.mkdir()
+    port = free_port()
+    own = start_redis(port, folder)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        with cluster(
+            tmp_path, postgres_url, site_server, "ufarchive:", url, worker_timeout=10, latency=0.3
+        ) as c:
+            c.start_workers(2)
+            thread, result = c.crawl_in_thread()
+            client = redis.Redis(port=port)
+            deadline = time.monotonic() + 60
+            while not any(client.zcard(k) for k in client.scan_iter(match="ufarchive:run:*:queue")):
+                assert time.monotonic() < deadline and thread.is_alive(), "nothing was queued"
+                time.sleep(0.02)
+            queued_before = sum(
+                client.zcard(k) for k in client.scan_iter(match="ufarchive:run:*:queue")
+            )
+            own.send_signal(signal.SIGTERM)  # what `docker restart` sends
+            own.wait(timeout=30)
+            time.sleep(1.0)
+            own = start_redis(port, folder)
+            queued_after = sum(
+                client.zcard(k) for k in client.scan_iter(match="ufarchive:run:*:queue")
+            )
+            assert queued_after > 0 and queued_before > 0  # the queue survived (AOF)
+            thread.join(timeout=120)
+            assert not thread.is_alive(), "the crawl did not end after Redis came back"
+            assert "error" not in result, result.get("error")
+            runs = result["runs"]
+            assert {s: r.status for s, r in runs.items()} == dict.fromkeys(SITES, "succeeded")
+            assert_every_article_stored_once(c.world)
+    finally:
+        own.send_signal(signal.SIGTERM)
+        own.wait(timeout=30)
+
+
+def test_schedule_in_distributed_mode_hands_runs_to_workers_and_adopts_them_after_a_restart(
+    tmp_path: Path, postgres_url: str, site_server: Callable[..., SiteServer], prefix: str
+) -> None:
+    from tests.test_scheduling import Scheduler, add_scheduler_settings, status_json, wait_for
+
+    with cluster(tmp_path, postgres_url, site_server, prefix, latency=0.3) as c:
+        world = c.world
+        add_scheduler_settings(world)
+        path = world.config_dir / "settings.yaml"
+        text = path.read_text(encoding="utf-8").replace("crawl:\n", "crawl:\n  mode: distributed\n")
+        text = text.replace("max_concurrent_crawls: 2", f"max_concurrent_crawls: {len(SITES)}")
+        path.write_text(text, encoding="utf-8")
+        c.start_workers(1)
+        first = Scheduler(world, "first")
+        server = distributed.connect(c.url)
+        wait_for(lambda: len(distributed.active_runs(server, c.keys)) == len(SITES), 60,
+                 "the runs in Redis")  # fmt: skip
+        assert first.stop() == 0  # the runs stay with the workers
+        with world.session() as session:
+            assert all(r.finished_at is None for r in session.scalars(select(CrawlRun)))
+        second = Scheduler(world, "second")
+        try:
+            wait_for(
+                lambda: all(r["last_status"] == "succeeded" for r in status_json(world)),
+                120, "the adopted runs to succeed",
+            )  # fmt: skip
+            assert {r["workers"] for r in status_json(world)} == {1}
+            assert second.saw("left in Redis by an earlier start")
+        finally:
+            assert second.stop() == 0
+        assert_every_article_stored_once(world)
+        with world.session() as session:
+            assert session.scalar(select(func.count()).select_from(CrawlRun)) == len(SITES)
+
+
+PG_BIN = Path("/usr/lib/postgresql")
+
+
+def pg_tool(name: str) -> str | None:
+    found = sorted(PG_BIN.glob(f"*/bin/{name}")) if PG_BIN.is_dir() else []
+    return str(found[-1]) if found else None
+
+
+def as_postgres(command: list[str]) -> list[str]:
+    """initdb and postgres refuse to run as root: run them as the postgres user then."""
+    if os.geteuid() == 0 and shutil.which("runuser"):
+        return ["runuser", "-u", "postgres", "--", *command]
+    return command
+
+
+@contextmanager
+def own_postgres() -> Iterator[tuple[str, Callable[[], None]]]:
+    """A PostgreSQL cluster of this test's own on a free loopback port: (URL, restart).
+    Its folder is outside pytest's (which the postgres user may not enter) and removed."""
+    initdb, pg_ctl = pg_tool("initdb"), pg_tool("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        pytest.skip("PostgreSQL's initdb/pg_ctl are not installed")
+    folder = Path(tempfile.mkdtemp(prefix="ufarchive-test-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres")
+    data, port = folder / "data", free_port()
+    subprocess.run(
+        as_postgres([initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]),
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    ctl = [pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "pg.log"), "-w", "-t", "60"]
+
+    def restart() -> None:
+        subprocess.run(as_postgres([*ctl, "-m", "fast", "restart"]), check=True, timeout=120,
+                       capture_output=True)  # fmt: skip
+
+    subprocess.run(as_postgres([*ctl, "start"]), check=True, timeout=120, capture_output=True)
+    try:
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        yield url, restart
+    finally:
+        subprocess.run(as_postgres([*ctl, "-m", "immediate", "stop"]), timeout=120,
+                       capture_output=True, check=False)  # fmt: skip
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_postgresql_restart_mid_crawl_costs_at_most_a_rerun(
+    tmp_path: Path, site_server: Callable[..., SiteServer], prefix: str
+) -> None:
+    with (
+        own_postgres() as (url, restart),
+        cluster(tmp_path, url, site_server, prefix, latency=0.3) as c,
+    ):
+        c.start_workers(2)
+        thread, result = c.crawl_in_thread()
+        deadline = time.monotonic() + 60
+        while c.world.count(Article) < 3:  # some stored, most still to come
+            assert time.monotonic() < deadline and thread.is_alive(), "nothing stored"
+            time.sleep(0.05)
+        restart()
+        thread.join(timeout=180)
+        assert not thread.is_alive(), "the crawl did not end after PostgreSQL came back"
+        assert "error" not in result, result.get("error")
+        # pages the database refused while it restarted are errors of kind 'store' (the
+        # run says so); the next run fetches them: then nothing is missing, none twice
+        for run in result["runs"].values():
+            assert run.status in ("succeeded", "failed"), run
+            if run.status == "failed":
+                assert "could not be stored" in (run.message or ""), run.message
+        assert c.workers and all(w.poll() is None for w in c.workers), "a worker died"
+        c.crawl()
+        assert_every_article_stored_once(c.world)
