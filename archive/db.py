@@ -117,6 +117,13 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+def schema_revision(session: Session) -> str | None:
+    """The schema revision of the database a session reads."""
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(session.connection()).get_current_revision()
+
+
 def head_revision() -> str | None:
     from alembic.script import ScriptDirectory
 

@@ -432,15 +432,24 @@ class SearchDoc(Base):
     vector: Mapped[str | None] = mapped_column(TSVECTOR().with_variant(Text(), "sqlite"))
 
 
+class CollectionKind(enum.StrEnum):
+    SAVED = "saved"  # a query with filters, re-run at export time
+    FROZEN = "frozen"  # a fixed list of articles, each at the version it had when added
+
+
 class Collection(Base):
-    """An analyst's named set of articles, optionally defined by a saved query."""
+    """An analyst's named set of articles (archive.collections): a saved query and its
+    filters, or a frozen list of items."""
 
     __tablename__ = "collections"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
+    kind: Mapped[str] = mapped_column(String(16), default=CollectionKind.FROZEN.value)
     description: Mapped[str | None] = mapped_column(Text)
-    query: Mapped[str | None] = mapped_column(Text)
+    query: Mapped[str | None] = mapped_column(Text)  # saved: the search query
+    filters: Mapped[dict[str, Any] | None]  # saved: {"site", "since", "until"} (ISO dates)
+    created_by: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -450,12 +459,15 @@ class Collection(Base):
 
 
 class CollectionItem(Base):
+    """An article in a frozen collection, pinned at the version it had when added."""
+
     __tablename__ = "collection_items"
 
     collection_id: Mapped[int] = mapped_column(
         ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True
     )
     article_id: Mapped[int] = mapped_column(ForeignKey("articles.id"), primary_key=True, index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
     note: Mapped[str | None] = mapped_column(Text)
 

@@ -569,6 +569,14 @@ def count_matches(session: Session, query: str) -> int:
     return _count(session.connection(), parsed_for_search(query))
 
 
+def matching_ids(session: Session, query: str) -> Select[Any]:
+    """The ids of every article the query matches, copies included, as a subquery (for
+    exports, which read them joined to the rest of the record)."""
+    parsed = parsed_for_search(query)
+    inner = _select(session.connection(), parsed, None).subquery()
+    return select(inner.c.article_id)
+
+
 def parsed_for_search(
     query: str,
     site: str | None = None,

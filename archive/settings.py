@@ -141,6 +141,14 @@ class WebSettings(_Strict):
     port: int = Field(8080, ge=0, le=65535)
 
 
+class ExportSettings(_Strict):
+    """`ufarchive export` (archive.export)."""
+
+    csv_bom: bool = True  # a UTF-8 BOM first, so Excel reads Chinese correctly
+    xlsx_max_rows: int = Field(1_048_575, ge=1, le=1_048_575)  # data rows a sheet
+    parquet_row_group_rows: int = Field(10_000, ge=100)
+
+
 class LoggingSettings(_Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -157,6 +165,7 @@ class SettingsFile(_Strict):
     scheduler: SchedulerSettings = SchedulerSettings()
     web: WebSettings = WebSettings()
     logging: LoggingSettings = LoggingSettings()
+    export: ExportSettings = ExportSettings()
 
 
 @dataclass(frozen=True)
@@ -172,6 +181,7 @@ class Settings:
     logging: LoggingSettings
     revisit: RevisitSettings = field(default_factory=RevisitSettings)
     redis_url: str = DEFAULT_REDIS_URL
+    export: ExportSettings = field(default_factory=ExportSettings)
 
     @property
     def sites_dir(self) -> Path:
@@ -215,6 +225,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         logging=file.logging,
         revisit=file.revisit,
         redis_url=env.get(ENV_REDIS_URL) or file.redis_url or DEFAULT_REDIS_URL,
+        export=file.export,
     )
 
 

@@ -819,6 +819,20 @@ def archive_session(config: Settings) -> Iterator[Any]:
         engine.dispose()
 
 
+class Versions(enum.StrEnum):
+    latest = "latest"
+    all = "all"
+    pinned = "pinned"
+
+
+SinceOption = Annotated[
+    datetime | None, typer.Option(formats=DATE_FORMATS, help="Published on or after.")
+]
+UntilOption = Annotated[
+    datetime | None, typer.Option(formats=DATE_FORMATS, help="Published before.")
+]
+
+
 @app.command()
 def export(
     output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
@@ -826,33 +840,74 @@ def export(
     query: Annotated[str | None, typer.Argument(help="Optional search query.")] = None,
     collection: Annotated[str | None, typer.Option(help="Only this collection.")] = None,
     site: Annotated[str | None, typer.Option(help="Only this site.")] = None,
-    since: Annotated[
-        datetime | None, typer.Option(formats=DATE_FORMATS, help="Published on or after.")
+    since: SinceOption = None,
+    until: UntilOption = None,
+    versions: Annotated[
+        Versions | None,
+        typer.Option(
+            help="latest, all (a row or record per version) or pinned (a frozen "
+            "collection's; its default)."
+        ),
     ] = None,
-    until: Annotated[
-        datetime | None, typer.Option(formats=DATE_FORMATS, help="Published before.")
+    fields: Annotated[
+        str | None, typer.Option(help="Columns to write, comma-separated (default: all).")
+    ] = None,
+    bom: Annotated[
+        bool | None, typer.Option("--bom/--no-bom", help="CSV: a UTF-8 BOM first (Excel).")
+    ] = None,
+    bag: Annotated[
+        bool, typer.Option("--bag", help="Package output and manifest as a BagIt bag.")
+    ] = False,
+) -> None:
+    """Export articles (all, a query, or a collection) as csv, jsonl, parquet, xlsx or warc.
+
+    Writes PATH and PATH.manifest.json (a WARC export also PATH.cdxj); nothing appears
+    under those names until the export is complete.
+    """
+    from crawler.analysts import run_export, selection
+
+    chosen = selection(query, collection, site, as_beijing(since), as_beijing(until),
+                       versions.value if versions else None)  # fmt: skip
+    run_export(settings(), err, chosen, output, format.value, fields, bom, bag)
+
+
+class StatsBy(enum.StrEnum):
+    day = "day"
+    week = "week"
+    month = "month"
+    site = "site"
+    source = "source"
+    editor = "editor"
+
+
+class StatsFormat(enum.StrEnum):
+    table = "table"
+    csv = "csv"
+    png = "png"
+    svg = "svg"
+
+
+@app.command()
+def stats(
+    by: Annotated[StatsBy, typer.Option("--by", help="Count by period, site, source or editor.")],
+    query: Annotated[str | None, typer.Argument(help="Optional search query.")] = None,
+    collection: Annotated[str | None, typer.Option(help="Only this collection.")] = None,
+    site: Annotated[str | None, typer.Option(help="Only this site.")] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    format: Annotated[
+        StatsFormat, typer.Option("--format", help="table, csv, or a png/svg chart.")
+    ] = StatsFormat.table,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (charts need one).")
     ] = None,
 ) -> None:
-    """Export articles (all, a query, or a collection) as csv, jsonl, parquet, xlsx or warc."""
-    from archive.export import WRITERS, Filters, export_file
+    """Count articles by day, week, month (per site), site, source or editor; or chart them."""
+    from crawler.analysts import run_stats, selection
 
-    if format.value not in WRITERS:
-        not_implemented(f"export --format {format.value}")
-    if query is not None:
-        not_implemented("export QUERY")
-    if collection is not None:
-        not_implemented("export --collection")
-    filters = Filters(site=site, since=as_beijing(since), until=as_beijing(until))
-    config = settings()
-    with archive_session(config) as session, err.status("exporting…") as status:
-        count = export_file(
-            session,
-            output,
-            format.value,
-            filters,
-            on_record=lambda n: status.update(f"exporting… {n}"),
-        )
-    err.print(f"wrote {count} articles to {output}", markup=False)
+    chosen = selection(query, collection, site, as_beijing(since), as_beijing(until))
+    with archive_session(settings()) as session:
+        run_stats(out, session, chosen, by.value, format.value, output)
 
 
 def as_beijing(when: datetime | None) -> datetime | None:
@@ -921,19 +976,41 @@ def serve(
 
 
 @collections_app.command("list")
-def collections_list() -> None:
-    """List collections with their article counts."""
-    not_implemented("collections list")
+def collections_list(
+    format: Annotated[TextOrJson, typer.Option("--format", help="text or JSON.")] = TextOrJson.text,
+) -> None:
+    """List collections: kind, article count, query, who made them."""
+    from crawler.analysts import list_all
+
+    config = settings()
+    with archive_session(config) as session:
+        list_all(config, out, format is TextOrJson.json, session)
 
 
 @collections_app.command("create")
 def collections_create(
     name: Annotated[str, typer.Argument(help="Collection name.")],
+    query: Annotated[
+        str | None, typer.Option(help="Saved: this search, run again at every export.")
+    ] = None,
+    frozen_from: Annotated[
+        str | None, typer.Option(help="Frozen: the articles this search finds now.")
+    ] = None,
+    ids: Annotated[str | None, typer.Option(help="Frozen: these article ids (1,2,3).")] = None,
+    site: Annotated[str | None, typer.Option(help="Only this site.")] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
     description: Annotated[str | None, typer.Option(help="What it is for.")] = None,
-    query: Annotated[str | None, typer.Option(help="A saved search that defines it.")] = None,
+    by: Annotated[
+        str | None, typer.Option("--by", help="Who made it (default: your user name).")
+    ] = None,
 ) -> None:
-    """Create a collection."""
-    not_implemented("collections create")
+    """Create a collection: saved (--query) or frozen (--frozen-from, --ids)."""
+    from archive.export import Filters
+    from crawler.analysts import create
+
+    filters = Filters(site, as_beijing(since), as_beijing(until))
+    create(settings(), out, name, query, frozen_from, ids, filters, description, by)
 
 
 @collections_app.command("add")
@@ -941,8 +1018,10 @@ def collections_add(
     name: Annotated[str, typer.Argument(help="Collection name.")],
     ids: Annotated[list[int], typer.Argument(help="Article ids.")],
 ) -> None:
-    """Add articles to a collection."""
-    not_implemented("collections add")
+    """Add articles to a frozen collection, pinned at their current versions."""
+    from crawler.analysts import add_or_remove
+
+    add_or_remove(settings(), out, name, ids, add=True)
 
 
 @collections_app.command("remove")
@@ -950,14 +1029,45 @@ def collections_remove(
     name: Annotated[str, typer.Argument(help="Collection name.")],
     ids: Annotated[list[int], typer.Argument(help="Article ids.")],
 ) -> None:
-    """Remove articles from a collection."""
-    not_implemented("collections remove")
+    """Remove articles from a frozen collection (they stay in the archive)."""
+    from crawler.analysts import add_or_remove
+
+    add_or_remove(settings(), out, name, ids, add=False)
+
+
+@collections_app.command("show")
+def collections_show(
+    name: Annotated[str, typer.Argument(help="Collection name.")],
+    limit: Annotated[int, typer.Option(min=1, help="How many articles to list.")] = 50,
+    format: Annotated[TextOrJson, typer.Option("--format", help="text or JSON.")] = TextOrJson.text,
+) -> None:
+    """Show a collection and its first articles (with pinned and current versions)."""
+    from crawler.analysts import show
+
+    with archive_session(settings()) as session:
+        show(out, name, limit, format is TextOrJson.json, session)
+
+
+@collections_app.command("rename")
+def collections_rename(
+    name: Annotated[str, typer.Argument(help="Collection name.")],
+    new_name: Annotated[str, typer.Argument(metavar="NEW_NAME", help="Its new name.")],
+) -> None:
+    """Rename a collection."""
+    from crawler.analysts import rename
+
+    rename(settings(), out, name, new_name)
 
 
 @collections_app.command("delete")
-def collections_delete(name: Annotated[str, typer.Argument(help="Collection name.")]) -> None:
-    """Delete a collection (its articles stay in the archive)."""
-    not_implemented("collections delete")
+def collections_delete(
+    name: Annotated[str, typer.Argument(help="Collection name.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+) -> None:
+    """Delete a collection (its articles stay in the archive); asks first."""
+    from crawler.analysts import delete
+
+    delete(settings(), out, name, yes)
 
 
 def main() -> None:
