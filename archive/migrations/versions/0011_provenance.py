@@ -7,7 +7,7 @@ wrong in its fields (mojibake), which `ufarchive status` counts. All null for wh
 stored before: `ufarchive reparse` fills them in.
 
 Revision ID: 0011
-Revises: 0016
+Revises: 0013
 Create Date: 2026-11-27
 """
 
@@ -21,7 +21,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0011"
-down_revision: str | None = "0016"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
