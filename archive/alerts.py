@@ -21,10 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from archive.models import Alert, CrawlRun, RunStatus, Site, utcnow
+from archive.models import Alert, CrawlRun, RunStatus, Site, Snapshot, utcnow
 from archive.settings import SchedulerSettings
 
 FAILING = "failing"
@@ -73,6 +73,8 @@ class SiteHealth:
     # failed; and whether the site was unreachable
     revisits: dict[str, int] | None = None
     unreachable: bool = False
+    # pages of the last run whose extracted fields looked wrong (mojibake, U+FFFD)
+    extraction_warnings: int = 0
 
 
 def revisit_counts(run: CrawlRun) -> dict[str, int]:
@@ -122,6 +124,19 @@ def site_health(session: Session, site: str) -> SiteHealth:
         last_workers=last.workers if last else None,
         revisits=revisit_counts(last) if last else None,
         unreachable=bool(last and last.unreachable),
+        extraction_warnings=pages_with_warnings(session, last.id) if last else 0,
+    )
+
+
+def pages_with_warnings(session: Session, run_id: int) -> int:
+    """How many pages a run stored whose extraction warned (`snapshots.extract_warnings`)."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Snapshot)
+            .where(Snapshot.run_id == run_id, Snapshot.extract_warnings.is_not(None))
+        )
+        or 0
     )
 
 

@@ -21,7 +21,9 @@ class ArticleNotFoundError(UfarchiveError):
 
 def article_detail(session: Session, article_id: int) -> dict[str, Any]:
     """DESIGN.md's `show --format json`: the export record plus `versions`,
-    `republications`, `moved_to` and `events` (what revisits found, oldest first)."""
+    `republications`, `moved_to` and `events` (what revisits found, oldest first), and
+    (issue 16) `provenance` (why each field of the current version is what it is: the
+    rule and the raw string) and `decoding` (the page's codec, why, and warnings)."""
     records = list(iter_records(session, Filters(article_ids=(article_id,))))
     if not records:
         raise ArticleNotFoundError(article_id)
@@ -44,13 +46,37 @@ def article_detail(session: Session, article_id: int) -> dict[str, Any]:
             "contributor": v.contributor,
             "body": v.body,
             "content_hash": v.content_hash,
+            "provenance": v.provenance,
+            "extractor_version": v.extractor_version,
         }
         for v in versions
     ]
     record["republications"] = republications(session, article_id, record["cluster_id"])
     record["moved_to"] = session.scalar(select(Article.moved_to).where(Article.id == article_id))
     record["events"] = events(session, article_id)
+    current = versions[-1] if versions else None
+    record["provenance"] = current.provenance if current else None
+    record["decoding"] = decoding(session, article_id)
     return record
+
+
+def decoding(session: Session, article_id: int) -> dict[str, Any] | None:
+    """How the article's latest decoded page was decoded (codec, why) and what its
+    extraction warned about; None when no page of it was decoded (an archive older than
+    these columns, until `ufarchive reparse`)."""
+    snapshot = session.scalars(
+        select(Snapshot)
+        .where(Snapshot.article_id == article_id, Snapshot.encoding.is_not(None))
+        .order_by(Snapshot.id.desc())
+        .limit(1)
+    ).first()
+    if snapshot is None:
+        return None
+    return {
+        "encoding": snapshot.encoding,
+        "reason": snapshot.encoding_reason,
+        "warnings": list(snapshot.extract_warnings or []),
+    }
 
 
 def events(session: Session, article_id: int) -> list[dict[str, Any]]:

@@ -46,6 +46,8 @@ NAMING_CONVENTION = {
 }
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+# A JSON column whose Python None is SQL NULL (so `IS NULL` finds it), not JSON 'null'.
+NullableJSON = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 def is_modelled(name: str | None, type_: str, parent_names: object = None) -> bool:
@@ -288,6 +290,12 @@ class Snapshot(Base):
     # the response `refers_to_id` instead of storing the page again.
     record_type: Mapped[str] = mapped_column(String(16), default="response")
     refers_to_id: Mapped[int | None]  # no foreign key, as Article.snapshot_id
+    # How the page was decoded (crawler.extract.decode): the codec, and why ("bom",
+    # "utf-8 bytes", "http header", "meta", "detected"); null for pages not decoded.
+    encoding: Mapped[str | None] = mapped_column(String(32))
+    encoding_reason: Mapped[str | None] = mapped_column(String(32))
+    # What looked wrong in the extracted fields (mojibake, U+FFFD); null when nothing did.
+    extract_warnings: Mapped[list[str] | None] = mapped_column(NullableJSON)
 
     article: Mapped[Article | None] = relationship(back_populates="snapshots")
     run: Mapped[CrawlRun | None] = relationship()
@@ -316,6 +324,8 @@ class ArticleVersion(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("snapshots.id"))
     extractor_version: Mapped[str | None] = mapped_column(String(32))
+    # Why each field is what it is: {field: {"rule": "label:责任编辑", "raw": "..."}}.
+    provenance: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON)
 
     article: Mapped[Article] = relationship(back_populates="versions")
 

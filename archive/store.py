@@ -84,6 +84,9 @@ class Fetch:
     canonical_url: str | None = None  # given by the crawler (with the site's URL aliases)
     record_type: str = "response"  # or "revisit" (identical payload, refers_to_id)
     refers_to_id: int | None = None
+    encoding: str | None = None  # the codec the page was decoded with, and why
+    encoding_reason: str | None = None
+    extract_warnings: list[str] | None = None  # what looked wrong in the extracted fields
 
     @property
     def content_type(self) -> str | None:
@@ -103,16 +106,22 @@ class ArticleFields:
     body: str = ""
     images: list[dict[str, Any]] = field(default_factory=list)
     extractor_version: str | None = None
+    # {field: {"rule", "raw"}}: kept with the version, not part of its identity
+    provenance: dict[str, Any] | None = None
 
     @classmethod
     def from_dict(
-        cls, data: Mapping[str, Any], extractor_version: str | None = None
+        cls,
+        data: Mapping[str, Any],
+        extractor_version: str | None = None,
+        provenance: dict[str, Any] | None = None,
     ) -> ArticleFields:
         return cls(
             **{k: data.get(k) for k in VERSIONED_FIELDS if k != "body"},
             body=data.get("body") or "",
             images=list(data.get("images") or []),
             extractor_version=extractor_version,
+            provenance=provenance or None,
         )
 
     def comparable(self) -> list[str | None]:
@@ -336,6 +345,9 @@ def snapshot_values(fetch: Fetch, article_id: int | None) -> dict[str, Any]:
         "payload_digest": fetch.warc.payload_digest,
         "record_type": fetch.record_type,
         "refers_to_id": fetch.refers_to_id,
+        "encoding": fetch.encoding,
+        "encoding_reason": fetch.encoding_reason,
+        "extract_warnings": fetch.extract_warnings or None,
     }
 
 
@@ -355,7 +367,7 @@ def version_values(
         "source": fields.source, "editor": fields.editor, "author": fields.author,
         "contributor": fields.contributor, "body": fields.body, "images": fields.images,
         "content_hash": content_hash, "snapshot_id": snapshot_id,
-        "extractor_version": fields.extractor_version,
+        "extractor_version": fields.extractor_version, "provenance": fields.provenance,
     }  # fmt: skip
 
 
@@ -463,6 +475,10 @@ def add_version_if_changed(
     changed = changed_fields(version_fields(current), fields)
     if not changed:
         current.last_seen = max(current.last_seen, at)
+        if fields.provenance and current.provenance != fields.provenance:
+            # the same fields, read by a newer extractor that says why (reparse)
+            current.provenance = fields.provenance
+            current.extractor_version = fields.extractor_version
         return "unchanged"
     publish_time, offset = fields.parsed_publish_time()
     article.version += 1

@@ -501,14 +501,15 @@ def status_table(statuses: list[Any]) -> Any:
 
     table = Table(title=f"{len(statuses)} sites")
     for name in ("site", "schedule", "last run", "started", "outcome", "workers", "new", "changed",
-                 "revisits", "failures in a row", "next run", "alerts"):  # fmt: skip
-        right = name in ("new", "changed", "last run")
+                 "revisits", "failures in a row", "warnings", "next run", "alerts"):  # fmt: skip
+        right = name in ("new", "changed", "last run", "warnings")
         table.add_column(name, justify="right" if right else "left")
     for s in statuses:
         table.add_row(
             s.site, s.schedule, str(s.last_run_id or "-"), when(s.last_started),
             s.last_status or "never run", workers_cell(s.workers), str(s.articles_new),
             str(s.articles_changed), s.describe_revisits(), str(s.failures_in_a_row),
+            str(s.extraction_warnings),
             when(s.next_run), ", ".join(a.kind for a in s.alerts) or "-",
         )  # fmt: skip
     return table
@@ -519,6 +520,13 @@ def extract(
     file: Annotated[Path, typer.Argument(help="A saved HTML page.")],
     url: Annotated[str | None, typer.Option(help="The page's URL (resolves links).")] = None,
     site: Annotated[str | None, typer.Option(help="Use this site's selectors.")] = None,
+    format: Annotated[
+        TextOrJson,
+        typer.Option(
+            "--format",
+            help="text: the article's fields as JSON; json: also provenance, encoding, warnings.",
+        ),
+    ] = TextOrJson.text,
 ) -> None:
     """Extract an article from a saved page and print it as JSON."""
     import json
@@ -535,7 +543,8 @@ def extract(
     except OSError as exc:
         raise UfarchiveError(f"{file}: cannot read: {exc.strerror or exc}") from None
     article = extract_article(data, url=url, selectors=selectors)
-    typer.echo(json.dumps(article.to_dict(), ensure_ascii=False, indent=2))
+    result = article.report() if format is TextOrJson.json else article.to_dict()
+    typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
 
 
 @app.command()

@@ -47,8 +47,8 @@ from archive.store import (
     update_derived,
 )
 from archive.warc import payload_digest
-from crawler.extract import EXTRACTOR_VERSION, extract
-from crawler.extract.decode import decode_html
+from crawler.extract import EXTRACTOR_VERSION, Article, extract
+from crawler.extract.decode import Decoded, decode_page
 from crawler.items import FetchedPage
 from crawler.revisits import redirect_kind, soft_404_phrase
 from crawler.runstate import RunState
@@ -78,6 +78,17 @@ class Pending:
     problem: str = ""
     kind: PendingKind = "page"
     as_new: bool = False  # a redirect target: stored as the article at its own URL
+
+
+def article_fields(article: Article) -> ArticleFields:
+    """What the archive stores of an extracted article: its fields and their provenance."""
+    return ArticleFields.from_dict(article.to_dict(), EXTRACTOR_VERSION, article.provenance_dict())
+
+
+def record_decoding(fetch: Fetch, decoded: Decoded, warnings: list[str] | None) -> None:
+    """The codec, why it was chosen, and the extraction's warnings, for the snapshot."""
+    fetch.encoding, fetch.encoding_reason = decoded.encoding, decoded.reason
+    fetch.extract_warnings = warnings
 
 
 def header_value(headers: list[tuple[str, str]], name: str) -> str | None:
@@ -151,15 +162,18 @@ class ArchivePipeline:
         ):
             self.queue_revisit(item)  # the same bytes: the same record, nothing to extract
             return
+        warnings: list[str] | None = None
+        # decoded with the response's header too: a charset only the header names
+        decoded = decode_page(item.body, header_value(item.headers, "content-type"))
+        text = decoded.text
         try:
-            # decoded with the response's header too: a charset only the header names
-            text = decode_html(item.body, header_value(item.headers, "content-type"))[0]
             article = extract(text, url=item.url, selectors=site.selectors.given())
         except Exception as exc:  # extract() must not raise; if it does, keep the page anyway
             log.exception("extract() raised on %s", item.url)
             fields, problem, text = None, f"extraction raised {type(exc).__name__}: {exc}", ""
         else:
-            fields, problem = ArticleFields.from_dict(article.to_dict(), EXTRACTOR_VERSION), ""
+            fields, problem = article_fields(article), ""
+            warnings = article.warnings or None
         phrase = soft_404_phrase(
             run.policy, text, fields.title if fields else None, fields.body if fields else None
         )
@@ -180,6 +194,7 @@ class ArchivePipeline:
                 item.outcome = "filtered"
                 return
         fetch = self.archive_raw(run, item, sync=False)
+        record_decoding(fetch, decoded, warnings)
         if redirect == "same" and known is not None:  # the same article at a new address
             fetch.canonical_url = run.site.canonical(known.url)
         elif redirect == "article" and known is not None:

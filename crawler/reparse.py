@@ -19,7 +19,6 @@ from archive.errors import UfarchiveError
 from archive.models import Article, CrawlRun, Site, Snapshot, utcnow
 from archive.settings import Settings
 from archive.store import (
-    ArticleFields,
     add_version_if_changed,
     adopt_unparsed,
     header,
@@ -27,8 +26,9 @@ from archive.store import (
 )
 from archive.urls import canonical_url
 from archive.warc import read_record
-from crawler.extract import EXTRACTOR_VERSION, extract
-from crawler.extract.decode import decode_html
+from crawler.extract import extract
+from crawler.extract.decode import decode_page
+from crawler.pipelines import article_fields
 from crawler.sites import SiteConfig, check_sites
 
 BATCH = 200
@@ -90,12 +90,17 @@ def reparse(
                 snapshot = session.get_one(Snapshot, snapshot_id)
                 record = read_record(settings.data_dir, snapshot.warc_file, snapshot.warc_offset)
                 # decoded as at crawl time: with the charset the response header gave
-                text = decode_html(record.payload, header(snapshot.headers, "content-type"))[0]
+                decoded = decode_page(record.payload, header(snapshot.headers, "content-type"))
                 config = sites.get(names[site_id])
                 found = extract(
-                    text, url=snapshot.url, selectors=config.selectors.given() if config else {}
+                    decoded.text,
+                    url=snapshot.url,
+                    selectors=config.selectors.given() if config else {},
                 )
-                fields = ArticleFields.from_dict(found.to_dict(), EXTRACTOR_VERSION)
+                fields = article_fields(found)
+                # how the page reads now, on the snapshot itself (status counts warnings)
+                snapshot.encoding, snapshot.encoding_reason = decoded.encoding, decoded.reason
+                snapshot.extract_warnings = found.warnings or None
                 counts.checked += 1
                 if not fields.title and not fields.body:
                     counts.failed += 1

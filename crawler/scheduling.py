@@ -701,6 +701,7 @@ class SiteStatus:
     workers: int | None = None  # crawl workers of the last run (distributed mode)
     revisits: dict[str, int] | None = None  # the last run's (archive.alerts.revisit_counts)
     unreachable: bool = False
+    extraction_warnings: int = 0  # pages of the last run whose extraction warned
 
     def describe_revisits(self) -> str:
         r = self.revisits
@@ -723,6 +724,7 @@ class SiteStatus:
             "failures_in_a_row": self.failures_in_a_row, "next_run": iso(self.next_run),
             "revisits": self.revisits, "unreachable": self.unreachable,
             "alerts": [a.to_dict() for a in self.alerts], "workers": self.workers,
+            "extraction_warnings": self.extraction_warnings,
         }  # fmt: skip
 
 
@@ -759,6 +761,7 @@ def site_statuses(settings: Settings) -> tuple[list[SiteStatus], list[SiteConfig
                     failures_in_a_row=health.failures_in_a_row, next_run=next_run,
                     alerts=health.alerts, revisits=health.revisits,
                     unreachable=health.unreachable, workers=health.last_workers,
+                    extraction_warnings=health.extraction_warnings,
                 )  # fmt: skip
                 out.append(row)
             return out, errors

@@ -19,7 +19,8 @@ from tests.crawlworld import World, expected, make_world
 from tests.siteserver import SiteServer
 
 SHOW_VERSION_KEYS = ["version", "first_seen", "last_seen", "title", "publish_time", "source", "editor",
-                     "author", "contributor", "body", "content_hash"]  # fmt: skip
+                     "author", "contributor", "body", "content_hash", "provenance",
+                     "extractor_version"]  # fmt: skip
 
 
 @pytest.fixture
@@ -46,8 +47,17 @@ def test_crawl_runs_and_show_as_a_real_process(world: World) -> None:
     shown = ufarchive(world, "show", str(article.id), "--format", "json")
     assert shown.returncode == 0, shown.stderr
     detail = json.loads(shown.stdout)
-    assert list(detail) == [*EXPORT_COLUMNS, "versions", "republications", "moved_to", "events"]
+    assert list(detail) == [
+        *EXPORT_COLUMNS, "versions", "republications", "moved_to", "events", "provenance",
+        "decoding",
+    ]  # fmt: skip
     assert detail["title"] == expected("gbk_city")["articles"]["/xwdt/2024/0322/131.htm"]["title"]
+    # why each field is what it is, and how the GBK page was decoded (issue 16)
+    assert detail["provenance"]["title"]["raw"].startswith(detail["title"])
+    assert detail["provenance"]["publish_time"]["rule"].startswith(("label:", "line", "meta:"))
+    assert detail["provenance"]["body"]["rule"] == "container"
+    assert detail["versions"][0]["provenance"] == detail["provenance"]
+    assert detail["decoding"] == {"encoding": "gb18030", "reason": "meta", "warnings": []}
     assert detail["site"] == "gbk_city" and detail["version"] == 1 and detail["status"] == "live"
     assert [list(v) for v in detail["versions"]] == [SHOW_VERSION_KEYS]
     assert detail["republications"] == []

@@ -69,3 +69,44 @@ def test_precision_and_positions() -> None:
 def test_unix_timestamps_are_beijing_time() -> None:
     assert from_timestamp(1686288240) == "2023-06-09T13:24:00+08:00"  # WeChat's var ct
     assert from_timestamp(10**15) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "iso"),
+    [
+        # a weekday between the date and the time keeps the minute (hard-time-01)
+        ("2024年05月20日 星期一 14:32", "2024-05-20T14:32:00+08:00"),
+        ("2024-05-20 周一 09:05", "2024-05-20T09:05:00+08:00"),
+        # 12-hour clocks (hard-time-03, -04)
+        ("2024/05/22 下午 03:15", "2024-05-22T15:15:00+08:00"),
+        ("2024-05-20 8:41:10 PM", "2024-05-20T20:41:10+08:00"),
+        ("2024-05-20 8:41 p.m.", "2024-05-20T20:41:00+08:00"),
+        ("2024-05-20 12:05 AM", "2024-05-20T00:05:00+08:00"),
+        ("2024-05-20 12:05 PM", "2024-05-20T12:05:00+08:00"),
+        ("2024年5月20日 上午 9:30", "2024-05-20T09:30:00+08:00"),
+        ("2024年5月20日 中午1:10", "2024-05-20T13:10:00+08:00"),
+        ("2024年5月20日 晚上8:00", "2024-05-20T20:00:00+08:00"),
+        # odd spacing: digits one by one, spaced slashes and colons (hard-time-05, -07)
+        ("2 0 2 4 - 0 5 - 1 8  1 0 : 2 6", "2024-05-18T10:26:00+08:00"),
+        ("2024 / 05 / 19  16 : 40", "2024-05-19T16:40:00+08:00"),
+    ],
+)
+def test_round_two_formats(text: str, iso: str) -> None:
+    assert parse_date(text) == iso
+
+
+def test_year_less_dates_need_a_year_and_a_time() -> None:
+    assert find_dates("05-20 14:32") == []  # no year known: not a date at all
+    (date,) = find_dates("发布时间：05-20 14:32", year=2024)
+    assert date.iso == "2024-05-20T14:32:00+08:00" and date.start == 5
+    assert find_dates("5月20日 14:32", year=2023)[0].iso == "2023-05-20T14:32:00+08:00"
+    assert find_dates("05/20 16:00", year=2024)[0].iso == "2024-05-20T16:00:00+08:00"
+    # a caption's day without a time stays out, and a full date is never re-read
+    assert find_dates("6月5日，调研组来到村里", year=2024) == []
+    assert find_dates("2023-05-20 14:32", year=2024)[0].iso.startswith("2023")
+
+
+def test_spaced_digits_keep_their_place_in_the_line() -> None:
+    text = "时间：2 0 2 4 - 0 5 - 1 8 来源"
+    (date,) = find_dates(text)
+    assert text[date.start : date.end].replace(" ", "") == "2024-05-18"

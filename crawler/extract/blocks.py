@@ -79,6 +79,9 @@ _FIELD_EDGE_TAGS = frozenset(
 EDGE = "\x1f"
 
 _GAPS = re.compile(r"\s+")  # \s matches EDGE (U+001F) too
+# A paragraph's indent after a sentence's end inside one line: the central 统战部 site puts
+# a whole article in one <div>, paragraphs told apart only by `&emsp;&emsp;` (hard-body-01).
+_INDENT = re.compile(r"(?<=[。！？!?…”」』）)])[ \t\n\x1f]*[\u2002\u2003\u3000\xa0]{2,}")
 
 
 def _gap(match: re.Match[str]) -> str:
@@ -157,18 +160,22 @@ class _Walker:
             self.pieces, self.link_chars = [], 0
             return
         raw = remove_pinyin(raw)
-        text = normalize_space(raw.replace(EDGE, ""))
-        if text:
-            self.blocks.append(
-                Block(
-                    index=len(self.blocks),
-                    owner=self.owners[-1],
-                    text=text,
-                    raw=raw,
-                    chars=len(text.replace(" ", "")),
-                    link_chars=min(self.link_chars, len(text)),
+        parts = _INDENT.split(raw) if len(raw) > 80 and _INDENT.search(raw) else [raw]
+        total = max(1, len(raw))
+        for part in parts:
+            text = normalize_space(part.replace(EDGE, ""))
+            if text:
+                links = self.link_chars * len(part) // total if len(parts) > 1 else self.link_chars
+                self.blocks.append(
+                    Block(
+                        index=len(self.blocks),
+                        owner=self.owners[-1],
+                        text=text,
+                        raw=part,
+                        chars=len(text.replace(" ", "")),
+                        link_chars=min(links, len(text)),
+                    )
                 )
-            )
         self.pieces, self.link_chars = [], 0
 
     def add_image(self, img: html.HtmlElement) -> None:

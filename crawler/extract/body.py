@@ -23,10 +23,11 @@ from urllib.parse import urljoin
 from lxml import html
 
 from crawler.extract import labels
-from crawler.extract.article import Image
+from crawler.extract.article import Image, Origin
 from crawler.extract.blocks import HEADING_TAGS, Block
 from crawler.extract.dates import WEEKDAY, find_dates
-from crawler.extract.metadata import contributor_of_line, is_metadata_line
+from crawler.extract.metadata import contributor_of_line, is_breadcrumb, is_metadata_line
+from crawler.extract.people import is_credit_line
 
 # Sentence punctuation; an ASCII colon is left out, it is mostly a clock (13:35).
 _SENTENCE_PUNCT = re.compile(r"[，。！？；、,!?;：“”]")
@@ -34,10 +35,6 @@ _CLAUSE_PUNCT = re.compile(r"[，。！？；,!?;]")
 _FINAL_PUNCT = re.compile(r"[。！？!?…”\"』」]$")
 _TOOLBAR = re.compile(labels.alternation(labels.TOOLBAR_WORDS))
 _FOOTER = re.compile(labels.alternation(labels.FOOTER_WORDS), re.I)
-_BREADCRUMB = re.compile(
-    rf"^(?:{labels.alternation(labels.BREADCRUMB_START)})\s*[:：]"
-    rf"|^(?:{labels.alternation(labels.HOME_WORDS)})\s*(?:>|»|›|＞|>>|/|→)"
-)
 _CAPTION_WORDS = re.compile(
     rf"^(?:{labels.alternation(labels.CAPTION_LEADS)})"
     rf"|(?:{labels.alternation(labels.CAPTION_CREDITS)})\s*[)）]?$"
@@ -83,7 +80,8 @@ class Body:
     images: list[Image] = field(default_factory=list)
     start: int | None = None  # index of the first line of text
     end: int | None = None  # index of the last line of text
-    contributor: str | None = None
+    contributor: tuple[str, str] | None = None  # (unit, the credit line)
+    origin: Origin | None = None
 
 
 def line_weight(block: Block) -> float:
@@ -144,6 +142,35 @@ def find_container(blocks: Sequence[Block]) -> tuple[int, int] | None:
     if best is None:
         return None
     return first[best], last[best]
+
+
+def extend_span(blocks: Sequence[Block], span: tuple[int, int] | None) -> tuple[int, int] | None:
+    """The container's span, grown over the paragraphs that follow it outside it.
+
+    Text pasted from a word processor brings its own `</div>`s: the CMS's text element
+    closes early and the last paragraphs of a long article land after it, beside the
+    share bar and the related links, where the container does not reach. Lines right
+    after the span that read as prose (or are photos, or short enumerated headings
+    followed by prose) are the same article; the first line that is none of these ends
+    it (a related-links heading, a link list, a byline, a footer)."""
+    if span is None:
+        return None
+    first, last = span
+    i = last + 1
+    while i < len(blocks):
+        block = blocks[i]
+        if block.is_image:
+            i += 1
+            continue
+        if not is_prose_line(block):
+            heading = _ENUMERATED.match(block.text) and block.chars <= 40
+            if not (heading and i + 1 < len(blocks) and is_prose_line(blocks[i + 1])):
+                break
+        if _FOOTER.search(block.text) and not _is_sentence(block.text):
+            break
+        last = i
+        i += 1
+    return first, last
 
 
 #: Tags whose repetition is the article's own structure, not a list of links elsewhere.
@@ -247,12 +274,15 @@ def extract_body(
         if verdict == "stop":
             break
         if verdict == "contributor":
-            body.contributor = body.contributor or contributor_of_line(block.text)
+            unit = contributor_of_line(block.text)
+            if body.contributor is None and unit:
+                body.contributor = (unit, block.text)
             continue
         if verdict == "keep":
             lines.append(block)
     if lines:
         body.start, body.end = lines[0].index, lines[-1].index
+        body.origin = Origin("container", _describe(blocks[start].ancestors, blocks[end].ancestors))
     body.text = "\n".join(b.text for b in lines)
     body.images = images
     return body
@@ -272,15 +302,17 @@ def _classify(block: Block, title: str | None, started: bool) -> str:
         if started and re.match(rf"^[【\[(（]?\s*(?:{labels.alternation(labels.EDITOR)})", text):
             return "stop"
         return "drop"
-    if _BREADCRUMB.match(text):
+    if is_breadcrumb(text):
         return "drop"
+    if is_credit_line(text):
+        return "drop"  # （记者 张三）: metadata.py reads the author from it
     if started and _FURNITURE_HEADING.match(text):
         return "stop"
     if short and _TOOLBAR.search(text) and _is_toolbar(text):
         return "drop"
     if len(text) <= 200 and _NOTICE.match(text):
         return "drop"
-    if _FOOTER.search(text) and len(text) <= 200 and not _is_prose(text):
+    if _FOOTER.search(text) and len(text) <= 200 and not _is_prose(text) and not _is_sentence(text):
         return "drop"
     if _is_date_line(text):
         return "drop"
@@ -320,6 +352,11 @@ def _is_toolbar(text: str) -> bool:
     return len(rest) <= max(4, len(text) // 4)
 
 
+def _is_sentence(text: str) -> bool:
+    """A sentence of the article (主办单位指出，…。), not a footer line that names one."""
+    return bool(_FINAL_PUNCT.search(text)) and len(_CLAUSE_PUNCT.findall(text)) >= 2
+
+
 def _is_prose(text: str) -> bool:
     return len(_SENTENCE_PUNCT.findall(text)) >= 3 and len(text) > 80
 
@@ -333,6 +370,18 @@ def _is_date_line(text: str) -> bool:
         return False
     rest = text[: dates[0].start] + text[dates[0].end :]
     return len(_DATE_LINE_REST.sub("", rest)) <= 2
+
+
+def _describe(first: list[html.HtmlElement], last: list[html.HtmlElement]) -> str:
+    """The container as a CSS-like name (`div.TRS_Editor`): the innermost element that
+    holds both the first and the last line of the span."""
+    for el in first:
+        if any(el is other for other in last):
+            name = el.tag if isinstance(el.tag, str) else "?"
+            cls = (el.get("class") or "").split()
+            ident = el.get("id")
+            return name + (f"#{ident}" if ident else "") + "".join(f".{c}" for c in cls[:2])
+    return "body"
 
 
 def _similar(a: str, b: str) -> bool:

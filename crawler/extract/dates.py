@@ -8,7 +8,7 @@ and neither is a copyright range like `2013-2021` (it has no day).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 
 #: A weekday next to a date: 星期三, 周三, 週三, 礼拜三.
@@ -17,21 +17,25 @@ WEEKDAY = r"(?:星期|周|週|礼拜|禮拜)[一二三四五六日天]"
 #: Chinese pages that state no offset mean Beijing time.
 BEIJING = timezone(timedelta(hours=8), "CST")
 
-_TIME = r"""
-    (?:
+# The time after a date. A weekday may stand between (2024年05月20日 星期一 14:32: the
+# date alone would lose the minute, hard-time-01); 12-hour clocks are written 下午3:15,
+# 下午 03:15 or 8:41:10 PM (hard-time-03, -04); a page may space its colons (14 : 32).
+_TIME_BODY = r"""
+        (?:\s*(?:星期|周|週|礼拜|禮拜)[一二三四五六日天])?
         (?:\s*[T日号號]\s*|\s+|(?<=[日号號]))?\s*
-        (?P<ampm>上午|下午|早上|晚上|中午|凌晨)?\s*
+        (?P<ampm>上午|下午|早上|晚上|中午|凌晨|傍晚|AM|PM|am|pm)?\s*
         (?<!\d)(?P<H>[01]?\d|2[0-3])\s*[:：时時点點]\s*(?P<M>[0-5]\d)(?!\d)
         (?:\s*[:：分]\s*(?P<S>[0-5]\d)(?:[.,]\d{1,9})?(?!\d))?
         (?:\s*[分秒])?
+        (?:\s*(?P<ampm2>[AaPp]\.?\s?[Mm]\.?)(?![A-Za-z]))?
         (?:\s*(?P<tz>
             Z(?![A-Za-z])
             | [+-](?:0?\d|1[0-4]):?[0-5]\d(?!\d)
             | (?:GMT|UTC)\s*(?:[+-]\s*\d{1,2}(?::?\d{2})?)?
             | HKT | CST | 北京时间 | 北京時間
         ))?
-    )?
 """
+_TIME = rf"(?:{_TIME_BODY})?"
 
 # 2024-02-07, 2024年02月07日, 2024/2/7, 2024.02.07, with or without a time after it.
 _NUMERIC = re.compile(
@@ -49,6 +53,17 @@ _SPLIT_YEAR = re.compile(
     (?<![\d/.-])(?P<y>20\d{2})\s+(?P<m>0?[1-9]|1[0-2])\s*/\s*(?P<d>0?[1-9]|[12]\d|3[01])(?![\d/])
     """
     + _TIME,
+    re.VERBOSE,
+)
+
+# 05-20 14:32, 5月20日 14:32: no year, so only with a time and only when the caller knows
+# the year (the URL's, <meta>'s): a caption's 6月5日 stays out (hard-time-02).
+_NO_YEAR = re.compile(
+    r"""
+    (?<![\d/.年-])(?P<m>0?[1-9]|1[0-2])\s*(?:[-/.]|月)\s*(?P<d>0?[1-9]|[12]\d|3[01])(?![\d/.-])
+    \s*(?:[日号號](?!\d))?
+    """
+    + _TIME_BODY,
     re.VERBOSE,
 )
 
@@ -79,17 +94,24 @@ class FoundDate:
     end: int
 
 
-def find_dates(text: str, *, compact: bool = False) -> list[FoundDate]:
-    """Every valid date in `text`, in order; `compact` also accepts 20240207 (meta, URLs)."""
-    if not _MAY_HOLD_A_DATE.search(text):
-        return []
+def find_dates(text: str, *, compact: bool = False, year: int | None = None) -> list[FoundDate]:
+    """Every valid date in `text`, in order; `compact` also accepts 20240207 (meta, URLs);
+    with `year`, a date-time without a year (`05-20 14:32`) is in that year."""
     found: list[FoundDate] = []
-    patterns = [_NUMERIC, _SPLIT_YEAR, _HANZI]
-    if compact:
-        patterns.append(_COMPACT)
-    for pattern in patterns:
-        for match in pattern.finditer(text):
-            date = _to_date(match)
+    if _MAY_HOLD_A_DATE.search(text):
+        patterns = [_NUMERIC, _SPLIT_YEAR, _HANZI]
+        if compact:
+            patterns.append(_COMPACT)
+        for pattern in patterns:
+            for match in pattern.finditer(text):
+                date = _to_date(match)
+                if date is not None:
+                    found.append(date)
+    if not found and _SPACED_DIGITS.search(text):
+        return _find_in_spaced(text, compact=compact, year=year)
+    if year is not None and not found and _MAY_HOLD_A_TIME.search(text):
+        for match in _NO_YEAR.finditer(text):
+            date = _to_date(match, year)
             if date is not None:
                 found.append(date)
     found.sort(key=lambda d: d.start)
@@ -98,6 +120,29 @@ def find_dates(text: str, *, compact: bool = False) -> list[FoundDate]:
         if not kept or date.start >= kept[-1].end:
             kept.append(date)
     return kept
+
+
+# Digits a page spaces out one by one (`2 0 2 4 - 0 5 - 2 0`, number images' alt text).
+_SPACED_DIGITS = re.compile(r"(?<!\d)\d(?: \d){3,}(?!\d)")
+# One space between digits or a date's separators (2 0 2 4 - 0 5): closed up; a wider
+# gap (between the date and the time) stays.
+_SPACE_IN_NUMBERS = re.compile(r"(?<=[\d/:：.-]) (?=[\d/:：.-])")
+_MAY_HOLD_A_TIME = re.compile(r"\d\s*[:：时時点點]\s*\d")
+
+
+def _find_in_spaced(text: str, *, compact: bool, year: int | None) -> list[FoundDate]:
+    """Dates in `text` once runs of spaced single digits are closed up; positions are
+    mapped back to `text`."""
+    kept: list[int] = []  # for each character of the closed-up text, its index in `text`
+    closed: list[str] = []
+    gaps = {m.start() for m in _SPACE_IN_NUMBERS.finditer(text)}
+    for i, char in enumerate(text):
+        if i not in gaps:
+            kept.append(i)
+            closed.append(char)
+    kept.append(len(text))
+    dates = find_dates("".join(closed), compact=compact, year=year)
+    return [replace(d, start=kept[d.start], end=kept[d.end]) for d in dates]
 
 
 def parse_date(text: str, *, compact: bool = False) -> str | None:
@@ -117,18 +162,29 @@ def from_timestamp(seconds: float) -> str | None:
     return when.replace(microsecond=0).isoformat()
 
 
-def _to_date(match: re.Match[str]) -> FoundDate | None:
+_AFTERNOON = frozenset({"下午", "晚上", "傍晚", "PM", "pm"})
+
+
+def _to_date(match: re.Match[str], known_year: int | None = None) -> FoundDate | None:
     groups = match.groupdict()
     try:
         if match.re is _HANZI:
             year = int("".join(str(_HANZI_DIGITS[c]) for c in groups["y"]))
             month, day = _hanzi_number(groups["m"]), _hanzi_number(groups["d"])
         else:
-            year, month, day = int(groups["y"]), int(groups["m"]), int(groups["d"])
+            year = known_year if known_year is not None else int(groups["y"])
+            month, day = int(groups["m"]), int(groups["d"])
         hour = int(groups["H"]) if groups.get("H") else 0
         minute = int(groups["M"]) if groups.get("M") else 0
         second = int(groups["S"]) if groups.get("S") else 0
-        if groups.get("ampm") in ("下午", "晚上") and hour < 12:
+        half = groups.get("ampm") or (groups.get("ampm2") or "").replace(".", "").replace(" ", "")
+        if half.upper() in ("PM", "AM") and hour > 12:
+            return None  # 13:05 PM is no 12-hour time
+        if (half in _AFTERNOON or half.upper() == "PM") and hour < 12:
+            hour += 12
+        elif (half.upper() == "AM" or half == "凌晨") and hour == 12:
+            hour = 0
+        elif half == "中午" and hour < 6:
             hour += 12
         tz = _offset(groups.get("tz"))
         when = datetime(year, month, day, hour, minute, second, tzinfo=tz or BEIJING)

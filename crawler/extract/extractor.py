@@ -17,26 +17,26 @@ from cssselect import SelectorError
 from lxml import etree, html
 
 from crawler.extract import labels
-from crawler.extract.article import Article, Image
+from crawler.extract.article import TEXT_FIELDS, Article, Image, Origin
 from crawler.extract.blocks import Block, linearize
-from crawler.extract.body import extract_body, find_container, is_prose_line
+from crawler.extract.body import extend_span, extract_body, find_container, is_prose_line
 from crawler.extract.cleanup import clean_text, clean_tree, parse_document
 from crawler.extract.dates import parse_date
-from crawler.extract.decode import decode_html
+from crawler.extract.decode import REASON_TEXT, decode_page, mojibake
 from crawler.extract.metadata import (
     HeadInfo,
     Zones,
-    clean_names,
     clean_source,
     extract_metadata,
     forget_lines,
     parse_pairs,
     read_head,
 )
+from crawler.extract.people import clean_names
 from crawler.extract.title import extract_title, strip_site_name
 
 #: Bumped whenever the output for some page changes, so `reparse` knows what to redo.
-EXTRACTOR_VERSION = "1.0"
+EXTRACTOR_VERSION = "2.0"
 XPATH_PREFIX = "xpath:"
 CSS_PREFIX = "css:"
 
@@ -63,7 +63,36 @@ def _extract(
     html_text: bytes | str, url: str | None, selectors: Mapping[str, str | None] | None
 ) -> Article:
     forget_lines()
-    text = decode_html(html_text)[0] if isinstance(html_text, bytes) else html_text
+    if isinstance(html_text, bytes):
+        decoded = decode_page(html_text)
+        text, encoding, reason = decoded.text, decoded.encoding, decoded.reason
+    else:
+        text, encoding, reason = html_text, None, REASON_TEXT
+    article = _extract_text(text, url, selectors)
+    article.encoding, article.encoding_reason = encoding, reason
+    article.warnings = extraction_warnings(article)
+    return article
+
+
+def extraction_warnings(article: Article) -> list[str]:
+    """What looks wrong in the output: mojibake (a wrong decoding) or U+FFFD (bytes the
+    codec could not read), by field. `ufarchive status` counts the pages that have any."""
+    warnings: list[str] = []
+    for name in TEXT_FIELDS:
+        value = getattr(article, name)
+        if not value:
+            continue
+        run = mojibake(value, 1500)
+        if run:
+            warnings.append(f"mojibake in {name}: {run[:12]}")
+        elif "\ufffd" in value[:4000]:
+            warnings.append(f"undecodable bytes in {name}")
+    return warnings
+
+
+def _extract_text(
+    text: str, url: str | None, selectors: Mapping[str, str | None] | None
+) -> Article:
     root = parse_document(text)
     if root is None:
         return Article()
@@ -75,9 +104,11 @@ def _extract(
     clean_tree(root)
     blocks = linearize(root)
 
-    span = find_container(blocks)
+    span = extend_span(blocks, find_container(blocks))
     text_start = _first_prose(blocks, span)
-    title, title_index = extract_title(blocks, page_title, meta_titles, site_names, text_start)
+    title, title_index, title_origin = extract_title(
+        blocks, page_title, meta_titles, site_names, text_start
+    )
     body = extract_body(blocks, span, title, base_url, title_index, text_start)
     # The head zone ends at the first sentence of prose, not at the first line kept: a
     # line kept before it (a headline nothing else named) may share the byline's area.
@@ -95,6 +126,11 @@ def _extract(
         body=body.text,
         images=body.images,
     )
+    article.provenance = dict(meta.origins)
+    if title_origin is not None:
+        article.provenance["title"] = title_origin
+    if body.origin is not None:
+        article.provenance["body"] = body.origin
     if selectors:
         _apply_selectors(article, root, selectors, base_url)
     return article
@@ -182,20 +218,29 @@ def _apply_selectors(
         found = _select(root, selector)
         if not found:
             continue
+        origin = Origin(f"selector:{selector}", "")
         if name == "body":
-            _select_body(article, found, base_url)
+            if _select_body(article, found, base_url):
+                article.provenance["body"] = origin
             continue
         first = found[0]
         raw = first if isinstance(first, str) else first.text_content()
         value = clean_text(raw)
         if not value:
             continue
+        origin = Origin(origin.rule, value)
         if name == "title":
             article.title = value
         elif name == "publish_time":
-            article.publish_time = parse_date(value, compact=True) or article.publish_time
+            parsed = parse_date(value, compact=True)
+            if parsed is None:
+                continue
+            article.publish_time = parsed
         elif name in ("source", "editor", "author", "contributor"):
             setattr(article, name, _field_value(name, value))
+        else:
+            continue
+        article.provenance[name] = origin
 
 
 def _field_value(name: str, value: str) -> str | None:
@@ -213,7 +258,7 @@ def _field_value(name: str, value: str) -> str | None:
 
 def _select_body(
     article: Article, found: list[html.HtmlElement | str], base_url: str | None
-) -> None:
+) -> bool:
     lines: list[str] = []
     images: list[Image] = []
     for item in found:
@@ -232,3 +277,4 @@ def _select_body(
     if lines:
         article.body = "\n".join(lines)
         article.images = images
+    return bool(lines)

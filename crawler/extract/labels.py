@@ -337,7 +337,10 @@ MEDIUM_SUFFIXES = _both(
     ("网", "網"), ("报", "報"), "社", "台", "刊", ("杂志", "雜誌"), ("频道", "頻道"),
     ("新闻", "新聞"), ("网站", "網站"), "部", "局", "委", ("厅", "廳"), ("办", "辦"), "中心",
 )  # fmt: skip
-ORG_SUFFIXES = MEDIUM_SUFFIXES + _both(("会", "會"), "站", "院", "司", ("处", "處"))
+ORG_SUFFIXES = MEDIUM_SUFFIXES + _both(
+    ("会", "會"), "站", "院", "司", ("处", "處"), ("联", "聯"), ("团", "團"), "所",
+    ("组", "組"), ("馆", "館"), "校", ("盟",),
+)  # fmt: skip
 
 #: "and others" after a list of names.
 NAMES_ETC = "等"
@@ -390,3 +393,81 @@ FIELD_LABELS: dict[str, tuple[str, ...]] = {
 
 #: Every label, field or not: a value ends where the next label begins.
 ALL_LABELS: tuple[str, ...] = _both(*FIELD_LABELS.values(), OTHER)
+
+#: How a site's name ends, when `——` puts one after a headline in <title> (标题——某某网);
+#: anything else after `——` is the headline's own subtitle.
+SITE_NAME_ENDS = _both(
+    ("网", "網"), ("网站", "網站"), ("门户网站", "門戶網站"), ("政府", "政府"),
+    ("在线", "在線"), ("频道", "頻道"), ("新闻网", "新聞網"), ("官网", "官網"),
+)  # fmt: skip
+
+#: A <title> that greets the visitor instead of naming the page (old county sites).
+GREETINGS = _both(
+    ("欢迎访问", "歡迎訪問"),
+    ("欢迎光临", "歡迎光臨"),
+    ("欢迎来到", "歡迎來到"),
+    ("欢迎您", "歡迎您"),
+)
+
+#: Badges a CMS sets before a headline: 原创 (WeChat), 独家, 转载, 置顶, 视频.
+HEADLINE_BADGES = _both(
+    ("原创", "原創"), ("独家", "獨家"), ("转载", "轉載"), "置顶", ("置頂",), ("视频", "視頻"),
+    ("图文", "圖文"), "首发", ("首發",), ("推荐", "推薦"),
+)  # fmt: skip
+
+#: What a 来源 slot says when it names no source: the page was copied, written in house,
+#: or "collected" (综合). Null, or the real source when the page names one elsewhere.
+SOURCE_PLACEHOLDERS = _both(
+    ("转载文章", "轉載文章"), ("转载", "轉載"), ("本站原创", "本站原創"), ("原创", "原創"),
+    ("本网原创", "本網原創"), ("网络", "網絡", "網路"), ("网络转载", "網絡轉載", "網路轉載"),
+    ("网络整理", "網絡整理", "網路整理"), ("互联网", "互聯網"), "综合", ("綜合",),
+    ("综合整理", "綜合整理"), ("综合报道", "綜合報道", "綜合報導"), ("本站", "本站"),
+    ("本网", "本網"), "未知", ("不详", "不詳"), ("其他", "其它"), ("网友投稿", "網友投稿"),
+    ("佚名",), "admin", "Admin", ("管理员", "管理員"), ("本站编辑", "本站編輯"),
+)  # fmt: skip
+
+#: A writer's role before the name in a byline: stripped (`本报记者 张三` -> 张三); a role
+#: may follow a medium's name (`新华社记者`, `中央社記者`).
+AUTHOR_ROLES = _both(
+    ("记者", "記者"), ("本报记者", "本報記者"), ("本网记者", "本網記者"), ("本刊记者", "本刊記者"),
+    ("特约记者", "特約記者"), ("见习记者", "見習記者"), ("实习记者", "實習記者"),
+    ("首席记者", "首席記者"), ("主任记者", "主任記者"), ("高级记者", "高級記者"),
+    ("驻站记者", "駐站記者"), ("特派记者", "特派記者"), ("融媒体记者", "融媒體記者"),
+    ("全媒体记者", "全媒體記者"), ("评论员", "評論員"), ("特约评论员", "特約評論員"),
+    ("本报评论员", "本報評論員"), ("专栏作者", "專欄作者"), ("专栏作家", "專欄作家"),
+    ("特约撰稿人", "特約撰稿人"), ("撰稿人", "撰稿人"), ("本报特约评论员", "本報特約評論員"),
+    "作者", ("编译", "編譯"),
+)  # fmt: skip
+
+#: What ends a dateline's place: 台北報導, 北京5月20日电, 台北2日電, 綜合報導.
+REPORT_ENDS = _both(("报道", "報導", "報道", "报导"), ("电", "電"), ("专电", "專電"), ("讯", "訊"))
+
+#: Words on links and buttons near a byline that are never a person (更多>>, 返回首页).
+UI_WORDS = _both(
+    "更多", ("返回", "返回"), ("首页", "首頁"), ("返回首页", "返回首頁"), ("登录", "登錄", "登入"),
+    ("注册", "註冊"), ("关注", "關注"), ("订阅", "訂閱"), ("点击", "點擊"), ("查看", "查看"),
+    ("全文", "全文"), ("详情", "詳情"), ("分享", "分享"), ("收藏", "收藏"), ("评论", "評論"),
+    ("打印", "打印"), ("关闭", "關閉"), ("原文", "原文"), ("链接", "鏈接", "連結"),
+)  # fmt: skip
+
+#: What a CMS writes where a person's name goes, naming nobody.
+NOT_PEOPLE = _both(
+    ("管理员", "管理員"), ("系统管理员", "系統管理員"), ("超级管理员", "超級管理員"), "匿名",
+    ("佚名",), ("小编", "小編"), ("本站编辑", "本站編輯"), ("编辑部", "編輯部"), ("网友", "網友"),
+    ("本站", "本站"), ("本网", "本網"), ("未知", "未知"), ("不详", "不詳"), "admin", "Admin",
+    "administrator", "system",
+)  # fmt: skip
+
+#: Dateline places that a name may run into without a space (中央社記者張三台北2日電):
+#: the capitals and large cities a Chinese-language dateline names most. Not a site rule:
+#: a place list for splitting 張三台北 into a name and a place.
+DATELINE_PLACES = _both(
+    "北京", "上海", ("天津",), "重庆", ("重慶",), ("香港",), ("澳门", "澳門"), "台北", ("臺北",),
+    ("新北",), ("台中", "臺中"), ("台南", "臺南"), ("高雄",), ("桃园", "桃園"), ("基隆",),
+    ("新竹",), ("嘉义", "嘉義"), ("花莲", "花蓮"), ("台东", "臺東", "台東"), ("宜兰", "宜蘭"),
+    ("金门", "金門"), ("马祖", "馬祖"), ("澎湖",), ("屏东", "屏東"), ("南投",), ("彰化",),
+    ("苗栗",), ("云林", "雲林"), ("福州",), ("厦门", "廈門"), ("广州", "廣州"), ("深圳",),
+    ("南京",), ("杭州",), ("武汉", "武漢"), ("成都",), ("西安",), ("东京", "東京"),
+    ("华盛顿", "華盛頓"), ("纽约", "紐約"), ("伦敦", "倫敦"), ("巴黎",), ("首尔", "首爾"),
+    ("新加坡",), ("联合国", "聯合國"),
+)  # fmt: skip

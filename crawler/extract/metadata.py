@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
 from itertools import islice
@@ -22,9 +22,20 @@ from typing import Any
 from lxml import html
 
 from crawler.extract import labels
+from crawler.extract.article import Origin
 from crawler.extract.blocks import EDGE, Block
 from crawler.extract.cleanup import clean_text, normalize_space
 from crawler.extract.dates import WEEKDAY, FoundDate, find_dates, from_timestamp
+from crawler.extract.people import (
+    NAME_SPLIT,
+    clean_authors,
+    clean_names,
+    closing_credit,
+    credit_names,
+    dateline_credit,
+    is_person,
+    unpad,
+)
 
 # Lines with no digit (and no 〇) hold no date: most lines skip the date patterns.
 _MAY_HOLD_A_DATE = re.compile(r"[\d〇○]")
@@ -58,7 +69,7 @@ _HAS_LABEL_HINT = re.compile(rf"{_COLON}|[/／]|\s")
 # A value ends at a bar, an opening bracket, a closing 】/], or a wide gap.
 _VALUE_END = re.compile(r" {2,}|\u3000|[|｜【\[\]】]|\s[/／]\s")
 _HARD_END = re.compile(r"[|｜【\[\]】]|\s[/／]\s")
-_NAME_SPLIT = re.compile(r"[\s、，,;；/／|]+")
+_NAME_SPLIT = NAME_SPLIT
 _TRAILING_JUNK = re.compile(r"[\s,，。;；:：、|｜]+$")
 _LEADING_JUNK = re.compile(r"^[\s,，;；:：、|｜)）\]】]+")
 _BRACKETS = {"(": ")", "（": "）", "[": "]", "【": "】", "〔": "〕"}
@@ -182,19 +193,19 @@ def _join_edges(value: str) -> str:
 
 # A person's name as bylines write it: 2-5 Han characters (with · for transliterated
 # names), or a romanised name.
-_NAME = re.compile(r"[\u3400-\u9fff·•．]{2,8}|[A-Za-z][A-Za-z .'-]{1,30}")
+_NAME = re.compile(r"[\u3400-\u9fff·•．]{2,8}|[A-Za-z][A-Za-z0-9_.'-]{1,30}")
 
 
 def _cut_names(region: str) -> str:
     """Names go on across wide gaps (zytzb: 朱俊杰\u3000韩春燕) but stop at the first
     thing that is not a name (a date, a counter)."""
-    value = _cut_value(region.replace(EDGE, " "), wide_gap_ends=False)
+    value = unpad(_cut_value(region.replace(EDGE, " "), wide_gap_ends=False))
     names: list[str] = []
     for token in _NAME_SPLIT.split(value):
         if not token:
             continue
-        if names and not _NAME.fullmatch(token):
-            break
+        if names and (not _NAME.fullmatch(token) or token in _LABEL_SET):
+            break  # a date, a counter, the next role (记者 张三 通讯员 李四)
         names.append(token)
     return " ".join(names)
 
@@ -219,6 +230,19 @@ def is_metadata_line(text: str) -> bool:
 
 
 _LINE_OPENERS = frozenset(labels.METADATA_LINE_OPENERS)
+_BREADCRUMB = re.compile(
+    rf"^(?:{labels.alternation(labels.BREADCRUMB_START)})\s*[:：]"
+    rf"|^(?:{labels.alternation(labels.HOME_WORDS)})\s*(?:>|»|›|＞|>>|/|→|-+>)"
+)
+_ARROWS = re.compile(r"-+>|>>|[>»›＞→]")
+_HOME = re.compile(labels.alternation(labels.HOME_WORDS))
+
+
+def is_breadcrumb(text: str) -> bool:
+    """`当前位置：首页->统战动态->正文`, `首页 > 新闻 > 正文`: where the page is, not what it says."""
+    if _BREADCRUMB.match(text):
+        return True
+    return len(_ARROWS.findall(text)) >= 2 and bool(_HOME.search(text)) and len(text) <= 80
 
 
 def contributor_of_line(text: str) -> str | None:
@@ -229,19 +253,6 @@ def contributor_of_line(text: str) -> str | None:
     return None
 
 
-# CMS staff codes after a name: 163.com writes 责任编辑：赵六_NBJ11279.
-_STAFF_CODE = re.compile(r"_[A-Za-z]{1,6}\d{2,}$")
-
-
-def clean_names(value: str) -> str | None:
-    """Several people -> joined with 、 (`梁晨曦 武雨桐` -> `梁晨曦、武雨桐`)."""
-    names = [
-        _STAFF_CODE.sub("", n) for n in _NAME_SPLIT.split(value) if n and n != labels.NAMES_ETC
-    ]
-    names = [n for n in names if not re.fullmatch(r"[\d\W_]+", n)]
-    return "、".join(names) if names else None
-
-
 def clean_source(value: str) -> str | None:
     """A source as written, minus a date, a time or junk that follows it on the line."""
     dates = find_dates(value)
@@ -250,9 +261,12 @@ def clean_source(value: str) -> str | None:
     value = re.sub(r"\s+\d{1,2}:\d{2}(?::\d{2})?\s*$", "", value)
     value = _TRAILING_JUNK.sub("", _LEADING_JUNK.sub("", value))
     value = _strip_outer_brackets(value)
-    if not value or _TOOLBAR.fullmatch(value) or len(value) > 60:
+    if not value or _TOOLBAR.fullmatch(value) or len(value) > 60 or value in _PLACEHOLDERS:
         return None
     return clean_text(value)
+
+
+_PLACEHOLDERS = frozenset(labels.SOURCE_PLACEHOLDERS)
 
 
 def _strip_outer_brackets(value: str) -> str:
@@ -284,10 +298,20 @@ def _ordered_lines(blocks: Sequence[Block], zones: Zones) -> Iterator[tuple[int,
     for i in range(top, min(start, n)):
         yield 0, blocks[i]
     for i in range(start, min(end + 16, n)):
-        yield 1, blocks[i]
+        block = blocks[i]
+        if i > end and _ENDS_THE_ARTICLE.match(block.text):
+            break  # a related list or the site's footer: their dates are other pages'
+        yield 1, block
     for i in range(max(0, top - 6), top):
         yield 2, blocks[i]
 
+
+# The heading of a related-links box, or a site footer: nothing after it is the article's.
+_ENDS_THE_ARTICLE = re.compile(
+    rf"^[【\[]?(?:{labels.alternation(labels.FURNITURE_HEADINGS)})[^，。！？,]{{0,8}}$"
+    rf"|.*(?:{labels.alternation(labels.FOOTER_WORDS)})",
+    re.I,
+)
 
 # --------------------------------------------------------------------------- fields
 
@@ -300,6 +324,24 @@ class Metadata:
     author: str | None = None
     contributor: str | None = None
     editor_is_responsible: bool = False  # the editor came from 责任编辑/责编
+    origins: dict[str, Origin] = field(default_factory=dict)
+
+    def put(self, name: str, value: str | None, rule: str, raw: str) -> bool:
+        """Set a field with where it came from; False (and nothing set) for no value."""
+        if not value:
+            return False
+        setattr(self, name, value)
+        self.origins[name] = Origin(rule, raw)
+        return True
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A date somewhere on the page, with the rule that found it and its raw string."""
+
+    date: FoundDate
+    rule: str
+    raw: str
 
 
 @dataclass(frozen=True)
@@ -403,11 +445,14 @@ def extract_metadata(
     zones: Zones,
     head: HeadInfo,
     url: str | None,
-    body_contributor: str | None,
+    body_contributor: tuple[str, str] | None,
 ) -> Metadata:
-    found = Metadata(contributor=body_contributor)
-    dates: list[tuple[int, int, FoundDate]] = []  # (zone rank, label rank, date)
-    unlabelled: list[tuple[int, bool, FoundDate]] = []  # (zone rank, strong, date)
+    found = Metadata()
+    if body_contributor:
+        found.put("contributor", body_contributor[0], "credit", body_contributor[1])
+    year = year_hint(head, url) or _page_year(blocks, zones)
+    dates: list[tuple[int, int, Candidate]] = []  # (zone rank, label rank, date)
+    unlabelled: list[tuple[int, bool, Candidate]] = []  # (zone rank, strong, date)
     for rank, block in _ordered_lines(blocks, zones):
         if block.is_image or len(block.text) > MAX_META_LINE or _is_sentence(block.text):
             continue
@@ -431,31 +476,64 @@ def extract_metadata(
         ):
             # Dates with no label, in a short line between (or just above) the headline
             # and the text: chinanews `2024年02月23日 21:08　来源：…`, news.cn's header clock.
-            for date in find_dates(text):
+            for date in find_dates(text, year=year):
                 if not any(p.start <= date.start < p.end for p in pairs):
-                    unlabelled.append((rank, bool(pairs) or _is_bare_date(text, date), date))
+                    strong = bool(pairs) or _is_bare_date(text, date)
+                    unlabelled.append((rank, strong, Candidate(date, "line", block.text)))
         if not meta_like:
             continue
         for pair in pairs:
-            _take(found, pair, rank, dates)
+            _take(found, pair, rank, dates, block.text, year)
         if found.contributor is None:
-            found.contributor = contributor_of_line(block.text)
-    found.publish_time = _choose_time(dates, unlabelled, head, url)
+            found.put("contributor", contributor_of_line(block.text), "credit", block.text)
+    chosen = _choose_time(dates, unlabelled, head, url)
+    if chosen is not None:
+        found.put("publish_time", chosen.date.iso, chosen.rule, chosen.raw)
+    if found.author is None:
+        _credited_authors(found, blocks, zones)
     if found.source is None or found.author is None:
         _fill_from_classes(found, blocks, zones)
     if found.source is None:
-        found.source = _unlabelled_source(blocks, zones)
+        _unlabelled_source(found, blocks, zones)
     _fill_from_head(found, head)
     return found
 
+
+def _credited_authors(found: Metadata, blocks: Sequence[Block], zones: Zones) -> None:
+    """Reporters named without a label's colon: in the byline (`（記者張三／台北報導）`),
+    in the first paragraph's dateline (`新华社北京5月20日电（记者张三、李四）`,
+    `中央社記者張三台北2日電`), or in a closing credit (`（记者 张三）`)."""
+    for rank, block in _ordered_lines(blocks, zones):
+        if rank != 0 or block.is_image or len(block.text) > 60:
+            continue
+        if _CAPTION_CREDIT.search(block.text):
+            continue
+        credit = credit_names(block.text)
+        if credit and found.put("author", credit[0], "byline", block.text):
+            return
+    if zones.text_start is None or zones.text_end is None:
+        return
+    text = [b for b in blocks[zones.text_start : zones.text_end + 1] if not b.is_image]
+    for block in text[:2]:
+        credit = dateline_credit(block.text)
+        if credit and found.put("author", credit[0], "dateline", credit[1]):
+            return
+    for block in reversed(blocks[max(zones.text_start, zones.text_end - 2) : zones.text_end + 3]):
+        if block.is_image or _CAPTION_CREDIT.search(block.text):
+            continue
+        credit = closing_credit(block.text)
+        if credit and found.put("author", credit[0], "credit", credit[1]):
+            return
+
+
+# A photographer's credit (新华社记者 张三 摄) names no author.
+_CAPTION_CREDIT = re.compile(rf"(?:{labels.alternation(labels.CAPTION_CREDITS)})\s*[)）]?\s*$")
 
 # Some bylines carry no label, only a class: sina's <a class="source">新华社</a>.
 _SOURCE_CLASS = re.compile(
     r"source|laiyuan|copyfrom|media-?name|(?:^|[\s_-])(?:ly|origin)(?:$|[\s_-])", re.I
 )
 _AUTHOR_CLASS = re.compile(r"author|byline|zuozhe|reporter|writer", re.I)
-# An organisation, not a person: 人民网, 新华社, 市委统战部 ...
-_ORG_END = re.compile(rf"(?:{labels.alternation(labels.ORG_SUFFIXES)})$")
 
 
 def _fill_from_classes(found: Metadata, blocks: Sequence[Block], zones: Zones) -> None:
@@ -475,42 +553,51 @@ def _fill_from_classes(found: Metadata, blocks: Sequence[Block], zones: Zones) -
             if not text or len(text) > 30 or parse_pairs(text) or find_dates(text):
                 continue
             if found.source is None and _SOURCE_CLASS.search(hint):
-                found.source = clean_source(text)
+                found.put("source", clean_source(text), f"class:{hint.strip()}", text)
             elif found.author is None and _AUTHOR_CLASS.search(hint):
                 names = _NAME_SPLIT.split(text)
-                if len(names) <= 4 and all(
-                    _NAME.fullmatch(n) and len(n) <= 4 and not _ORG_END.search(n) for n in names
-                ):
-                    found.author = clean_names(text)
+                if len(names) <= 4:
+                    found.put("author", clean_authors(text), f"class:{hint.strip()}", text)
 
 
 # A medium's or a department's name: what an unlabelled source next to the date ends with.
 _MEDIUM_END = re.compile(rf"(?:{labels.alternation(labels.MEDIUM_SUFFIXES)})$")
 _SEGMENT_SPLIT = re.compile(rf"\s*[|｜]\s*| {{2,}}|\u3000|{EDGE}")
+_WEEKDAY = re.compile(WEEKDAY)
 
 
-def _unlabelled_source(blocks: Sequence[Block], zones: Zones) -> str | None:
-    """`央视网 | 2024年02月07日 20:15` (cctv): a medium's name beside the date line
-    under the headline, with no label. Only the head zone, only a dated line, only a
-    name that ends like a medium (网, 报, 社, 台 ...)."""
+def _unlabelled_source(found: Metadata, blocks: Sequence[Block], zones: Zones) -> None:
+    """A source in the byline's source slot, without a label: `央视网 | 2024年02月07日
+    20:15` (cctv), `2024-05-20 10:30　人民日报海外版　作者：李华`. Only the head zone,
+    only a dated line; a name that ends like a medium (网, 报, 社, 台 ...), or, in a
+    byline that labels its other slots, any short name that is no person's."""
     for rank, block in _ordered_lines(blocks, zones):
-        if rank != 0 or block.is_image or len(block.text) > 60 or block.link_density > 0.5:
+        if rank != 0 or block.is_image or len(block.text) > 80 or block.link_density > 0.5:
             continue
         text = block.meta_text
         dates = find_dates(text)
-        if not dates or parse_pairs(text):
+        if not dates:
             continue
-        rest = text[: dates[0].start] + EDGE + text[dates[0].end :]
+        pairs = [p for p in parse_pairs(text) if p.field != "other" or p.label in _LINE_OPENERS]
+        covered = [(d.start, d.end) for d in dates] + [(p.start, p.end) for p in pairs]
+        rest = "".join(
+            EDGE if any(s <= i < e for s, e in covered) else ch for i, ch in enumerate(text)
+        )
         for segment in _SEGMENT_SPLIT.split(rest):
             segment = segment.strip(" ·,，")
             if (
                 2 <= len(segment) <= 20
-                and not re.search(r"\d", segment)
-                and _MEDIUM_END.search(segment)
+                and not re.search(r"[\d:：]", segment)
                 and not _TOOLBAR.search(segment)
+                and not _WEEKDAY.fullmatch(segment)
+                and segment not in _PLACEHOLDERS
+                and (
+                    _MEDIUM_END.search(segment)
+                    or (pairs and len(segment) >= 3 and not is_person(segment))
+                )
             ):
-                return clean_text(segment)
-    return None
+                found.put("source", clean_text(segment), "byline", block.text)
+                return
 
 
 _CLOCK_LINE = re.compile(labels.alternation(labels.CLOCK_WORDS))
@@ -520,28 +607,36 @@ def _is_sentence(text: str) -> bool:
     return len(re.findall(r"[，。！？；]", text)) >= 2
 
 
-def _take(found: Metadata, pair: Pair, rank: int, dates: list[tuple[int, int, FoundDate]]) -> None:
+def _take(
+    found: Metadata,
+    pair: Pair,
+    rank: int,
+    dates: list[tuple[int, int, Candidate]],
+    raw: str,
+    year: int | None,
+) -> None:
+    rule = f"label:{pair.label}"
     if pair.field == "publish_time":
         value = pair.value.lstrip(" :：")
-        for date in find_dates(value)[:1]:
+        for date in find_dates(value, year=year)[:1]:
             if date.start <= 3:
-                dates.append((rank, _time_label_rank(pair.label), date))
+                dates.append((rank, _time_label_rank(pair.label), Candidate(date, rule, raw)))
         return
     if pair.field == "source":
         if found.source is None:
-            found.source = clean_source(pair.value)
+            found.put("source", clean_source(pair.value), rule, raw)
     elif pair.field == "editor":
         # 编辑：A  责任编辑：B (cctv) — the responsible editor is the editor of record.
         responsible = pair.label in _RESPONSIBLE_EDITOR
         if found.editor is None or (responsible and not found.editor_is_responsible):
             names = clean_names(clean_text(pair.value) or "")
-            if names:
-                found.editor, found.editor_is_responsible = names, responsible
+            if found.put("editor", names, rule, raw):
+                found.editor_is_responsible = responsible
     elif pair.field == "author":
         if found.author is None:
-            found.author = clean_names(clean_text(pair.value) or "")
+            found.put("author", clean_authors(clean_text(pair.value) or ""), rule, raw)
     elif pair.field == "contributor" and found.contributor is None:
-        found.contributor = clean_text(_strip_outer_brackets(pair.value))
+        found.put("contributor", clean_text(_strip_outer_brackets(pair.value)), rule, raw)
 
 
 _RESPONSIBLE_EDITOR = frozenset(labels.EDITOR_RESPONSIBLE)
@@ -565,11 +660,11 @@ _NOT_WORDS = re.compile(rf"(?:[\s|｜/:：()（）\[\]【】\-—·,，A-Za-z\d]
 
 
 def _choose_time(
-    dates: list[tuple[int, int, FoundDate]],
-    unlabelled: list[tuple[int, bool, FoundDate]],
+    dates: list[tuple[int, int, Candidate]],
+    unlabelled: list[tuple[int, bool, Candidate]],
     head: HeadInfo,
     url: str | None,
-) -> str | None:
+) -> Candidate | None:
     """The publication time, by how much each place on a page can be trusted.
 
     1. a labelled line between the headline and the text, or an unlabelled date in a
@@ -586,7 +681,7 @@ def _choose_time(
     by_rank = sorted(
         ((zr, lr, i, d) for i, (zr, lr, d) in enumerate(dates) if lr < 2), key=lambda t: t[:3]
     )
-    ranked: list[FoundDate] = [d for zr, _lr, _i, d in by_rank if zr == 0]
+    ranked: list[Candidate] = [d for zr, _lr, _i, d in by_rank if zr == 0]
     ranked += [d for zr, strong, d in unlabelled if zr == 0 and strong]
     ranked += [d for zr, _lr, _i, d in by_rank if zr == 2]
     ranked += [d for zr, strong, d in unlabelled if zr == 2 and strong]
@@ -604,17 +699,16 @@ def _choose_time(
     if not ranked:
         return None
     best = ranked[0]
-    iso = best.iso
     for other in [*ranked[1:], *head_dates, *_refining_dates(head)]:
-        if best.precision == 2:
+        if best.date.precision == 2:
             break
-        refined = _refine(best, other)
+        refined = _refine(best.date, other.date)
         if refined:
-            best, iso = other, refined
-    return iso
+            best = Candidate(refined, f"{best.rule}+refined:{other.rule}", best.raw)
+    return best
 
 
-def _refine(coarse: FoundDate, fine: FoundDate) -> str | None:
+def _refine(coarse: FoundDate, fine: FoundDate) -> FoundDate | None:
     """`fine` in `coarse`'s offset, when it says the same time only more precisely:
     the same day (and minute, if `coarse` has one) once both are on one clock, so a
     JSON-LD `…T02:29:35Z` refines a visible `2024-02-07 10:29` (+08:00)."""
@@ -629,28 +723,34 @@ def _refine(coarse: FoundDate, fine: FoundDate) -> str | None:
         return None
     if coarse.precision >= 1 and (local.hour, local.minute) != (shown.hour, shown.minute):
         return None
-    return local.isoformat()
+    return replace(fine, iso=local.isoformat())
 
 
-def _refining_dates(head: HeadInfo) -> list[FoundDate]:
-    found: list[FoundDate] = []
+def _refining_dates(head: HeadInfo) -> list[Candidate]:
+    found: list[Candidate] = []
     for value in head.metas.get("time[datetime]", [])[:20]:
-        found += find_dates(value, compact=True)[:1]
+        found += [
+            Candidate(d, "time[datetime]", value) for d in find_dates(value, compact=True)[:1]
+        ]
     return found
 
 
-def _head_dates(head: HeadInfo) -> list[FoundDate]:
-    found: list[FoundDate] = []
+def _head_dates(head: HeadInfo) -> list[Candidate]:
+    found: list[Candidate] = []
     for key in _META_TIME_KEYS:
         for value in head.metas.get(key, []):
-            found += find_dates(value, compact=True)[:1]
+            found += [
+                Candidate(d, f"meta:{key}", value) for d in find_dates(value, compact=True)[:1]
+            ]
     for obj in head.json_ld:
         for key in ("datePublished", "dateCreated", "uploadDate"):
             stated = obj.get(key)
             if isinstance(stated, str):
-                found += find_dates(stated, compact=True)[:1]
+                found += [
+                    Candidate(d, "jsonld", stated) for d in find_dates(stated, compact=True)[:1]
+                ]
     for value in head.script_times:
-        found += find_dates(value, compact=True)[:1]
+        found += [Candidate(d, "script", value) for d in find_dates(value, compact=True)[:1]]
     return found
 
 
@@ -658,43 +758,68 @@ _URL_DATE = re.compile(
     r"(?<!\d)((?:19|20)\d{2})[-/_]?(0[1-9]|1[0-2])[-/_]?(0[1-9]|[12]\d|3[01])(?!\d)"
     r"|/((?:19|20)\d{2})/?(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])/"
 )
+_URL_YEAR = re.compile(r"/((?:19|20)\d{2})(?:[-_/]?(?:0[1-9]|1[0-2]))?(?:[-_/]?\d{2})?(?=[/_-])")
 
 
-def _url_dates(url: str) -> list[FoundDate]:
+def _url_dates(url: str) -> list[Candidate]:
     path = re.sub(r"^[a-z]+://[^/]+", "", url, flags=re.I)
     match = _URL_DATE.search(path)
     if not match:
         return []
     parts = [g for g in match.groups() if g]
-    return find_dates("-".join(parts))[:1]
+    return [Candidate(d, "url", url) for d in find_dates("-".join(parts))[:1]]
+
+
+def year_hint(head: HeadInfo, url: str | None) -> int | None:
+    """The year a year-less `05-20 14:32` belongs to: the URL's (/2024/0520/, t20240520),
+    else the one <meta> or JSON-LD give. None: such dates are not read at all."""
+    if url:
+        path = re.sub(r"^[a-z]+://[^/]+", "", url, flags=re.I)
+        match = _URL_DATE.search(path) or _URL_YEAR.search(path)
+        if match:
+            return int(next(g for g in match.groups() if g))
+    for candidate in _head_dates(head):
+        return candidate.date.day[0]
+    return None
+
+
+_YEAR_IN_DATE = re.compile(r"(?<!\d)((?:19|20)\d{2})\s*(?:[-/.年])\s*\d{1,2}\s*(?:[-/.月])")
+
+
+def _page_year(blocks: Sequence[Block], zones: Zones) -> int | None:
+    """The year most of the page's own full dates are in (the sidebar's, the footer's
+    update line): a year-less byline date belongs to it (hard-time-08)."""
+    years: dict[int, int] = {}
+    for _rank, block in _ordered_lines(blocks, zones):
+        for match in _YEAR_IN_DATE.finditer(block.text):
+            year = int(match.group(1))
+            years[year] = years.get(year, 0) + 1
+    for block in blocks[-40:]:
+        for match in _YEAR_IN_DATE.finditer(block.text):
+            year = int(match.group(1))
+            years[year] = years.get(year, 0) + 1
+    return max(years, key=lambda y: (years[y], y)) if years else None
 
 
 def _fill_from_head(found: Metadata, head: HeadInfo) -> None:
     """Fields no visible line gave, from <meta> and JSON-LD (labels stripped there too)."""
-    if found.source is None:
-        for key in _META_SOURCE_KEYS:
-            for value in head.metas.get(key, []):
-                found.source = _labelled_or_plain(value, "source", clean_source)
-                if found.source:
-                    break
-            if found.source:
-                break
-    if found.editor is None:
-        for key in _META_EDITOR_KEYS:
-            for value in head.metas.get(key, []):
-                found.editor = _labelled_or_plain(value, "editor", clean_names)
-                if found.editor:
-                    break
-            if found.editor:
+    for name, keys, clean in (
+        ("source", _META_SOURCE_KEYS, clean_source),
+        ("editor", _META_EDITOR_KEYS, clean_names),
+    ):
+        if getattr(found, name) is not None:
+            continue
+        for key, value in ((k, v) for k in keys for v in head.metas.get(k, [])):
+            if found.put(name, _labelled_or_plain(value, name, clean), f"meta:{key}", value):
                 break
     if found.author is None:
-        found.author = _person_names(head)
+        _person_names(found, head)
 
 
 _META_AUTHOR_KEYS = ("author", "article:author", "dc.creator")
 
 
-def _person_names(head: HeadInfo) -> str | None:
+def _person_names(found: Metadata, head: HeadInfo) -> None:
     """People named as authors in JSON-LD (@type Person) or <meta name=author>: only
     names that look like people's — sites also put their own name there."""
     people: list[str] = []
@@ -705,21 +830,21 @@ def _person_names(head: HeadInfo) -> str | None:
                 name = author.get("name")
                 if isinstance(name, str) and name.strip() and name.strip() not in people:
                     people.append(name.strip())
-    candidates = ["、".join(people)] if people else []
-    candidates += [v for key in _META_AUTHOR_KEYS for v in head.metas.get(key, [])]
-    for value in candidates:
-        value = normalize_space(value)
+    candidates = [("jsonld", "、".join(people))] if people else []
+    candidates += [(f"meta:{key}", v) for key in _META_AUTHOR_KEYS for v in head.metas.get(key, [])]
+    for rule, raw in candidates:
+        value = normalize_space(raw)
         pairs = [p for p in parse_pairs(value) if p.field == "author"]
         if pairs:
             value = pairs[0].value
         names = [n for n in _NAME_SPLIT.split(value) if n]
-        if names and len(names) <= 6 and all(_is_person(n) for n in names):
-            return clean_names(value)
-    return None
+        if names and len(names) <= 6 and all(_is_han_person(n) for n in names):
+            found.put("author", clean_names(value), rule, raw)
+            return
 
 
-def _is_person(name: str) -> bool:
-    return bool(_HAN_NAME.fullmatch(name)) and not _ORG_END.search(name)
+def _is_han_person(name: str) -> bool:
+    return bool(_HAN_NAME.fullmatch(name)) and is_person(name)
 
 
 # A Chinese person's name: two to four Han characters, or a transliteration with ·.
