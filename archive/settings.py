@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from archive.errors import ConfigError
 
@@ -32,64 +32,166 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _cron(value: str | None) -> str | None:
+    """A 5-field crontab that APScheduler accepts (None: off)."""
+    if value is None:
+        return None
+    from apscheduler.triggers.cron import CronTrigger
+
+    if len(value.split()) != 5:
+        raise ValueError(f"bad cron {value!r}: need 5 fields (minute hour day month weekday)")
+    try:
+        CronTrigger.from_crontab(value, timezone="UTC")
+    except ValueError as exc:
+        raise ValueError(f"bad cron {value!r}: {exc}") from None
+    return value
+
+
+# Every field has a description: docs/configuration.md is generated from them
+# (scripts/configuration_doc.py), and a test fails when the two differ.
+
+
 class CrawlSettings(_Strict):
     """Politeness and limits for every crawl (Scrapy settings are derived from these)."""
 
-    user_agent: str = "ufarchive/0.1 (news archive; +https://example.org/ufarchive)"
-    obey_robots_txt: bool = True
-    concurrent_requests: int = Field(16, ge=1, le=256)
-    concurrent_requests_per_domain: int = Field(4, ge=1, le=64)
-    download_delay_seconds: float = Field(0.5, ge=0)
-    autothrottle: bool = True
-    autothrottle_target_concurrency: float = Field(2.0, gt=0)
-    download_timeout_seconds: float = Field(30, gt=0)
-    retry_times: int = Field(3, ge=0, le=20)
-    retry_backoff_seconds: float = Field(1.0, ge=0)  # doubles with each retry
-    retry_after_max_seconds: float = Field(300, ge=0)  # cap on a server's Retry-After
-    redirect_max_times: int = Field(10, ge=1)
-    max_response_bytes: int = Field(20_000_000, ge=1024)
-    depth_limit: int = Field(50, ge=0)
-    stop_pagination_when_no_new: bool = True
-    warc_max_bytes: int = Field(1_000_000_000, ge=1_000_000)
+    user_agent: str = Field(
+        "ufarchive/0.1 (news archive; +https://example.org/ufarchive)",
+        description="The User-Agent header of every request; name a contact.",
+    )
+    obey_robots_txt: bool = Field(True, description="Fetch nothing robots.txt forbids.")
+    concurrent_requests: int = Field(
+        16, ge=1, le=256, description="Requests in flight across all sites of one crawl process."
+    )
+    concurrent_requests_per_domain: int = Field(
+        4, ge=1, le=64, description="Requests in flight to one domain."
+    )
+    download_delay_seconds: float = Field(
+        0.5, ge=0, description="Minimum gap between two requests to one domain."
+    )
+    autothrottle: bool = Field(True, description="Adapt the delay to the server's latency.")
+    autothrottle_target_concurrency: float = Field(
+        2.0, gt=0, description="Requests in flight per server that AutoThrottle aims at."
+    )
+    download_timeout_seconds: float = Field(
+        30, gt=0, description="A request (connect, headers and whole body) ends after this."
+    )
+    retry_times: int = Field(
+        3, ge=0, le=20, description="Retries of a 5xx, 429, 408 or network error; 0: none."
+    )
+    retry_backoff_seconds: float = Field(
+        1.0, ge=0, description="The first retry waits this long; each further one twice as long."
+    )
+    retry_after_max_seconds: float = Field(
+        300, ge=0, description="A server's longer Retry-After (429/503) is cut to this."
+    )
+    redirect_max_times: int = Field(
+        10, ge=1, description="Redirects followed; one more is recorded as a redirect loop."
+    )
+    max_response_bytes: int = Field(
+        20_000_000,
+        ge=1024,
+        description="A larger response (after decompression) is dropped and recorded as "
+        "an error of kind too_large.",
+    )
+    depth_limit: int = Field(
+        50, ge=0, description="Link hops from a start URL (bounds calendar traps); 0: none."
+    )
+    stop_pagination_when_no_new: bool = Field(
+        True, description="Stop paging a listing once one of its pages brings nothing new."
+    )
+    warc_max_bytes: int = Field(
+        1_000_000_000, ge=1_000_000, description="A WARC file past this size rotates to a new one."
+    )
 
 
 class SchedulerSettings(_Strict):
     """How `ufarchive schedule` runs the sites' jobs."""
 
-    timezone: str = "Asia/Shanghai"
-    max_concurrent_crawls: int = Field(2, ge=1)
-    misfire_grace_seconds: int = Field(3600, ge=1)
-    crawl_timeout_minutes: int = Field(120, ge=1)
-    metrics_host: str = "127.0.0.1"
-    metrics_port: int = Field(9410, ge=0, le=65535)  # 0: any free port (tests)
-    # Alerts (archive.alerts): logged, shown by `ufarchive status`, POSTed to the webhook.
-    alert_failures_in_a_row: int = Field(3, ge=1)
-    alert_extraction_failed_percent: float = Field(50, gt=0, le=100)
-    alert_stale_intervals: int = Field(3, ge=1)
-    alert_webhook_url: str | None = None
+    timezone: str = Field(
+        "Asia/Shanghai", description="The time zone of cron schedules (an IANA name)."
+    )
+    max_concurrent_crawls: int = Field(2, ge=1, description="Crawls running at once.")
+    misfire_grace_seconds: int = Field(
+        3600, ge=1, description="A run this late still runs; several late runs coalesce into one."
+    )
+    crawl_timeout_minutes: int = Field(
+        120, ge=1, description="Wall-clock limit of one crawl process (SIGTERM, then SIGKILL)."
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address of /healthz and /metrics.")
+    metrics_port: int = Field(
+        9410, ge=0, le=65535, description="Port of /healthz and /metrics; 0 picks a free one."
+    )
+    alert_failures_in_a_row: int = Field(
+        3, ge=1, description="Alert `failing` when this many runs of a site fail in a row."
+    )
+    alert_extraction_failed_percent: float = Field(
+        50,
+        gt=0,
+        le=100,
+        description="Alert `extraction` when extraction fails on more than this share of "
+        "a run's article pages.",
+    )
+    alert_stale_intervals: int = Field(
+        3, ge=1, description="Alert `stale` after this many of a site's intervals without success."
+    )
+    alert_webhook_url: str | None = Field(
+        None,
+        description="Alerts are POSTed here as JSON; null: only logged and shown by `status`. "
+        "Treated as a secret: never logged or shown.",
+    )
+    verify_cron: str | None = Field(
+        "30 3 * * sun",
+        description="When the scheduler runs the fixity audit (`ufarchive verify`), a cron "
+        "in `timezone`; weekly by default; null: never. Damage raises the `fixity` alert. "
+        "Name weekdays (sun, mon ...): APScheduler counts 0 as Monday, cron as Sunday.",
+    )
+
+    @field_validator("verify_cron")
+    @classmethod
+    def _check_verify_cron(cls, value: str | None) -> str | None:
+        return _cron(value)
 
 
 class WebSettings(_Strict):
     """`ufarchive serve` defaults."""
 
-    host: str = "127.0.0.1"
-    port: int = Field(8080, ge=0, le=65535)
+    host: str = Field("127.0.0.1", description="Address the web UI binds.")
+    port: int = Field(8080, ge=0, le=65535, description="Port of the web UI.")
 
 
 class LoggingSettings(_Strict):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    format: Literal["text", "json"] = "text"
+    """What the long-running commands log, on stderr."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="DEBUG, INFO, WARNING or ERROR."
+    )
+    format: Literal["text", "json"] = Field(
+        "text", description="text, or json: one JSON object a line."
+    )
 
 
 class SettingsFile(_Strict):
     """The schema of `config/settings.yaml`; every key is optional."""
 
-    data_dir: str | None = None
-    database_url: str | None = None
-    crawl: CrawlSettings = CrawlSettings()
-    scheduler: SchedulerSettings = SchedulerSettings()
-    web: WebSettings = WebSettings()
-    logging: LoggingSettings = LoggingSettings()
+    data_dir: str | None = Field(
+        None,
+        description="Where WARC files, logs and the embedded SQLite database live "
+        "(UFARCHIVE_DATA_DIR overrides it); null: ./data.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="Any SQLAlchemy URL (UFARCHIVE_DATABASE_URL overrides it); null: SQLite "
+        "in data_dir. Production: postgresql+psycopg://user:password@host:5432/ufarchive. "
+        "Its password is never logged or shown.",
+    )
+    crawl: CrawlSettings = Field(CrawlSettings(), description=CrawlSettings.__doc__)
+    scheduler: SchedulerSettings = Field(SchedulerSettings(), description=SchedulerSettings.__doc__)
+    web: WebSettings = Field(WebSettings(), description=WebSettings.__doc__)
+    logging: LoggingSettings = Field(LoggingSettings(), description=LoggingSettings.__doc__)
+
+
+#: Settings whose values are secrets: their validation errors never echo the value.
+SECRET_KEYS = ("database_url", "scheduler.alert_webhook_url")
 
 
 @dataclass(frozen=True)
@@ -192,8 +294,11 @@ def describe_validation_error(exc: ValidationError) -> tuple[str, str]:
         msg = re.sub(r"^(Value|Assertion) error, ", "", first["msg"])
         value = first.get("input")
         # Our own validators name the value already; pydantic's built-in messages do not.
+        # A secret's value is never echoed (it would land in logs and terminals).
         named = kind in ("value_error", "assertion_error")
         shown = f" (got {value!r})" if not named and isinstance(value, str | int | float) else ""
+        if key in SECRET_KEYS:
+            shown = ""
         problem = f"{msg}{shown}"
     more = len(exc.errors()) - 1
     if more:

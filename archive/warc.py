@@ -4,10 +4,17 @@ Files are gzip WARC 1.1 under `<data_dir>/warc/`, one writer (one crawl process)
 rotated past a size. Each record is its own gzip member and is flushed and fsynced
 before the database row that points at it is committed, so a process that dies mid-write
 leaves every earlier record readable and no row points at a record that is not there.
+
+A writer holds an exclusive `flock` on its file and keeps a marker `NAME.warc.gz.open`
+beside it until it closes the file. A marker whose file nobody holds is the trace of a
+writer that died: its file may end in a torn gzip member, which `archive.fixity` sets
+aside before anyone serves or copies the file. Paths read from the database are checked
+to stay inside `<data_dir>/warc/` (a damaged or forged row cannot make us read elsewhere).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 from collections.abc import Iterable, Iterator
@@ -24,6 +31,7 @@ from warcio.warcwriter import WARCWriter
 from archive.errors import UfarchiveError
 
 WARC_SUBDIR = "warc"
+OPEN_SUFFIX = ".open"  # the marker of a file whose writer has not closed it (yet)
 # Headers that describe the transfer, not the payload we store: Scrapy has already
 # undone the content and transfer encodings, so the record states the real length.
 _TRANSFER_HEADERS = {"content-encoding", "transfer-encoding", "content-length"}
@@ -137,6 +145,9 @@ class WarcFileWriter:
     def close(self) -> None:
         if self._fh is not None:
             self.sync()
+            # The marker goes first, the lock (with the descriptor) last: a file without a
+            # marker is complete, and nobody seals a file whose lock is still held.
+            open_marker(self.directory / self._name).unlink(missing_ok=True)
             self._fh.close()
             self._fh = None
 
@@ -147,7 +158,10 @@ class WarcFileWriter:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._seq += 1
         self._name = f"{self.prefix}-{self._stamp}-{os.getpid()}-{self._seq:05d}.warc.gz"
-        fh = (self.directory / self._name).open("ab")
+        path = self.directory / self._name
+        fh = path.open("ab")
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # held until close (or the process dies)
+        open_marker(path).write_text(f"{socket.gethostname()} {os.getpid()}\n", encoding="utf-8")
         self._fh = fh
         info = self._writer.create_warcinfo_record(
             self._name,
@@ -173,9 +187,36 @@ def url_path(url: str) -> str:
     return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
+def open_marker(path: Path) -> Path:
+    return path.with_name(path.name + OPEN_SUFFIX)
+
+
+def is_being_written(path: Path) -> bool:
+    """Does a live writer hold this WARC file? (Its lock goes when the process dies.)"""
+    try:
+        with path.open("rb") as fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            return False
+    except FileNotFoundError:
+        return False
+
+
+def warc_path(data_dir: Path, file: str) -> Path:
+    """The WARC file a database row names, which must lie inside `<data_dir>/warc/`."""
+    folder = (data_dir / WARC_SUBDIR).resolve()
+    path = (data_dir / file).resolve()
+    if folder not in path.parents:
+        raise UfarchiveError(f"{file}: WARC file outside {data_dir / WARC_SUBDIR}: refused")
+    return path
+
+
 def read_record(data_dir: Path, file: str, offset: int) -> WarcRecord:
     """The record at `offset` of a WARC file under the data dir."""
-    path = data_dir / file
+    path = warc_path(data_dir, file)
     try:
         with path.open("rb") as fh:
             fh.seek(offset)

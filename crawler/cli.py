@@ -411,16 +411,25 @@ def status_table(statuses: list[Any]) -> Any:
 
     table = Table(title=f"{len(statuses)} sites")
     for name in ("site", "schedule", "last run", "started", "outcome", "new", "changed",
-                 "failures in a row", "next run", "alerts"):  # fmt: skip
+                 "failures in a row", "next run", "verified", "alerts"):  # fmt: skip
         right = name in ("new", "changed", "last run")
         table.add_column(name, justify="right" if right else "left")
     for s in statuses:
         table.add_row(
             s.site, s.schedule, str(s.last_run_id or "-"), when(s.last_started),
             s.last_status or "never run", str(s.articles_new), str(s.articles_changed),
-            str(s.failures_in_a_row), when(s.next_run), ", ".join(a.kind for a in s.alerts) or "-",
+            str(s.failures_in_a_row), when(s.next_run), verified(s.fixity),
+            ", ".join(a.kind for a in s.alerts) or "-",
         )  # fmt: skip
     return table
+
+
+def verified(fixity: Any) -> str:
+    """The last fixity audit of a site, in a cell: when, and clean or how many damaged."""
+    if fixity is None:
+        return "never"
+    state = "clean" if not fixity.damaged else f"DAMAGED ({fixity.damaged})"
+    return f"{fixity.finished_at.astimezone().strftime('%Y-%m-%d %H:%M')} {state}"
 
 
 @app.command()
@@ -739,6 +748,29 @@ def reindex() -> None:
     finally:
         engine.dispose()
     out.print(f"indexed {count} articles", markup=False)
+
+
+@app.command()
+def verify(
+    site: Annotated[str | None, typer.Option(help="Only this site's WARC files.")] = None,
+    since: Annotated[
+        datetime | None,
+        typer.Option(formats=DATE_FORMATS, help="Only files with records fetched on or after."),
+    ] = None,
+    format: Annotated[
+        TextOrJson, typer.Option("--format", help="text summary or JSON.")
+    ] = TextOrJson.text,
+) -> None:
+    """Fixity audit: every WARC record the archive points to is there and unaltered.
+
+    Checks offset, length, record id and digests; lists damaged rows and unreferenced
+    records; sets aside torn tails left by a crashed crawl. Exit 1 on any damage.
+    """
+    from crawler.verify import verify_command
+
+    code = verify_command(settings(), out, err, site, as_beijing(since), format.value)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from archive.db import check_schema, make_engine, make_sessionmaker
 from archive.errors import SiteConfigError
+from archive.fixity import seal_unfinished
 from archive.models import CrawlRun, RunStatus
 from archive.settings import Settings, load_settings
 from archive.store import ensure_site, finish_run, start_run
@@ -81,6 +82,7 @@ def run_crawl(
     engine = make_engine(settings.database_url, writer=True)
     try:
         check_schema(engine)
+        seal_unfinished(settings.data_dir)  # torn tails of crawls that died (archive.fixity)
         sessions = make_sessionmaker(engine)
         with sessions() as session, session.begin():
             run_ids = [

@@ -48,6 +48,7 @@ from sqlalchemy import select
 from archive.alerts import AlertView, judge_run, judge_staleness, site_health
 from archive.db import check_schema, make_engine, make_sessionmaker
 from archive.errors import ConfigError, SiteConfigError
+from archive.fixity import AuditStoppedError, FixityView, run_audit, seal_unfinished, site_fixity
 from archive.locks import site_lock
 from archive.models import CrawlRun, RunStatus, utcnow
 from archive.settings import LoggingSettings, Settings
@@ -60,6 +61,7 @@ log = logging.getLogger("ufarchive.schedule")
 POLL_SECONDS = 0.2
 STOP_GRACE_SECONDS = 60  # after SIGTERM a crawl gets this long to checkpoint, then SIGKILL
 HEALTH_CHECK_SECONDS = 5  # how often staleness is judged and site files are looked at
+VERIFY_JOB = "(fixity audit)"  # not a site name: those match [a-z0-9_-]+
 
 
 # --- triggers ---------------------------------------------------------------------------
@@ -131,7 +133,11 @@ class CrawlScheduler:
         self.catchup: set[str] = set()
         config = settings.scheduler
         self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=config.max_concurrent_crawls)},
+            executors={
+                "default": ThreadPoolExecutor(max_workers=config.max_concurrent_crawls),
+                # the fixity audit reads every WARC file: never in a crawl's slot
+                "fixity": ThreadPoolExecutor(max_workers=1),
+            },
             job_defaults={
                 "max_instances": 1,
                 "coalesce": True,
@@ -143,10 +149,42 @@ class CrawlScheduler:
     # --- jobs
     def start(self) -> None:
         check_schema(self.engine)
+        seal_unfinished(self.settings.data_dir)  # torn tails of crawls that died with us
         self.scheduler.start()
         for site in self.sites.values():
             self.add_job(site, catch_up=True)
         self.metrics.sites.set(len(self.sites))
+        cron = self.settings.scheduler.verify_cron
+        if cron:
+            self.scheduler.add_job(
+                self.run_verify, CronTrigger.from_crontab(cron, timezone=self.timezone),
+                id=VERIFY_JOB, name=VERIFY_JOB, executor="fixity", replace_existing=True,
+            )  # fmt: skip
+            log.info("scheduled the fixity audit: cron %s", cron)
+
+    def run_verify(self) -> None:
+        """The scheduled fixity audit: its result goes to `status`, damage to an alert."""
+        started = time.monotonic()
+        try:
+            report, raised = run_audit(
+                self.sessions, self.settings.data_dir, trigger="schedule",
+                should_stop=self.stopping.is_set,
+            )  # fmt: skip
+        except AuditStoppedError:
+            log.info("the fixity audit stopped with the scheduler; it runs again at its next time")
+            return
+        except Exception:
+            log.exception("the fixity audit failed")
+            return
+        log.log(
+            logging.INFO if report.clean else logging.ERROR,
+            "fixity audit %s: %d records in %d files checked in %.0f s, %d damaged, "
+            "%d unreferenced, %d torn tails set aside", "clean" if report.clean else "DAMAGED",
+            report.records, report.files, time.monotonic() - started, len(report.problems),
+            len(report.unreferenced), len(report.torn),
+        )  # fmt: skip
+        for alert in raised:
+            self.alert(alert)
 
     def add_job(self, site: SiteConfig, catch_up: bool) -> None:
         trigger = make_trigger(site.schedule, self.timezone)
@@ -588,6 +626,7 @@ class SiteStatus:
     failures_in_a_row: int
     next_run: datetime | None
     alerts: list[AlertView]
+    fixity: FixityView | None = None  # the last `verify` that covered the site
 
     def to_dict(self) -> dict[str, Any]:
         def iso(value: datetime | None) -> str | None:
@@ -599,6 +638,7 @@ class SiteStatus:
             "articles_new": self.articles_new, "articles_changed": self.articles_changed,
             "failures_in_a_row": self.failures_in_a_row, "next_run": iso(self.next_run),
             "alerts": [a.to_dict() for a in self.alerts],
+            "fixity": self.fixity.to_dict() if self.fixity else None,
         }  # fmt: skip
 
 
@@ -633,7 +673,7 @@ def site_statuses(settings: Settings) -> tuple[list[SiteStatus], list[SiteConfig
                     last_status=health.last_status, articles_new=health.articles_new,
                     articles_changed=health.articles_changed,
                     failures_in_a_row=health.failures_in_a_row, next_run=next_run,
-                    alerts=health.alerts,
+                    alerts=health.alerts, fixity=site_fixity(session, name),
                 )  # fmt: skip
                 out.append(row)
             return out, errors
