@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from archive.errors import SiteConfigError
 from archive.settings import load_model
+from crawler.addresses import is_allowed_host
 
 NAME_RE = re.compile(r"^[a-z0-9_-]+$")
 HOSTNAME_RE = re.compile(
@@ -200,12 +201,6 @@ def check_selector(selector: str) -> None:
         raise ValueError(
             f"unknown selector syntax {selector!r} ({exc}); use CSS, or prefix XPath with 'xpath:'"
         ) from None
-
-
-def is_allowed_host(host: str, domains: Iterable[str]) -> bool:
-    """Scrapy's rule: the domain itself or any subdomain of it; IPs match exactly."""
-    host = host.lower().rstrip(".")
-    return any(host == d or host.endswith("." + d) for d in domains)
 
 
 def check_url(url: str) -> None:

@@ -31,6 +31,7 @@ from archive.models import RunStatus
 from archive.settings import load_settings
 from archive.store import Known, ensure_site, known_articles, start_run
 from archive.warc import WarcFileWriter
+from crawler.boundary import RefusedRequestError
 from crawler.extract.decode import decode_html
 from crawler.items import FetchedPage
 from crawler.links import feed_entries, page_links, sitemap_entries
@@ -284,6 +285,8 @@ class NewsSpider(scrapy.Spider):
             self.run.start_responses_ok += 1
 
     def on_error(self, failure: Failure) -> None:
+        if isinstance(failure.value, RefusedRequestError):
+            return  # crawler.boundary recorded it
         request = getattr(failure, "request", None)
         url = None
         if request is not None:  # after redirects, name the URL the site linked
