@@ -15,6 +15,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from archive.errors import DatabaseError
+from archive.redact import redact
 
 MIGRATIONS = "archive:migrations"
 
@@ -28,8 +29,10 @@ def make_engine(url: str, *, writer: bool = False, **kwargs: Any) -> Engine:
     """
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        raise DatabaseError(f"database URL {url!r} is not a SQLAlchemy URL") from None
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is no number
+        raise DatabaseError(
+            f"database URL {redact(url)!r} is not a SQLAlchemy URL ({redact(str(exc))})"
+        ) from None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +91,7 @@ def describe_url(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
-        return url
+        return redact(url)
 
 
 def alembic_config(engine: Engine | None = None) -> Any:

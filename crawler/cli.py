@@ -24,6 +24,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from archive.errors import NotImplementedYetError, UfarchiveError
+from archive.redact import redact
 
 if TYPE_CHECKING:
     from archive.settings import Settings
@@ -46,7 +47,7 @@ class UfarchiveGroup(TyperGroup):
         except UfarchiveError as exc:
             if ctx.params.get("debug"):
                 raise
-            err.print(f"error: {exc}", markup=False)
+            err.print(f"error: {redact(str(exc), known_secrets())}", markup=False)
             raise typer.Exit(2) from None
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise  # usage errors and deliberate exits: Typer reports them itself
@@ -57,8 +58,9 @@ class UfarchiveGroup(TyperGroup):
             if ctx.params.get("debug"):
                 raise
             where = write_crash_log(exc)
+            message = redact(first_line(exc), known_secrets())
             err.print(
-                f"internal error: {type(exc).__name__}: {first_line(exc)} "
+                f"internal error: {type(exc).__name__}: {message} "
                 f"(traceback in {where}; rerun with --debug)",
                 markup=False,
             )
@@ -126,6 +128,20 @@ def root(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from archive import redact as redaction
+
+    redaction.install(known_secrets())
+
+
+def known_secrets() -> list[str]:
+    """The secrets of the settings in force (those of the environment if the file is broken)."""
+    from archive.redact import secret_values
+    from archive.settings import ENV_DATABASE_URL
+
+    try:
+        return secret_values(settings())
+    except UfarchiveError:
+        return secret_values(database_url=os.environ.get(ENV_DATABASE_URL))
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -148,7 +164,7 @@ def first_line(exc: BaseException) -> str:
 
 def write_crash_log(exc: BaseException) -> Path:
     """Append the traceback to the data dir's log (or a temp file if that fails)."""
-    text = "".join(traceback.format_exception(exc))
+    text = redact("".join(traceback.format_exception(exc)), known_secrets())
     stamp = datetime.now().astimezone().isoformat(timespec="seconds")
     candidates: list[Path] = []
     with contextlib.suppress(UfarchiveError):  # a broken config must not hide the crash

@@ -208,6 +208,9 @@ def crawl_in_this_process(
         }
     )
     process = CrawlerProcess(values)
+    from archive import redact
+
+    redact.install(redact.secret_values(settings))  # on the handler Scrapy just installed
     for site, run_id in runs:
         process.crawl(NewsSpider, site=site, run_id=run_id, refresh=refresh)
     process.start()

@@ -31,6 +31,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -45,12 +46,14 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 
+from archive import redact
 from archive.alerts import AlertView, judge_run, judge_staleness, site_health
 from archive.db import check_schema, make_engine, make_sessionmaker
 from archive.errors import ConfigError, SiteConfigError
 from archive.fixity import AuditStoppedError, FixityView, run_audit, seal_unfinished, site_fixity
 from archive.locks import site_lock
 from archive.models import CrawlRun, RunStatus, utcnow
+from archive.redact import redact_url
 from archive.settings import LoggingSettings, Settings
 from archive.store import ensure_site, finish_run, start_run
 from crawler.runner import RunView, child_env, close_orphans, load_runs
@@ -395,8 +398,8 @@ def post_alert(url: str, alert: AlertView) -> None:
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             response.read()
-    except OSError as exc:
-        log.error("alert webhook %s failed: %s", url, exc)
+    except OSError as exc:  # the URL carries a token: never logged whole
+        log.error("alert webhook %s failed: %s", redact_url(url), exc)
 
 
 # --- metrics and health -----------------------------------------------------------------
@@ -514,7 +517,7 @@ class JsonLineFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False)
 
 
-def configure_logging(config: LoggingSettings) -> None:
+def configure_logging(config: LoggingSettings, secrets: Sequence[str] = ()) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if config.format == "json":
         handler.setFormatter(JsonLineFormatter())
@@ -525,7 +528,10 @@ def configure_logging(config: LoggingSettings) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(config.level)
-    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
+    redact.install(secrets)
+    # what ops need to read, not the libraries' chatter (alembic's plugin set-up lines)
+    for name in ("apscheduler", "alembic"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 
 # --- the main job -----------------------------------------------------------------------
@@ -560,7 +566,7 @@ class SiteFiles:
 
 def run_scheduler(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT; SIGHUP reloads. The body of `ufarchive schedule`."""
-    configure_logging(settings.logging)
+    configure_logging(settings.logging, redact.secret_values(settings))
     sites, errors = check_sites(settings.sites_dir)
     if errors:
         raise errors[0]
