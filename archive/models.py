@@ -1,10 +1,11 @@
 """The archive's tables as SQLAlchemy 2.0 typed models; the migrations create them.
 
 Sites have articles; an article has versions (what its text and metadata were, oldest
-first, never deleted) and snapshots (each fetch, pointing into a WARC file); crawl runs
-keep their counters and errors; alerts flag sites that need a look; fixity audits
-record each verification of the WARC files; clusters group an article with its republications; LSH
-bands index clusters in the database; collections are analysts' saved sets.
+first, never deleted), snapshots (each fetch, pointing into a WARC file) and events (what
+revisits found: edited, gone, moved, restored); crawl runs keep their counters and
+errors; alerts flag sites that need a look; fixity audits record each verification of
+the WARC files; clusters group an article with its republications; LSH bands index
+clusters in the database; collections are analysts' saved sets.
 Times are stored in UTC and come back timezone-aware on SQLite and PostgreSQL alike.
 """
 
@@ -79,9 +80,20 @@ def utcnow() -> datetime:
 
 
 class ArticleStatus(enum.StrEnum):
+    """Whether the page is still there (an edited page stays live: see its versions)."""
+
     LIVE = "live"
+    GONE = "gone"  # 404/410, a soft 404, or a redirect to the home page or a listing
+    MOVED = "moved"  # redirected to another article (`moved_to`)
+
+
+class EventKind(enum.StrEnum):
+    """What a revisit found out about an article (one `article_events` row each)."""
+
     CHANGED = "changed"
     GONE = "gone"
+    MOVED = "moved"
+    RESTORED = "restored"
 
 
 class RunStatus(enum.StrEnum):
@@ -136,6 +148,15 @@ class CrawlRun(Base):
     articles_gone: Mapped[int] = mapped_column(default=0)
     articles_failed: Mapped[int] = mapped_column(default=0)
     error_count: Mapped[int] = mapped_column(default=0)
+    # Revisits of known articles (archive.revisit): answered, of which 304; failed
+    # (no answer, 5xx, robots.txt); and the state changes they found.
+    revisits_checked: Mapped[int] = mapped_column(default=0)
+    revisits_not_modified: Mapped[int] = mapped_column(default=0)
+    revisits_failed: Mapped[int] = mapped_column(default=0)
+    articles_restored: Mapped[int] = mapped_column(default=0)
+    articles_moved: Mapped[int] = mapped_column(default=0)
+    # Most revisits (or every start URL) failed: the site was down, so nothing was marked gone.
+    unreachable: Mapped[bool] = mapped_column(Boolean, default=False)
     stats: Mapped[dict[str, Any] | None]  # the crawler's own stats, for diagnosis
 
     site: Mapped[Site] = relationship()
@@ -220,6 +241,8 @@ class Article(Base):
     __table_args__ = (
         Index("ix_articles_site_publish", "site_id", "publish_time"),
         Index("ix_articles_publish", "publish_time"),
+        # A run's due revisits, most overdue first, is one range scan of this index.
+        Index("ix_articles_site_next_check", "site_id", "next_check"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -230,6 +253,16 @@ class Article(Base):
     first_seen: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
     gone_at: Mapped[datetime | None]
+    moved_to: Mapped[str | None] = mapped_column(Text)  # where a `moved` article went
+    # Revisits (archive.revisit): when the page was last checked, when its text last
+    # changed (or it went or came back), and when it is next due.
+    last_checked: Mapped[datetime | None]
+    last_changed: Mapped[datetime | None]
+    next_check: Mapped[datetime | None]
+    # The latest full 200 response: its validators make revisits conditional and its
+    # payload digest tells an identical page (archived as a WARC revisit record). No
+    # foreign key: adding one made SQLite copy the whole table (migration 0010).
+    snapshot_id: Mapped[int | None]
     version: Mapped[int] = mapped_column(default=1)  # the current version's number
     publish_time: Mapped[datetime | None]  # the current version's, for sorting and filters
     # SHA-256 of the comparison text (archive.dedup). Not indexed: exact copies share all
@@ -276,6 +309,10 @@ class Snapshot(Base):
     warc_length: Mapped[int] = mapped_column(BigInteger)
     warc_record_id: Mapped[str] = mapped_column(String(64), unique=True)
     payload_digest: Mapped[str | None] = mapped_column(String(128))
+    # "response", or "revisit": a WARC revisit record (identical payload) that refers to
+    # the response `refers_to_id` instead of storing the page again.
+    record_type: Mapped[str] = mapped_column(String(16), default="response")
+    refers_to_id: Mapped[int | None]  # no foreign key, as Article.snapshot_id
 
     article: Mapped[Article | None] = relationship(back_populates="snapshots")
     run: Mapped[CrawlRun | None] = relationship()
@@ -306,6 +343,28 @@ class ArticleVersion(Base):
     extractor_version: Mapped[str | None] = mapped_column(String(32))
 
     article: Mapped[Article] = relationship(back_populates="versions")
+
+
+class ArticleEvent(Base):
+    """A change of an article found by a revisit: edited (a new version), gone, moved,
+    restored. Nothing is deleted; this is the article's history, newest last."""
+
+    __tablename__ = "article_events"
+    __table_args__ = (
+        Index("ix_article_events_at", "at"),
+        Index("ix_article_events_article_at", "article_id", "at"),
+        Index("ix_article_events_kind_at", "kind", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id"))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id", ondelete="SET NULL"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(16))  # EventKind
+    version: Mapped[int | None]  # for `changed`: the new version's number
+    # e.g. {"status": 404}, {"reason": "soft_404", "phrase": "页面不存在"},
+    # {"target_url": ..., "target_article_id": ...}, {"fields": ["title", "body"]}
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class LshBand(Base):

@@ -9,12 +9,19 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from archive.errors import ConfigError
 
@@ -104,6 +111,89 @@ class CrawlSettings(_Strict):
     )
 
 
+class RevisitTier(_Strict):
+    """Articles first seen or last changed within `age_days` are checked every
+    `every_hours` (0: on every run); the last tier leaves `age_days` out (all older)."""
+
+    age_days: float | None = Field(
+        None, gt=0, description="Articles first seen or last changed within this many days."
+    )
+    every_hours: float = Field(ge=0, description="Checked this often; 0: on every run.")
+
+
+DEFAULT_TIERS = (
+    RevisitTier(age_days=3, every_hours=0),
+    RevisitTier(age_days=30, every_hours=24),
+    RevisitTier(age_days=365, every_hours=24 * 7),
+    RevisitTier(every_hours=24 * 30),
+)
+
+SOFT_404_PHRASES = (
+    "页面不存在", "頁面不存在", "该信息已删除", "該信息已刪除", "您访问的页面不存在",
+    "您訪問的頁面不存在", "信息已撤回", "資訊已撤回", "信息已删除", "文章已删除",
+    "页面已删除", "您要访问的页面不存在", "页面找不到", "找不到该页面", "404 Not Found",
+)  # fmt: skip
+
+
+class RevisitSettings(_Strict):
+    """Revisits of known articles (archive.revisit), in settings.yaml and per site."""
+
+    enabled: bool = Field(True, description="Revisit known articles at all.")
+    tiers: tuple[RevisitTier, ...] = Field(
+        DEFAULT_TIERS,
+        description="How often an article is checked, by the age of its first sighting or "
+        "last change (RevisitTier: age_days, every_hours), youngest first; the last tier "
+        "leaves out age_days.",
+    )
+    changed_speedup: float = Field(
+        2.0, ge=1, description="An article that changed before is due this many times as often."
+    )
+    max_revisits: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="The share of a site's max_pages one run may spend on revisits, most "
+        "overdue first.",
+    )
+    soft_404_phrases: tuple[str, ...] = Field(
+        SOFT_404_PHRASES,
+        description="A 200 page saying one of these, with no more article text than "
+        "soft_404_max_body_chars, is gone.",
+    )
+    soft_404_max_body_chars: int = Field(
+        200, ge=0, description="The most article text a soft-404 page may have."
+    )
+    unreachable_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="More than this share of a run's revisits failing (no answer, 5xx, "
+        "robots.txt, another domain), at least unreachable_min_failures of them, or every "
+        "start URL failing: the site is unreachable and nothing is marked gone.",
+    )
+    unreachable_min_failures: int = Field(
+        3, ge=1, description="The fewest failed revisits that make a site unreachable."
+    )
+    mass_gone_share: float = Field(
+        0.3,
+        gt=0,
+        le=1,
+        description="More than this share of a run's revisits gone (and at least "
+        "mass_gone_min): the takedowns are recorded and alert mass_gone is raised.",
+    )
+    mass_gone_min: int = Field(5, ge=1, description="The fewest takedowns that make mass_gone.")
+
+    @model_validator(mode="after")
+    def _tiers_in_order(self) -> RevisitSettings:
+        ages = [tier.age_days for tier in self.tiers]
+        if not ages or ages[-1] is not None or None in ages[:-1]:
+            raise ValueError("the last tier, and only it, leaves out age_days (all older)")
+        bounded = [age for age in ages if age is not None]
+        if bounded != sorted(bounded):
+            raise ValueError("tiers must go from the youngest age_days to the oldest")
+        return self
+
+
 class SchedulerSettings(_Strict):
     """How `ufarchive schedule` runs the sites' jobs."""
 
@@ -185,6 +275,7 @@ class SettingsFile(_Strict):
         "Its password is never logged or shown.",
     )
     crawl: CrawlSettings = Field(CrawlSettings(), description=CrawlSettings.__doc__)
+    revisit: RevisitSettings = Field(RevisitSettings(), description=RevisitSettings.__doc__)
     scheduler: SchedulerSettings = Field(SchedulerSettings(), description=SchedulerSettings.__doc__)
     web: WebSettings = Field(WebSettings(), description=WebSettings.__doc__)
     logging: LoggingSettings = Field(LoggingSettings(), description=LoggingSettings.__doc__)
@@ -205,6 +296,7 @@ class Settings:
     scheduler: SchedulerSettings
     web: WebSettings
     logging: LoggingSettings
+    revisit: RevisitSettings = field(default_factory=RevisitSettings)
 
     @property
     def sites_dir(self) -> Path:
@@ -234,6 +326,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         scheduler=file.scheduler,
         web=file.web,
         logging=file.logging,
+        revisit=file.revisit,
     )
 
 

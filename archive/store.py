@@ -3,33 +3,40 @@
 The caller opens the transaction (`with Session() as s, s.begin():`); every function here
 does its part inside it, so an article, its snapshot and its version land together or
 not at all. Nothing is ever deleted: an edit becomes a new version, a page that went
-away is marked `gone`.
+away is marked `gone` (or `moved`), and each such change is an `article_events` row.
+Every check of a known article sets when it is next due (`archive.revisit`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Row, Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from archive.export import local_iso
 from archive.models import (
     Article,
+    ArticleEvent,
     ArticleStatus,
     ArticleVersion,
     CrawlError,
     CrawlRun,
+    EventKind,
     RunStatus,
     Site,
     Snapshot,
     utcnow,
 )
+from archive.revisit import next_check
+from archive.settings import RevisitSettings
 from archive.urls import canonical_url
 from archive.warc import WarcLocation
 
@@ -41,11 +48,15 @@ Outcome = Literal["new", "changed", "unchanged"]
 ARTICLES = cast(Table, Article.__table__)
 SNAPSHOTS = cast(Table, Snapshot.__table__)
 VERSIONS = cast(Table, ArticleVersion.__table__)
+EVENTS = cast(Table, ArticleEvent.__table__)
+DEFAULT_POLICY = RevisitSettings()
 
 
 @dataclass(frozen=True)
 class Known:
-    """What the crawler needs to know about a stored article to refetch it politely."""
+    """What the crawler needs to know about a stored article to check it again politely:
+    the validators of its latest full response and, to archive an identical page as a
+    WARC revisit record, that response's payload digest, record id, URL and time."""
 
     article_id: int
     url: str
@@ -53,6 +64,10 @@ class Known:
     fetched_at: datetime | None
     etag: str | None
     last_modified: str | None
+    payload_digest: str | None = None
+    record_id: str | None = None
+    snapshot_url: str | None = None
+    snapshot_id: int | None = None
 
 
 @dataclass
@@ -67,6 +82,8 @@ class Fetch:
     payload_length: int
     run_id: int | None = None
     canonical_url: str | None = None  # given by the crawler (with the site's URL aliases)
+    record_type: str = "response"  # or "revisit" (identical payload, refers_to_id)
+    refers_to_id: int | None = None
 
     @property
     def content_type(self) -> str | None:
@@ -98,9 +115,18 @@ class ArticleFields:
             extractor_version=extractor_version,
         )
 
+    def comparable(self) -> list[str | None]:
+        """The versioned fields as compared between versions: whitespace runs are one
+        space (a re-indented page is not an edit), times as instants."""
+        when, _ = self.parsed_publish_time()
+        return [
+            when.isoformat() if name == "publish_time" and when else squeeze(getattr(self, name))
+            for name in VERSIONED_FIELDS
+        ]
+
     def content_hash(self) -> str:
-        """The version identity: a hash of every versioned field."""
-        values = [getattr(self, name) for name in VERSIONED_FIELDS]
+        """The version identity: a hash of every versioned field, as compared."""
+        values = self.comparable()
         return hashlib.sha256(json.dumps(values, ensure_ascii=False).encode()).hexdigest()
 
     def body_hash(self) -> str:
@@ -121,6 +147,34 @@ class ArticleFields:
         if offset is None:
             return None, None
         return when, int(offset.total_seconds() // 60)
+
+
+_SPACES = re.compile(r"\s+")
+
+
+def squeeze(value: str | None) -> str | None:
+    """Whitespace runs (any kind: ideographic spaces, no-break spaces) as one space."""
+    if value is None:
+        return None
+    return _SPACES.sub(" ", value).strip() or None
+
+
+def version_fields(version: ArticleVersion) -> ArticleFields:
+    """A stored version as the fields extraction would give (for comparing)."""
+    when = local_iso(version.publish_time, version.publish_time_offset)
+    return ArticleFields(
+        title=version.title, publish_time=when, source=version.source, editor=version.editor,
+        author=version.author, contributor=version.contributor, body=version.body,
+    )  # fmt: skip
+
+
+def changed_fields(old: ArticleFields, new: ArticleFields) -> list[str]:
+    """The versioned fields whose values differ, as compared (`comparable`)."""
+    return [
+        name
+        for name, a, b in zip(VERSIONED_FIELDS, old.comparable(), new.comparable(), strict=True)
+        if a != b
+    ]
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
@@ -170,6 +224,12 @@ class RunCounters:
     articles_unchanged: int = 0
     articles_gone: int = 0
     articles_failed: int = 0
+    revisits_checked: int = 0
+    revisits_not_modified: int = 0
+    revisits_failed: int = 0
+    articles_restored: int = 0
+    articles_moved: int = 0
+    unreachable: bool = False
 
 
 def update_run(
@@ -205,34 +265,51 @@ def finish_run(
 # --- articles ---------------------------------------------------------------------------
 
 
+_KNOWN_COLUMNS = (
+    Article.id,
+    Article.url,
+    Article.canonical_url,
+    Article.status,
+    Snapshot.fetched_at,
+    Snapshot.etag,
+    Snapshot.last_modified,
+    Snapshot.payload_digest,
+    Snapshot.warc_record_id,
+    Snapshot.url.label("snapshot_url"),
+    Snapshot.id.label("snapshot_id"),
+)
+
+
+def known_from_row(row: Row[Any, *tuple[Any, ...]]) -> Known:
+    return Known(
+        row.id, row.url, row.status, row.fetched_at, row.etag, row.last_modified,
+        row.payload_digest, row.warc_record_id, row.snapshot_url, row.snapshot_id,
+    )  # fmt: skip
+
+
 def known_articles(session: Session, site_id: int) -> dict[str, Known]:
-    """Every stored article of a site by canonical URL, with its last successful fetch."""
-    latest = (
-        select(Snapshot.article_id, func.max(Snapshot.id).label("snapshot_id"))
-        .where(Snapshot.status_code == 200, Snapshot.article_id.is_not(None))
-        .group_by(Snapshot.article_id)
-        .subquery()
-    )
+    """Every stored article of a site by canonical URL, with its latest full response."""
     rows = session.execute(
-        select(
-            Article.id,
-            Article.canonical_url,
-            Article.url,
-            Article.status,
-            Snapshot.fetched_at,
-            Snapshot.etag,
-            Snapshot.last_modified,
-        )
-        .outerjoin(latest, latest.c.article_id == Article.id)
-        .outerjoin(Snapshot, Snapshot.id == latest.c.snapshot_id)
+        select(*_KNOWN_COLUMNS)
+        .outerjoin(Snapshot, Snapshot.id == Article.snapshot_id)
         .where(Article.site_id == site_id)
     )
-    return {
-        row.canonical_url: Known(
-            row.id, row.url, row.status, row.fetched_at, row.etag, row.last_modified
-        )
-        for row in rows
-    }
+    return {row.canonical_url: known_from_row(row) for row in rows}
+
+
+def due_articles(session: Session, site_id: int, now: datetime, limit: int) -> list[Known]:
+    """The site's articles due for a revisit at `now`, most overdue first, at most `limit`:
+    one range scan of ix_articles_site_next_check and a primary-key join for validators."""
+    if limit <= 0:
+        return []
+    rows = session.execute(
+        select(*_KNOWN_COLUMNS)
+        .outerjoin(Snapshot, Snapshot.id == Article.snapshot_id)
+        .where(Article.site_id == site_id, Article.next_check <= now)
+        .order_by(Article.next_check)
+        .limit(limit)
+    )
+    return [known_from_row(row) for row in rows]
 
 
 def snapshot_values(fetch: Fetch, article_id: int | None) -> dict[str, Any]:
@@ -252,6 +329,8 @@ def snapshot_values(fetch: Fetch, article_id: int | None) -> dict[str, Any]:
         "warc_length": fetch.warc.length,
         "warc_record_id": fetch.warc.record_id,
         "payload_digest": fetch.warc.payload_digest,
+        "record_type": fetch.record_type,
+        "refers_to_id": fetch.refers_to_id,
     }
 
 
@@ -283,16 +362,21 @@ def add_snapshot(session: Session, fetch: Fetch, article_id: int | None) -> Snap
 
 
 def save_article(
-    session: Session, site_id: int, fetch: Fetch, fields: ArticleFields, expect_new: bool = False
+    session: Session,
+    site_id: int,
+    fetch: Fetch,
+    fields: ArticleFields,
+    expect_new: bool = False,
+    policy: RevisitSettings = DEFAULT_POLICY,
 ) -> tuple[int, Outcome]:
     """Store a fetched article page: new article, new version, or the same version seen again.
 
     Returns (article id, outcome). A new article -- most of what a crawl stores -- is
-    written with three Core INSERTs; the ORM's unit of work cost three times as much per
+    written with Core statements; the ORM's unit of work cost three times as much per
     article in bench/crawl.py, and the crawl's storage step is on its critical path.
     With `expect_new` (the crawler did not know the URL) the lookup is skipped: if another
     process stored the URL meanwhile, the unique canonical URL raises IntegrityError and
-    the caller retries without it.
+    the caller retries without it. A known article that was gone or moved is restored.
     """
     canonical = fetch.canonical_url or canonical_url(fetch.url)
     article = None
@@ -309,13 +393,17 @@ def save_article(
             {
                 "site_id": site_id, "url": fetch.url, "canonical_url": canonical, "first_seen": now,
                 "last_seen": now, "version": 1, "publish_time": publish_time,
-                "content_hash": fields.body_hash(),
+                "content_hash": fields.body_hash(), "last_checked": now, "last_changed": now,
+                "next_check": next_check(policy, now, now, now, 1),
             },
         ).scalar_one()  # fmt: skip
         snapshot_id = session.execute(
             insert(SNAPSHOTS).returning(SNAPSHOTS.c.id),
             snapshot_values(fetch, article_id),
         ).scalar_one()
+        session.execute(
+            update(ARTICLES).where(ARTICLES.c.id == article_id).values(snapshot_id=snapshot_id)
+        )
         session.execute(
             insert(VERSIONS),
             version_values(
@@ -324,39 +412,100 @@ def save_article(
         )
         return article_id, "new"
     snapshot = add_snapshot(session, fetch, article.id)
-    article.last_seen = now
-    if article.status == ArticleStatus.GONE:
-        article.status = ArticleStatus.CHANGED if article.version > 1 else ArticleStatus.LIVE
-        article.gone_at = None
-    return article.id, add_version_if_changed(session, article, fields, snapshot.id, now)
+    article.snapshot_id = snapshot.id
+    restore(session, article, now, fetch.run_id)
+    outcome = add_version_if_changed(session, article, fields, snapshot.id, now, fetch.run_id)
+    touch(article, now, policy)
+    return article.id, outcome
+
+
+def touch(article: Article, at: datetime, policy: RevisitSettings) -> None:
+    """The article was checked at `at` and found live: seen, and due again per the policy."""
+    article.last_seen = max(article.last_seen, at)
+    article.last_checked = at
+    article.next_check = next_check(
+        policy, at, article.first_seen, article.last_changed, article.version
+    )
 
 
 def add_version_if_changed(
-    session: Session, article: Article, fields: ArticleFields, snapshot_id: int | None, at: datetime
+    session: Session,
+    article: Article,
+    fields: ArticleFields,
+    snapshot_id: int | None,
+    at: datetime,
+    run_id: int | None = None,
+    is_edit: bool = True,
 ) -> Literal["changed", "unchanged"]:
-    """A new version when any versioned field differs from the current one; else touch it."""
+    """A new version when a versioned field differs from the current one (as compared:
+    whitespace alone is not an edit); else the current version is seen again.
+
+    `is_edit`: the page itself changed (a crawl), so the article's history gets a
+    `changed` event and its revisits speed up; `reparse` (a better extractor, the same
+    page) passes False.
+    """
     current = session.scalars(
         select(ArticleVersion).where(
             ArticleVersion.article_id == article.id, ArticleVersion.version == article.version
         )
     ).one()
-    content_hash = fields.content_hash()
-    if current.content_hash == content_hash:
+    changed = changed_fields(version_fields(current), fields)
+    if not changed:
         current.last_seen = max(current.last_seen, at)
         return "unchanged"
     publish_time, offset = fields.parsed_publish_time()
     article.version += 1
-    article.status = ArticleStatus.CHANGED
     article.publish_time = publish_time
     article.content_hash = fields.body_hash()
+    if is_edit:
+        article.last_changed = at
     session.flush()
     session.execute(
         insert(VERSIONS),
         version_values(
-            article.id, article.version, fields, content_hash, publish_time, offset, snapshot_id, at
+            article.id, article.version, fields, fields.content_hash(), publish_time, offset,
+            snapshot_id, at,
         ),
-    )
+    )  # fmt: skip
+    if is_edit:
+        add_event(
+            session, article.id, EventKind.CHANGED, at, run_id, {"fields": changed},
+            version=article.version,
+        )  # fmt: skip
     return "changed"
+
+
+def add_event(
+    session: Session,
+    article_id: int,
+    kind: EventKind,
+    at: datetime,
+    run_id: int | None,
+    detail: dict[str, Any],
+    version: int | None = None,
+) -> None:
+    session.execute(
+        insert(EVENTS),
+        {
+            "article_id": article_id, "run_id": run_id, "at": at, "kind": kind.value,
+            "version": version, "detail": detail,
+        },
+    )  # fmt: skip
+
+
+def restore(session: Session, article: Article, at: datetime, run_id: int | None) -> bool:
+    """A gone or moved article answers with its page again: live, with a `restored` event."""
+    if article.status == ArticleStatus.LIVE:
+        return False
+    detail: dict[str, Any] = {"was": article.status}
+    if article.moved_to:
+        detail["moved_to"] = article.moved_to
+    article.status = ArticleStatus.LIVE
+    article.gone_at = None
+    article.moved_to = None
+    article.last_changed = at
+    add_event(session, article.id, EventKind.RESTORED, at, run_id, detail)
+    return True
 
 
 def adopt_unparsed(
@@ -375,7 +524,8 @@ def adopt_unparsed(
     at = snapshot.fetched_at
     article = Article(
         site_id=site_id, url=snapshot.url, canonical_url=canonical, first_seen=at, last_seen=at,
-        version=1, publish_time=publish_time, content_hash=fields.body_hash(),
+        version=1, publish_time=publish_time, content_hash=fields.body_hash(), last_checked=at,
+        last_changed=at, next_check=at, snapshot_id=snapshot.id,
     )  # fmt: skip
     session.add(article)
     session.flush()
@@ -389,27 +539,105 @@ def adopt_unparsed(
     return article.id
 
 
-def mark_seen(session: Session, article_id: int, at: datetime) -> None:
-    """A conditional request answered 304: the article is as stored; nothing new is kept."""
-    article = session.get_one(Article, article_id)
-    article.last_seen = at
-    current = session.scalars(
-        select(ArticleVersion).where(
-            ArticleVersion.article_id == article_id, ArticleVersion.version == article.version
+@dataclass(frozen=True)
+class Check:
+    """A known article answered and is as stored: 304, or a page identical to its last."""
+
+    article_id: int
+    at: datetime
+    run_id: int | None = None
+
+
+def record_checks(
+    session: Session, checks: Sequence[Check], policy: RevisitSettings = DEFAULT_POLICY
+) -> list[int]:
+    """Known articles found as stored: seen and checked now, due again per the policy; a
+    gone or moved one is restored. Returns the ids restored. Nothing else is written:
+    a 304 keeps no snapshot (a page identical to its last keeps a revisit record, which
+    the caller stores with `add_snapshot`)."""
+    restored: list[int] = []
+    articles = _articles(session, [c.article_id for c in checks])
+    for check in checks:
+        article = articles[check.article_id]
+        if restore(session, article, check.at, check.run_id):
+            restored.append(article.id)
+        touch(article, check.at, policy)
+    if articles:
+        session.execute(
+            update(VERSIONS)
+            .where(VERSIONS.c.article_id == bindparam("a_id"), VERSIONS.c.version == bindparam("v"))
+            .values(last_seen=bindparam("at")),
+            [
+                {"a_id": c.article_id, "v": articles[c.article_id].version, "at": c.at}
+                for c in checks
+            ],
         )
-    ).one()
-    current.last_seen = at
+    return restored
 
 
-def mark_gone(session: Session, article_id: int, fetch: Fetch | None) -> bool:
-    """A known article answers 404/410: mark it gone (once), keep everything. True if it changed."""
-    article = session.get_one(Article, article_id)
-    if fetch is not None:
-        add_snapshot(session, fetch, article_id)
-    if article.status == ArticleStatus.GONE:
+def record_failed_checks(
+    session: Session, article_ids: Iterable[int], at: datetime, policy: RevisitSettings
+) -> None:
+    """Revisits that got no usable answer: nothing is known, so nothing changes but when
+    they are tried again (when they would have been due after a check)."""
+    for article in _articles(session, article_ids).values():
+        article.next_check = next_check(
+            policy, at, article.first_seen, article.last_changed, article.version
+        )
+
+
+def _articles(session: Session, article_ids: Iterable[int]) -> dict[int, Article]:
+    ids = list(dict.fromkeys(article_ids))
+    found: dict[int, Article] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        found.update(
+            (a.id, a) for a in session.scalars(select(Article).where(Article.id.in_(chunk)))
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class Takedown:
+    """What a revisit found: the article is gone (404/410, a soft 404, a redirect to the
+    home page or a listing) or moved (redirected to another article, `target_url`)."""
+
+    article_id: int
+    kind: Literal["gone", "moved"]
+    at: datetime
+    detail: dict[str, Any]
+    run_id: int | None = None
+    target_url: str | None = None
+    target_canonical: str | None = None
+
+
+def apply_takedown(
+    session: Session, takedown: Takedown, policy: RevisitSettings = DEFAULT_POLICY
+) -> bool:
+    """Mark the article gone or moved (once: True when its state changed) with an event.
+    Nothing is deleted; the evidence is the snapshot the caller stored."""
+    article = session.get_one(Article, takedown.article_id)
+    article.last_checked = takedown.at
+    status = ArticleStatus.GONE if takedown.kind == "gone" else ArticleStatus.MOVED
+    if article.status == status and article.moved_to == takedown.target_url:
+        article.next_check = next_check(
+            policy, takedown.at, article.first_seen, article.last_changed, article.version
+        )
         return False
-    article.status = ArticleStatus.GONE
-    article.gone_at = fetch.fetched_at if fetch else utcnow()
+    detail = dict(takedown.detail)
+    if takedown.target_url is not None:
+        detail["target_url"] = takedown.target_url
+        detail["target_article_id"] = session.scalar(
+            select(Article.id).where(Article.canonical_url == takedown.target_canonical)
+        )
+    article.status = status
+    article.gone_at = article.gone_at or takedown.at
+    article.moved_to = takedown.target_url
+    article.last_changed = takedown.at
+    article.next_check = next_check(
+        policy, takedown.at, article.first_seen, takedown.at, article.version
+    )
+    add_event(session, article.id, EventKind(takedown.kind), takedown.at, takedown.run_id, detail)
     return True
 
 

@@ -91,9 +91,7 @@ class WarcFileWriter:
         With `sync=False` the caller must call `sync()` before committing rows that point
         at the record (the crawl pipeline does, once per batch).
         """
-        fh = self._file()
-        date = fetched_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        extra = {"WARC-Date": date, **({"WARC-IP-Address": ip_address} if ip_address else {})}
+        extra = _warc_headers(fetched_at, ip_address)
         headers = [(k, v) for k, v in response_headers if k.lower() not in _TRANSFER_HEADERS]
         headers.append(("Content-Length", str(len(body))))
         response = self._writer.create_warc_record(
@@ -106,28 +104,73 @@ class WarcFileWriter:
                 f"{status} {reason}".strip(), headers, protocol="HTTP/1.1"
             ),
         )
-        path = url_path(url)
+        return self._write_pair(response, url, method, request_headers, extra, sync)
+
+    def write_revisit(
+        self,
+        url: str,
+        *,
+        method: str,
+        request_headers: Iterable[tuple[str, str]],
+        status: int,
+        reason: str,
+        response_headers: Iterable[tuple[str, str]],
+        payload_digest: str,
+        refers_to: tuple[str, str, datetime],
+        fetched_at: datetime,
+        ip_address: str | None = None,
+        sync: bool = True,
+    ) -> WarcLocation:
+        """A page identical to one archived before: a WARC 1.1 `revisit` record (profile
+        identical-payload-digest) with the response's status and headers and no payload,
+        referring to the earlier response (record id, target URI, date), and its request."""
+        extra = _warc_headers(fetched_at, ip_address)
+        record_id, target_uri, target_date = refers_to
+        extra["WARC-Refers-To"] = record_id
+        headers = [(k, v) for k, v in response_headers if k.lower() not in _TRANSFER_HEADERS]
+        revisit = self._writer.create_revisit_record(
+            url,
+            payload_digest,
+            target_uri,
+            warc_date(target_date),
+            http_headers=StatusAndHeaders(
+                f"{status} {reason}".strip(), headers, protocol="HTTP/1.1"
+            ),
+            warc_headers_dict=extra,
+        )
+        return self._write_pair(revisit, url, method, request_headers, extra, sync)
+
+    def _write_pair(
+        self,
+        record: Any,
+        url: str,
+        method: str,
+        request_headers: Iterable[tuple[str, str]],
+        extra: dict[str, str],
+        sync: bool,
+    ) -> WarcLocation:
+        fh = self._file()
         request = self._writer.create_warc_record(
             url,
             "request",
             payload=BytesIO(b""),
             length=0,
-            warc_headers_dict=extra,
+            warc_headers_dict={k: v for k, v in extra.items() if k != "WARC-Refers-To"},
             http_headers=StatusAndHeaders(
-                f"{method} {path} HTTP/1.1", list(request_headers), is_http_request=True
+                f"{method} {url_path(url)} HTTP/1.1", list(request_headers), is_http_request=True
             ),
         )
-        record_id = str(response.rec_headers.get_header("WARC-Record-ID"))
+        record_id = str(record.rec_headers.get_header("WARC-Record-ID"))
         request.rec_headers.add_header("WARC-Concurrent-To", record_id)
         offset = fh.tell()
         self._writer.out = fh
-        self._writer.write_record(response)
+        self._writer.write_record(record)
         end = fh.tell()
         self._writer.write_record(request)
         fh.flush()
         if sync:
             sync_file(fh.fileno())
-        digest = response.rec_headers.get_header("WARC-Payload-Digest")
+        digest = record.rec_headers.get_header("WARC-Payload-Digest")
         return WarcLocation(
             file=f"{WARC_SUBDIR}/{self._name}",
             offset=offset,
@@ -174,6 +217,25 @@ class WarcFileWriter:
         self._writer.out = fh
         self._writer.write_record(info)
         return fh
+
+
+def warc_date(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _warc_headers(fetched_at: datetime, ip_address: str | None) -> dict[str, str]:
+    return {
+        "WARC-Date": warc_date(fetched_at),
+        **({"WARC-IP-Address": ip_address} if ip_address else {}),
+    }
+
+
+def payload_digest(body: bytes) -> str:
+    """The WARC-Payload-Digest warcio writes for this payload (sha1, base32)."""
+    import base64
+    import hashlib
+
+    return "sha1:" + base64.b32encode(hashlib.sha1(body).digest()).decode("ascii")
 
 
 # fdatasync is enough for an append (it covers the new size) and cheaper than fsync.

@@ -11,30 +11,44 @@ fdatasync and one commit per group instead of per page. Each page has its own SA
 so one bad page (or a race with another crawl process over a new URL) costs only itself.
 Measured with bench/crawl.py: per-page syncs and commits kept the crawl below half a bare
 spider's rate on this machine.
+
+A known article fetched again (a revisit, `--refresh`, or a feed saying it changed) is a
+check: a 304, or a page byte for byte as archived (kept as a WARC revisit record, not
+extracted again), only records the check; a page whose record differs makes a version;
+404/410, a soft 404 and a redirect elsewhere are takedowns, whose evidence is archived at
+once but which are applied when the run ends, and not at all if the site turned out to
+be unreachable (crawler.revisits, archive.revisit).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from scrapy.crawler import Crawler
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from twisted.internet import task
 
+from archive.models import utcnow
+from archive.revisit import judge_revisits
 from archive.store import (
     ArticleFields,
+    Check,
     Fetch,
-    mark_gone,
-    mark_seen,
+    Takedown,
+    add_snapshot,
+    apply_takedown,
+    record_checks,
+    record_failed_checks,
     save_article,
-    save_unparsed,
     update_derived,
 )
+from archive.warc import payload_digest
 from crawler.extract import EXTRACTOR_VERSION, extract
 from crawler.extract.decode import decode_html
 from crawler.items import FetchedPage
+from crawler.revisits import redirect_kind, soft_404_phrase
 from crawler.runstate import RunState
 
 log = logging.getLogger(__name__)
@@ -42,6 +56,11 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 50
 BATCH_SECONDS = 0.5
 DEADLOCK_RETRIES = 3
+
+# page: an article page to store; revisit: a known article's page, byte for byte as
+# archived (a WARC revisit record); check: a 304; evidence: the answer that shows a
+# known article gone or moved (its takedown waits for the end of the run)
+PendingKind = Literal["page", "revisit", "check", "evidence"]
 
 
 def is_deadlock(exc: OperationalError) -> bool:
@@ -52,9 +71,11 @@ def is_deadlock(exc: OperationalError) -> bool:
 @dataclass
 class Pending:
     item: FetchedPage
-    fetch: Fetch
+    fetch: Fetch | None  # None for a 304: nothing is archived
     fields: ArticleFields | None  # None: extraction failed, keep the raw page only
     problem: str = ""
+    kind: PendingKind = "page"
+    as_new: bool = False  # a redirect target: stored as the article at its own URL
 
 
 def header_value(headers: list[tuple[str, str]], name: str) -> str | None:
@@ -65,6 +86,7 @@ class ArchivePipeline:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         self.pending: list[Pending] = []
+        self.takedowns: list[Takedown] = []
         self.timer: task.LoopingCall | None = None
 
     @classmethod
@@ -84,45 +106,136 @@ class ArchivePipeline:
         if self.timer is not None and self.timer.running:
             self.timer.stop()
         self.commit()
+        self.finish_revisits()
 
     def process_item(self, item: Any) -> Any:
         if not isinstance(item, FetchedPage):
             return item
+        if item.known is not None:
+            self.run.counters.revisits_checked += 1
         if item.status == 304:
-            self.store_not_modified(item)
+            self.queue_check(item)
         elif item.status in (404, 410):
-            self.store_gone(item)
+            self.queue_gone(item)
         else:
             self.queue_page(item)
         item.body = b""  # the bytes are in the WARC file; do not keep them in memory
         return item
 
-    # --- pages with an article ------------------------------------------------------------
+    def enqueue(self, pending: Pending) -> None:
+        self.pending.append(pending)
+        if len(self.pending) >= BATCH_SIZE:
+            self.commit()
+
+    # --- pages ----------------------------------------------------------------------------
 
     def queue_page(self, item: FetchedPage) -> None:
         run = self.run
         site = run.site
+        known = item.known
+        redirect = None
+        if known is not None and item.requested_url and item.url != item.requested_url:
+            redirect = redirect_kind(site, item.requested_url, item.url)
+            if redirect not in ("same", "article"):
+                self.queue_takedown(
+                    item, "gone", {"reason": f"redirect_{redirect}", "location": item.url}
+                )
+                return
+        if (
+            known is not None
+            and redirect in (None, "same")
+            and known.payload_digest is not None
+            and known.payload_digest == payload_digest(item.body)
+        ):
+            self.queue_revisit(item)  # the same bytes: the same record, nothing to extract
+            return
         try:
             # decoded with the response's header too: a charset only the header names
             text = decode_html(item.body, header_value(item.headers, "content-type"))[0]
             article = extract(text, url=item.url, selectors=site.selectors.given())
         except Exception as exc:  # extract() must not raise; if it does, keep the page anyway
             log.exception("extract() raised on %s", item.url)
-            fields, problem = None, f"extraction raised {type(exc).__name__}: {exc}"
+            fields, problem, text = None, f"extraction raised {type(exc).__name__}: {exc}", ""
         else:
             fields, problem = ArticleFields.from_dict(article.to_dict(), EXTRACTOR_VERSION), ""
-            if not fields.title and not fields.body:
-                fields, problem = None, "no title and no body found"
-        if fields is not None and site.keywords:
+        phrase = soft_404_phrase(
+            run.policy, text, fields.title if fields else None, fields.body if fields else None
+        )
+        if phrase is not None and redirect != "article":
+            if known is not None:
+                self.queue_takedown(item, "gone", {"reason": "soft_404", "phrase": phrase})
+            else:  # a listed link that never worked
+                run.error(item.url, "soft_404", f"the page says {phrase}")
+                item.outcome = "missing"
+            return
+        if fields is not None and not fields.title and not fields.body:
+            fields, problem = None, "no title and no body found"
+        if fields is not None and site.keywords and known is None:
             text = f"{fields.title or ''}\n{fields.body}"
             if not any(keyword in text for keyword in site.keywords):
                 assert self.crawler.stats is not None
                 self.crawler.stats.inc_value("ufarchive/keyword_filtered")
                 item.outcome = "filtered"
                 return
-        self.pending.append(Pending(item, self.archive_raw(run, item, sync=False), fields, problem))
-        if len(self.pending) >= BATCH_SIZE:
-            self.commit()
+        fetch = self.archive_raw(run, item, sync=False)
+        if redirect == "same" and known is not None:  # the same article at a new address
+            fetch.canonical_url = run.site.canonical(known.url)
+        elif redirect == "article" and known is not None:
+            self.takedowns.append(
+                Takedown(
+                    known.article_id, "moved", item.fetched_at, {"status": item.status},
+                    run.run_id, item.url, fetch.canonical_url,
+                )
+            )  # fmt: skip
+        self.enqueue(Pending(item, fetch, fields, problem, as_new=redirect == "article"))
+
+    def queue_revisit(self, item: FetchedPage) -> None:
+        known = item.known
+        assert known is not None and known.record_id is not None and known.fetched_at
+        assert known.payload_digest is not None
+        run = self.run
+        location = run.warc.write_revisit(
+            item.url,
+            method=item.method,
+            request_headers=item.request_headers,
+            status=item.status,
+            reason=item.reason,
+            response_headers=item.headers,
+            payload_digest=known.payload_digest,
+            refers_to=(known.record_id, known.snapshot_url or known.url, known.fetched_at),
+            fetched_at=item.fetched_at,
+            ip_address=item.ip_address,
+            sync=False,
+        )
+        fetch = self.fetch_of(run, item, location, len(item.body))
+        fetch.record_type, fetch.refers_to_id = "revisit", known.snapshot_id
+        self.enqueue(Pending(item, fetch, None, kind="revisit"))
+
+    def queue_check(self, item: FetchedPage) -> None:
+        if item.known is None:
+            return
+        self.enqueue(Pending(item, None, None, kind="check"))
+
+    def queue_gone(self, item: FetchedPage) -> None:
+        if item.known is None:
+            # A listed link that never worked: an error to fix, not a page to preserve (it
+            # would be archived again on every run).
+            self.run.error(item.url, f"http_{item.status}", f"{item.status} {item.reason}")
+            item.outcome = "missing"
+            return
+        self.queue_takedown(item, "gone", {"status": item.status})
+
+    def queue_takedown(
+        self, item: FetchedPage, kind: Literal["gone", "moved"], detail: dict[str, Any]
+    ) -> None:
+        """Archive the answer now (the evidence); mark the article when the run ends."""
+        known = item.known
+        assert known is not None
+        run = self.run
+        self.takedowns.append(Takedown(known.article_id, kind, item.fetched_at, detail, run.run_id))
+        self.enqueue(Pending(item, self.archive_raw(run, item, sync=False), None, kind="evidence"))
+
+    # --- storing --------------------------------------------------------------------------
 
     def commit(self) -> None:
         """Sync the WARC file, then store every pending page in one transaction. Pages that
@@ -175,11 +288,23 @@ class ArchivePipeline:
                 continue
             outcomes.append((page, outcome))
         for page, outcome in outcomes:
-            page.item.outcome = outcome
+            self.count(page, outcome)
+
+    def count(self, page: Pending, outcome: str) -> None:
+        run = self.run
+        page.item.outcome = outcome
+        counters = run.counters
+        if outcome in ("new", "changed", "unchanged", "failed"):
             counter = f"articles_{outcome}"
-            setattr(run.counters, counter, getattr(run.counters, counter) + 1)
-            if outcome == "failed":
-                run.error(page.item.url, "extract", page.problem)
+            setattr(counters, counter, getattr(counters, counter) + 1)
+        if outcome == "failed":
+            run.error(page.item.url, "extract", page.problem)
+        if page.kind == "check":
+            counters.revisits_not_modified += 1
+        known = page.item.known
+        restored = outcome in ("changed", "unchanged") and not page.as_new
+        if known is not None and known.status != "live" and restored:
+            counters.articles_restored += 1
 
     def store_batch(
         self, batch: list[Pending]
@@ -213,40 +338,68 @@ class ArchivePipeline:
     def store_page(
         self, session: Any, page: Pending, expect_new: bool | None = None
     ) -> tuple[int | None, str]:
-        known = page.item.known
+        known = None if page.as_new else page.item.known
+        run = self.run
+        if page.kind in ("check", "revisit"):
+            assert known is not None
+            if page.fetch is not None:
+                add_snapshot(session, page.fetch, known.article_id)
+            record_checks(
+                session, [Check(known.article_id, page.item.fetched_at, run.run_id)], run.policy
+            )
+            return known.article_id, "unchanged"
+        assert page.fetch is not None
+        if page.kind == "evidence":
+            assert known is not None
+            add_snapshot(session, page.fetch, known.article_id)
+            return known.article_id, "evidence"
         if page.fields is None:
-            save_unparsed(session, page.fetch, known.article_id if known else None)
+            add_snapshot(session, page.fetch, known.article_id if known else None)
             return None, "failed"
         if expect_new is None:
             # a URL the archive did not have, that was not redirected elsewhere
             expect_new = known is None and page.item.url == page.item.requested_url
-        return save_article(session, self.run.site_id, page.fetch, page.fields, expect_new)
+        return save_article(
+            session, run.site_id, page.fetch, page.fields, expect_new, policy=run.policy
+        )
 
-    # --- 304, 404, 410 ---------------------------------------------------------------------
+    # --- the end of the run -----------------------------------------------------------------
 
-    def store_not_modified(self, item: FetchedPage) -> None:
-        if item.known is None:
-            return
+    def finish_revisits(self) -> None:
+        """Judge the run's revisits as a whole, then mark the takedowns (unless the site was
+        unreachable) and reschedule the revisits that failed, in one transaction."""
         run = self.run
-        with run.sessions() as session, session.begin():
-            mark_seen(session, item.known.article_id, item.fetched_at)
-        run.counters.articles_unchanged += 1
-        item.outcome = "not_modified"
-
-    def store_gone(self, item: FetchedPage) -> None:
-        run = self.run
-        if item.known is None:
-            # A listed link that never worked: an error to fix, not a page to preserve (it
-            # would be archived again on every run).
-            run.error(item.url, f"http_{item.status}", f"{item.status} {item.reason}")
-            item.outcome = "missing"
+        counters = run.counters
+        gone = sum(1 for t in self.takedowns if t.kind == "gone")
+        verdict = judge_revisits(
+            run.policy, counters.revisits_checked, len(run.failed_checks), gone,
+            run.start_requests, run.start_responses_ok,
+        )  # fmt: skip
+        counters.revisits_failed = len(run.failed_checks)
+        counters.unreachable = verdict.unreachable
+        run.verdict = verdict
+        if not self.takedowns and not run.failed_checks:
             return
-        fetch = self.archive_raw(run, item, sync=True)  # the evidence that the page went away
-        with run.sessions() as session, session.begin():
-            changed = mark_gone(session, item.known.article_id, fetch)
-        if changed:
-            run.counters.articles_gone += 1
-        item.outcome = "gone"
+        if verdict.unreachable and self.takedowns:
+            log.warning(
+                "%s unreachable (%s): %d takedowns not applied",
+                run.site.name, verdict.message, len(self.takedowns),
+            )  # fmt: skip
+        try:
+            with run.sessions() as session, session.begin():
+                if not verdict.unreachable:
+                    for takedown in self.takedowns:
+                        if apply_takedown(session, takedown, run.policy):
+                            counter = (
+                                "articles_gone" if takedown.kind == "gone" else "articles_moved"
+                            )
+                            setattr(counters, counter, getattr(counters, counter) + 1)
+                record_failed_checks(session, run.failed_checks, utcnow(), run.policy)
+        except SQLAlchemyError as exc:
+            log.exception("could not record the revisits' findings")
+            run.error(None, "store", f"takedowns not stored: {type(exc).__name__}")
+            run.unstored += len(self.takedowns)
+        self.takedowns = []
 
     # --- the raw page ---------------------------------------------------------------------
 
@@ -263,6 +416,9 @@ class ArchivePipeline:
             ip_address=item.ip_address,
             sync=sync,
         )
+        return self.fetch_of(run, item, location, len(item.body))
+
+    def fetch_of(self, run: RunState, item: FetchedPage, location: Any, length: int) -> Fetch:
         headers: dict[str, str] = {}
         for key, value in item.headers:
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
@@ -272,7 +428,7 @@ class ArchivePipeline:
             headers=headers,
             fetched_at=item.fetched_at,
             warc=location,
-            payload_length=len(item.body),
+            payload_length=length,
             run_id=run.run_id,
             canonical_url=run.site.canonical(item.url),
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from archive.errors import UfarchiveError
@@ -44,19 +44,22 @@ class ReparseCounts:
 
 
 def pages_to_reparse(session: Session, site: str | None) -> list[tuple[int, int, int | None]]:
-    """(snapshot id, site id, article id) of each article's latest 200 and each unparsed 200."""
-    latest = (
-        select(func.max(Snapshot.id))
-        .where(Snapshot.status_code == 200, Snapshot.article_id.is_not(None))
-        .group_by(Snapshot.article_id)
-    )
+    """(snapshot id, site id, article id) of each article's latest full page (not a 404,
+    a soft 404 or a revisit record: `Article.snapshot_id`) and each unparsed 200."""
     site_id = func.coalesce(Article.site_id, CrawlRun.site_id)
     query = (
         select(Snapshot.id, site_id, Snapshot.article_id)
-        .outerjoin(Article, Article.id == Snapshot.article_id)
+        .outerjoin(Article, Article.snapshot_id == Snapshot.id)
         .outerjoin(CrawlRun, CrawlRun.id == Snapshot.run_id)
         .where(
-            Snapshot.status_code == 200, or_(Snapshot.id.in_(latest), Snapshot.article_id.is_(None))
+            or_(
+                Article.id.is_not(None),
+                and_(
+                    Snapshot.article_id.is_(None),
+                    Snapshot.status_code == 200,
+                    Snapshot.record_type == "response",
+                ),
+            )
         )
         .order_by(Snapshot.id)
     )
@@ -105,7 +108,9 @@ def reparse(
                         to_cluster.append(adopted)
                 else:
                     article = session.get_one(Article, article_id)
-                    outcome = add_version_if_changed(session, article, fields, snapshot.id, now)
+                    outcome = add_version_if_changed(
+                        session, article, fields, snapshot.id, now, is_edit=False
+                    )
                     setattr(counts, outcome, getattr(counts, outcome) + 1)
                     if outcome == "changed":
                         to_cluster.append(article_id)

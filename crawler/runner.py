@@ -52,6 +52,12 @@ class RunView:
     articles_failed: int
     error_count: int
     log_file: str | None = None
+    revisits_checked: int = 0
+    revisits_not_modified: int = 0
+    revisits_failed: int = 0
+    articles_restored: int = 0
+    articles_moved: int = 0
+    unreachable: bool = False
 
     @property
     def ok(self) -> bool:
@@ -171,6 +177,9 @@ def run_view(row: CrawlRun, log_file: str | None = None) -> RunView:
         articles_new=row.articles_new, articles_changed=row.articles_changed,
         articles_unchanged=row.articles_unchanged, articles_gone=row.articles_gone,
         articles_failed=row.articles_failed, error_count=row.error_count, log_file=log_file,
+        revisits_checked=row.revisits_checked, revisits_not_modified=row.revisits_not_modified,
+        revisits_failed=row.revisits_failed, articles_restored=row.articles_restored,
+        articles_moved=row.articles_moved, unreachable=row.unreachable,
     )  # fmt: skip
 
 

@@ -16,7 +16,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from archive.models import RunStatus
-from archive.settings import Settings
+from archive.revisit import RevisitVerdict
+from archive.settings import RevisitSettings, Settings
 from archive.store import Known, RunCounters, finish_run, update_run
 from archive.warc import WarcFileWriter
 from crawler.sites import SiteConfig
@@ -34,6 +35,10 @@ class RunState:
     sessions: sessionmaker[Session]
     warc: WarcFileWriter
     known: dict[str, Known]
+    policy: RevisitSettings = field(default_factory=RevisitSettings)
+    due: list[Known] = field(default_factory=list)  # the articles this run revisits
+    failed_checks: list[int] = field(default_factory=list)  # revisits without an answer
+    verdict: RevisitVerdict | None = None  # the revisits judged as a whole, at the end
     counters: RunCounters = field(default_factory=RunCounters)
     pending_errors: list[tuple[str | None, str, str]] = field(default_factory=list)
     start_requests: int = 0

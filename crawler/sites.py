@@ -10,13 +10,21 @@ import ipaddress
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from archive.errors import SiteConfigError
-from archive.settings import load_model
+from archive.settings import RevisitSettings, describe_validation_error, load_model
 from crawler.addresses import is_allowed_host
 
 NAME_RE = re.compile(r"^[a-z0-9_-]+$")
@@ -105,6 +113,8 @@ class SiteConfig(_Strict):
     selectors: Selectors = Selectors()
     # Other hosts of the same pages (mobile site, mirror) -> the host that names them.
     url_aliases: dict[str, str] = {}
+    # Keys of settings.yaml's `revisit:` that differ for this site (e.g. max_revisits).
+    revisit: dict[str, Any] = {}
 
     @field_validator("name")
     @classmethod
@@ -141,6 +151,22 @@ class SiteConfig(_Strict):
                 if not is_host(name):
                     raise ValueError(f"{name!r} is not a host name or IP address")
         return {alias.lower(): host.lower() for alias, host in value.items()}
+
+    @field_validator("revisit")
+    @classmethod
+    def _check_revisit(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            RevisitSettings.model_validate(value)
+        except ValidationError as exc:
+            key, problem = describe_validation_error(exc)
+            raise ValueError(f"{key}: {problem}") from None
+        return value
+
+    def revisit_policy(self, base: RevisitSettings) -> RevisitSettings:
+        """settings.yaml's revisit policy with this site's overrides."""
+        if not self.revisit:
+            return base
+        return RevisitSettings.model_validate({**base.model_dump(), **self.revisit})
 
     @field_validator("start_urls", "feed_urls", "sitemap_urls")
     @classmethod

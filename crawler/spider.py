@@ -3,9 +3,11 @@
 `scrapy crawl news -a site=NAME` or `ufarchive crawl NAME`. It follows listing pages
 (`follow_url_pattern`), fetches article pages (`article_url_pattern`), reads feeds and
 sitemaps (indexes and `lastmod`), stays inside `allowed_domains`, and is bounded by
-`max_pages` and the depth limit. Known articles are not fetched again unless a feed or
-sitemap says they changed or `refresh` is set; then the request is conditional.
-Pagination stops at a listing page that brings no article the archive lacks.
+`max_pages` and the depth limit. Known articles are fetched again when they are due for
+a revisit (archive.revisit: by age and history, within `revisit.max_revisits` of the
+budget, most overdue first), when a feed or sitemap says they changed, or with
+`refresh`; always conditionally. Pagination stops at a listing page that brings no
+article the archive lacks.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ from twisted.internet import task
 from twisted.python.failure import Failure
 
 from archive.db import check_schema, make_engine, make_sessionmaker
-from archive.models import RunStatus
+from archive.models import RunStatus, utcnow
+from archive.revisit import revisit_budget
 from archive.settings import load_settings
-from archive.store import Known, ensure_site, known_articles, start_run
+from archive.store import Known, due_articles, ensure_site, known_articles, start_run
 from archive.warc import WarcFileWriter
 from crawler.boundary import RefusedRequestError
 from crawler.extract.decode import decode_html
@@ -91,6 +94,7 @@ class NewsSpider(scrapy.Spider):
         engine = make_engine(settings.database_url, writer=True)
         check_schema(engine)
         sessions = make_sessionmaker(engine)
+        policy = site.revisit_policy(settings.revisit)
         with sessions() as session, session.begin():
             site_row = ensure_site(session, site.name, site.title)
             if self.given_run_id is None:
@@ -102,11 +106,15 @@ class NewsSpider(scrapy.Spider):
                 run.pid = os.getpid()
                 run_id = run.id
             known = known_articles(session, site_row.id)
+            limit = revisit_budget(policy, site.max_pages)
+            due = due_articles(session, site_row.id, utcnow(), limit)
             site_id = site_row.id
         warc = WarcFileWriter(
             settings.data_dir, settings.crawl.warc_max_bytes, prefix=f"ufarchive-{site.name}"
         )
-        return RunState(settings, site, site_id, run_id, engine, sessions, warc, known)
+        return RunState(
+            settings, site, site_id, run_id, engine, sessions, warc, known, policy=policy, due=due
+        )
 
     def on_opened(self, spider: scrapy.Spider) -> None:
         if spider is not self:
@@ -153,6 +161,10 @@ class NewsSpider(scrapy.Spider):
             if request is not None:
                 self.run.start_requests += 1
                 yield request
+        for known in self.run.due:
+            request = self.known_request(known, kind="revisit")
+            if request is not None:
+                yield request
 
     def request(self, url: str, callback: Any, kind: str, **kwargs: Any) -> Request | None:
         """A request within the run's page budget (`max_pages`), or None once it is spent."""
@@ -178,19 +190,36 @@ class NewsSpider(scrapy.Spider):
             assert self.crawler.stats is not None
             self.crawler.stats.inc_value("ufarchive/known_skipped")
             return None
-        headers: dict[str, str] = {}
         if known is not None:
-            if known.etag:
-                headers["If-None-Match"] = known.etag
-            if known.last_modified:
-                headers["If-Modified-Since"] = known.last_modified
+            return self.known_request(known, kind="article", url=url)
         request = self.request(
             url,
             self.parse_article,
             kind="article",
+            meta={"handle_httpstatus_list": ARTICLE_STATUSES},
+        )
+        if request is not None:
+            self.scheduled.add(canonical)
+        return request
+
+    def known_request(self, known: Known, kind: str, url: str | None = None) -> Request | None:
+        """A conditional request for a stored article (a revisit, a refresh, a feed update),
+        once a run; its answer is a check of the article (crawler.pipelines)."""
+        canonical = self.site.canonical(known.url)
+        if canonical in self.scheduled:
+            return None
+        headers: dict[str, str] = {}
+        if known.etag:
+            headers["If-None-Match"] = known.etag
+        if known.last_modified:
+            headers["If-Modified-Since"] = known.last_modified
+        request = self.request(
+            url or known.url,
+            self.parse_article,
+            kind=kind,
             headers=headers,
             meta={"known": known, "handle_httpstatus_list": ARTICLE_STATUSES},
-            dont_filter=known is not None,
+            dont_filter=True,
         )
         if request is not None:
             self.scheduled.add(canonical)
@@ -292,6 +321,9 @@ class NewsSpider(scrapy.Spider):
         if request is not None:  # after redirects, name the URL the site linked
             url = (request.meta.get("redirect_urls") or [request.url])[0]
         kind, message = classify_failure(failure)
+        known = request.meta.get("known") if request is not None else None
+        if known is not None:  # a check without an answer: not a takedown (archive.revisit)
+            self.run.failed_checks.append(known.article_id)
         if kind == "robots":
             return  # obeying robots.txt is not an error; Scrapy counts it in the stats
         self.run.error(url, kind, message)

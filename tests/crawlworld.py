@@ -58,6 +58,8 @@ crawl:
   redirect_max_times: 5
   depth_limit: {depth_limit}
   stop_pagination_when_no_new: {stop_pagination}
+revisit:
+  enabled: {revisit}
 """
 
 
@@ -99,13 +101,23 @@ class World:
         }
 
     def configure(
-        self, depth_limit: int = 50, stop_pagination: bool = True, max_pages: int = 2000
+        self,
+        depth_limit: int = 50,
+        stop_pagination: bool = True,
+        max_pages: int = 2000,
+        revisit: bool = True,
+        extra: str = "",
     ) -> None:
+        """Write settings.yaml and the site files; `extra` is appended to settings.yaml
+        (more keys of its `revisit:` section, indented by two spaces)."""
         (self.config_dir / "sites").mkdir(parents=True, exist_ok=True)
         (self.config_dir / "settings.yaml").write_text(
             TEST_SETTINGS.format(
-                depth_limit=depth_limit, stop_pagination=str(stop_pagination).lower()
-            ),
+                depth_limit=depth_limit,
+                stop_pagination=str(stop_pagination).lower(),
+                revisit=str(revisit).lower(),
+            )
+            + extra,
             encoding="utf-8",
         )
         for name, server in self.servers.items():

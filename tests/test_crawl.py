@@ -98,7 +98,30 @@ def test_every_snapshot_points_at_a_readable_warc_record(world: World) -> None:
     assert payload == served
 
 
-def test_recrawl_fetches_nothing_unchanged_and_refresh_is_conditional(world: World) -> None:
+def test_recrawl_revisits_the_due_conditionally_and_a_304_stores_nothing(world: World) -> None:
+    world.crawl()
+    snapshots_before = len(world.snapshots())
+    for server in world.servers.values():
+        server.clear()
+    runs = world.crawl()  # every article is days old: due on every run (the first tier)
+    for site in ALL_SITES:
+        server, truth = world.servers[site], expected(site)
+        article_requests = [r for r in server.requests if r.url_path in truth["articles"]]
+        assert sorted(r.url_path for r in article_requests) == sorted(truth["articles"]), site
+        assert all("if-none-match" in r.headers for r in article_requests)
+        assert (
+            runs[site].revisits_checked
+            == runs[site].revisits_not_modified
+            == len(truth["articles"])
+        )
+        assert runs[site].articles_new == runs[site].articles_changed == 0
+    assert len(world.snapshots()) == snapshots_before, "a 304 stores nothing"
+
+
+def test_without_revisits_a_recrawl_fetches_nothing_known_and_refresh_is_conditional(
+    world: World,
+) -> None:
+    world.configure(revisit=False)
     world.crawl()
     for server in world.servers.values():
         server.clear()
@@ -158,7 +181,7 @@ def test_an_edited_page_gets_a_new_version_and_the_old_one_stays(world: World) -
     versions = world.versions(article.id)
     assert [v.version for v in versions] == [1, 2]
     assert "【更正】" not in versions[0].body and "【更正】" in versions[1].body
-    assert article.version == 2 and article.status == "changed"
+    assert article.version == 2 and article.status == "live"
     assert versions[0].snapshot_id != versions[1].snapshot_id
 
 
@@ -181,6 +204,7 @@ def test_a_removed_page_becomes_gone_and_nothing_is_deleted(world: World) -> Non
 
 
 def test_a_feed_that_says_changed_brings_a_conditional_refetch(world: World) -> None:
+    world.configure(revisit=False)
     world.crawl("zytzb")
     server = world.servers["zytzb"]
     feed = (Path(__file__).parent / "fixtures" / "sites" / "zytzb" / "rss.xml").read_text(

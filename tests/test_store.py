@@ -9,8 +9,18 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from archive.models import Article, ArticleVersion, Snapshot
-from archive.store import ArticleFields, Fetch, ensure_site, mark_gone, mark_seen, save_article
+from archive.models import Article, ArticleEvent, ArticleVersion, Snapshot
+from archive.store import (
+    ArticleFields,
+    Check,
+    Fetch,
+    Takedown,
+    add_snapshot,
+    apply_takedown,
+    ensure_site,
+    record_checks,
+    save_article,
+)
 from archive.warc import WarcLocation
 
 T0 = datetime(2024, 3, 1, 1, 0, tzinfo=UTC)
@@ -52,7 +62,7 @@ def test_new_same_changed_and_versions_kept(
     with session_factory() as s:
         article = s.get_one(Article, article_id)
         assert article.canonical_url == "https://www.zytzb.gov.cn/tzyw/1.html"
-        assert (article.version, article.status) == (2, "changed")
+        assert (article.version, article.status) == (2, "live")
         assert article.publish_time == datetime(2024, 3, 1, 1, 0, tzinfo=UTC)
         assert article.last_seen == T0 + timedelta(hours=2) and article.first_seen == T0
         v1, v2 = article.versions
@@ -62,33 +72,41 @@ def test_new_same_changed_and_versions_kept(
         assert s.scalar(select(func.count()).select_from(Snapshot)) == 3
 
 
-def test_seen_and_gone_keep_everything(
+def test_checked_gone_and_restored_keep_everything(
     session_factory: sessionmaker[Session], site_id: int
 ) -> None:
+    url = "https://a.gov.cn/1.html"
     with session_factory() as s, s.begin():
-        article_id, _ = save_article(s, site_id, fetch("https://a.gov.cn/1.html", 1), fields())
+        article_id, _ = save_article(s, site_id, fetch(url, 1), fields())
+    with session_factory() as s, s.begin():  # a 304
+        assert record_checks(s, [Check(article_id, T0 + timedelta(days=1))]) == []
+    gone = Takedown(article_id, "gone", T0 + timedelta(days=2), {"status": 404})
     with session_factory() as s, s.begin():
-        mark_seen(s, article_id, T0 + timedelta(days=1))
+        add_snapshot(s, fetch(url, 2, T0 + timedelta(days=2), 404), article_id)
+        assert apply_takedown(s, gone)
     with session_factory() as s, s.begin():
-        assert mark_gone(
-            s, article_id, fetch("https://a.gov.cn/1.html", 2, T0 + timedelta(days=2), 404)
-        )
-    with session_factory() as s, s.begin():
-        assert not mark_gone(s, article_id, None)  # already gone: nothing changes
+        assert not apply_takedown(s, gone)  # already gone: nothing changes
     with session_factory() as s:
         article = s.get_one(Article, article_id)
         assert article.status == "gone" and article.gone_at == T0 + timedelta(days=2)
+        assert article.last_seen == T0 + timedelta(days=1)
+        assert article.last_checked == T0 + timedelta(days=2)
         assert article.versions[0].last_seen == T0 + timedelta(days=1)
         assert [sn.status_code for sn in article.snapshots] == [200, 404]
     with session_factory() as s, s.begin():  # it came back
         assert (
-            save_article(
-                s, site_id, fetch("https://a.gov.cn/1.html", 3, T0 + timedelta(days=3)), fields()
-            )[1]
+            save_article(s, site_id, fetch(url, 3, T0 + timedelta(days=3)), fields())[1]
             == "unchanged"
         )
     with session_factory() as s:
-        assert s.get_one(Article, article_id).status == "live"
+        article = s.get_one(Article, article_id)
+        assert (article.status, article.gone_at, article.version) == ("live", None, 1)
+        events = s.scalars(select(ArticleEvent).order_by(ArticleEvent.id)).all()
+        assert [(e.kind, e.detail) for e in events] == [
+            ("gone", {"status": 404}),
+            ("restored", {"was": "gone"}),
+        ]
+        assert [e.at for e in events] == [T0 + timedelta(days=2), T0 + timedelta(days=3)]
 
 
 def test_a_lost_race_for_a_new_url_rolls_back_only_itself(

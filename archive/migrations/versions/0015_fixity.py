@@ -4,7 +4,7 @@ archive.fixity reads the rows of one WARC file at a time, in file order, and loo
 the rows of a live crawl's file again at the end (ix_snapshots_warc).
 
 Revision ID: 0015
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-02
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0015"
-down_revision: str | None = "0009"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
