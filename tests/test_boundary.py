@@ -147,7 +147,8 @@ def test_no_request_leaves_the_site(
             redirect=f"{other.base}/tzyw/202403/t20240301_569873.html",
         )
         (world.config_dir / "settings.yaml").write_text(
-            TEST_SETTINGS.format(depth_limit=5, stop_pagination="true"), encoding="utf-8"
+            TEST_SETTINGS.format(depth_limit=5, stop_pagination="true", revisit="true"),
+            encoding="utf-8",
         )
         (world.config_dir / "sites" / "leaky.yaml").write_text(
             "\n".join([

@@ -74,7 +74,9 @@ def configure(world: World, server: SiteServer, stop_pagination: bool = True, de
               max_pages: int = 2000) -> None:  # fmt: skip
     (world.config_dir / "sites").mkdir(parents=True, exist_ok=True)
     (world.config_dir / "settings.yaml").write_text(
-        TEST_SETTINGS.format(depth_limit=depth_limit, stop_pagination=str(stop_pagination).lower()),
+        TEST_SETTINGS.format(
+            depth_limit=depth_limit, stop_pagination=str(stop_pagination).lower(), revisit="true"
+        ),
         encoding="utf-8",
     )
     (world.config_dir / "sites" / "hostile.yaml").write_text(
