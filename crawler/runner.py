@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from archive.db import check_schema, make_engine, make_sessionmaker
 from archive.errors import SiteConfigError
 from archive.fixity import seal_unfinished
-from archive.models import CrawlRun, RunStatus
+from archive.models import CrawlRun, RunStatus, utcnow
 from archive.settings import Settings, load_settings
 from archive.store import ensure_site, finish_run, start_run
 from crawler.sites import SiteConfig, check_sites
@@ -90,6 +91,7 @@ def run_crawl(
         check_schema(engine)
         seal_unfinished(settings.data_dir)  # torn tails of crawls that died (archive.fixity)
         sessions = make_sessionmaker(engine)
+        close_dead_runs(sessions, settings.scheduler.crawl_timeout_minutes)
         with sessions() as session, session.begin():
             run_ids = [
                 start_run(session, ensure_site(session, s.name, s.title), trigger).id for s in sites
@@ -157,6 +159,43 @@ def close_orphans(
     with sessions() as session, session.begin():
         for run_id in run_ids:
             finish_run(session, run_id, status, f"{why}; see {log_file}")
+
+
+def close_dead_runs(sessions: sessionmaker[Session], timeout_minutes: float) -> list[int]:
+    """Runs still `running` whose process is gone (a scheduler or a machine killed with its
+    crawls) end as `killed`; returns their ids. On this host a run is dead when its crawl
+    process is; a run of another host when it started longer ago than the wall-clock
+    limit of a crawl (and then some)."""
+    import socket
+
+    here = socket.gethostname()
+    cutoff = utcnow() - timedelta(minutes=timeout_minutes + 5)
+    closed = []
+    with sessions() as session, session.begin():
+        for run in session.scalars(
+            select(CrawlRun).where(CrawlRun.status == RunStatus.RUNNING.value)
+        ):
+            if run.host == here:
+                dead = run.pid is None or not is_alive(run.pid)
+                if run.pid is None:  # created by a parent that is gone too, or just now
+                    dead = run.started_at < utcnow() - timedelta(minutes=1)
+            else:
+                dead = run.started_at < cutoff
+            if dead:
+                finish_run(session, run.id, RunStatus.KILLED,
+                           "its crawl process was gone when the archive next started a crawl")  # fmt: skip
+                closed.append(run.id)
+    return closed
+
+
+def is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def load_runs(

@@ -56,7 +56,7 @@ from archive.models import CrawlRun, RunStatus, utcnow
 from archive.redact import redact_url
 from archive.settings import LoggingSettings, Settings
 from archive.store import ensure_site, finish_run, start_run
-from crawler.runner import RunView, child_env, close_orphans, load_runs
+from crawler.runner import RunView, child_env, close_dead_runs, close_orphans, load_runs
 from crawler.sites import Schedule, SiteConfig, check_sites
 
 log = logging.getLogger("ufarchive.schedule")
@@ -153,6 +153,8 @@ class CrawlScheduler:
     def start(self) -> None:
         check_schema(self.engine)
         seal_unfinished(self.settings.data_dir)  # torn tails of crawls that died with us
+        for run_id in close_dead_runs(self.sessions, self.settings.scheduler.crawl_timeout_minutes):
+            log.warning("run %d was left running by a process that died: closed as killed", run_id)
         self.scheduler.start()
         for site in self.sites.values():
             self.add_job(site, catch_up=True)
