@@ -162,27 +162,43 @@ class WarcFileWriter:
         )
         record_id = str(record.rec_headers.get_header("WARC-Record-ID"))
         request.rec_headers.add_header("WARC-Concurrent-To", record_id)
-        offset = fh.tell()
-        self._writer.out = fh
+        pair = BytesIO()
+        self._writer.out = pair
         self._writer.write_record(record)
-        end = fh.tell()
+        length = pair.tell()
         self._writer.write_record(request)
-        fh.flush()
+        offset = self._append(pair.getbuffer())
         if sync:
             sync_file(fh.fileno())
         digest = record.rec_headers.get_header("WARC-Payload-Digest")
         return WarcLocation(
             file=f"{WARC_SUBDIR}/{self._name}",
             offset=offset,
-            length=end - offset,
+            length=length,
             record_id=record_id,
             payload_digest=str(digest) if digest else None,
         )
 
+    def _append(self, data: memoryview) -> int:
+        """Append whole records; returns where they start. A write that fails (the disk is
+        full) is undone: the file is cut back to where the records began, so that no half
+        record stays in the middle of it for the next one to follow."""
+        fh = self._fh
+        assert fh is not None
+        offset = fh.tell()
+        try:
+            while data:
+                written = fh.write(data)  # unbuffered: a short write says how much went
+                data = data[written or 0 :]
+        except OSError:
+            os.ftruncate(fh.fileno(), offset)
+            fh.seek(offset)
+            raise
+        return offset
+
     def sync(self) -> None:
         """Make every record written so far durable (before rows pointing at them commit)."""
         if self._fh is not None:
-            self._fh.flush()
             sync_file(self._fh.fileno())
 
     def close(self) -> None:
@@ -202,7 +218,7 @@ class WarcFileWriter:
         self._seq += 1
         self._name = f"{self.prefix}-{self._stamp}-{os.getpid()}-{self._seq:05d}.warc.gz"
         path = self.directory / self._name
-        fh = path.open("ab")
+        fh = path.open("ab", buffering=0)  # whole records go in one write (see _append)
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # held until close (or the process dies)
         open_marker(path).write_text(f"{socket.gethostname()} {os.getpid()}\n", encoding="utf-8")
         self._fh = fh
@@ -214,8 +230,10 @@ class WarcFileWriter:
                 "hostname": socket.gethostname(),
             },
         )
-        self._writer.out = fh
+        record = BytesIO()
+        self._writer.out = record
         self._writer.write_record(info)
+        self._append(record.getbuffer())
         return fh
 
 

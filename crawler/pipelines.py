@@ -113,12 +113,16 @@ class ArchivePipeline:
             return item
         if item.known is not None:
             self.run.counters.revisits_checked += 1
-        if item.status == 304:
-            self.queue_check(item)
-        elif item.status in (404, 410):
-            self.queue_gone(item)
-        else:
-            self.queue_page(item)
+        try:
+            if item.status == 304:
+                self.queue_check(item)
+            elif item.status in (404, 410):
+                self.queue_gone(item)
+            else:
+                self.queue_page(item)
+        except OSError as exc:  # its WARC record cannot be written (the data dir is full)
+            log.error("could not archive %s: %s", item.url, exc)
+            self.unstored(item, exc)
         item.body = b""  # the bytes are in the WARC file; do not keep them in memory
         return item
 
@@ -250,15 +254,17 @@ class ArchivePipeline:
             log.exception("could not store a batch of %d pages", len(batch))
             for page in batch:
                 if page.item.outcome is None:
-                    self.unstored(page, exc)
+                    self.unstored(page.item, exc)
 
-    def unstored(self, page: Pending, exc: Exception) -> None:
+    def unstored(self, item: FetchedPage, exc: Exception) -> None:
         self.run.unstored += 1
-        page.item.outcome = "unstored"
+        item.outcome = "unstored"
         # the driver's error: SQLAlchemy's own adds lines of SQL
         cause = getattr(exc, "orig", None) or exc
         first_line = next(iter(str(cause).strip().splitlines()), "")
-        self.run.error(page.item.url, "store", f"not stored: {type(cause).__name__}: {first_line}")
+        message = f"{type(cause).__name__}: {first_line}"
+        self.run.first_store_error = self.run.first_store_error or message
+        self.run.error(item.url, "store", f"not stored: {message}")
 
     def store(self, batch: list[Pending]) -> None:
         run = self.run
@@ -275,7 +281,7 @@ class ArchivePipeline:
                     raise
                 log.warning("batch of %d pages hit a deadlock; storing it again", len(batch))
         for page, cause in failed:
-            self.unstored(page, cause)
+            self.unstored(page.item, cause)
         for page in retry:  # now the other row is visible: this becomes an update
             try:
                 with run.sessions() as session, session.begin():
@@ -284,7 +290,7 @@ class ArchivePipeline:
                         update_derived(session, [article_id])
             except SQLAlchemyError as exc:  # not a race after all: this page cannot be stored
                 log.exception("could not store %s", page.item.url)
-                self.unstored(page, exc)
+                self.unstored(page.item, exc)
                 continue
             outcomes.append((page, outcome))
         for page, outcome in outcomes:

@@ -44,6 +44,7 @@ class RunState:
     start_requests: int = 0
     start_responses_ok: int = 0
     unstored: int = 0  # pages fetched and extracted that the archive could not store
+    first_store_error: str = ""  # why the first of them could not be (one line)
     finished: bool = False
 
     def error(self, url: str | None, kind: str, message: str) -> None:

@@ -140,7 +140,10 @@ class NewsSpider(scrapy.Spider):
             status, message = RunStatus.FAILED, "no start URL, feed or sitemap answered"
         if self.run.unstored and status == RunStatus.SUCCEEDED:
             status = RunStatus.FAILED
-            message = f"{self.run.unstored} pages could not be stored (errors of kind 'store')"
+            message = (
+                f"{self.run.unstored} pages could not be stored (errors of kind 'store'), "
+                f"the first: {self.run.first_store_error}"
+            )
         assert self.crawler.stats is not None
         self.run.finish(status, message, self.crawler.stats.get_stats())
 
