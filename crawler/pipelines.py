@@ -30,6 +30,7 @@ from scrapy.crawler import Crawler
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from twisted.internet import task
 
+from archive.db import is_disconnect, retrying
 from archive.models import utcnow
 from archive.revisit import judge_revisits
 from archive.store import (
@@ -63,9 +64,9 @@ DEADLOCK_RETRIES = 3
 PendingKind = Literal["page", "revisit", "check", "evidence"]
 
 
-def is_deadlock(exc: OperationalError) -> bool:
+def is_deadlock(exc: Exception) -> bool:
     """PostgreSQL's deadlock_detected or serialization_failure (SQLite waits instead)."""
-    return getattr(exc.orig, "sqlstate", None) in ("40P01", "40001")
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in ("40P01", "40001")
 
 
 @dataclass
@@ -270,8 +271,9 @@ class ArchivePipeline:
         run = self.run
         run.warc.sync()
         for attempt in range(DEADLOCK_RETRIES + 1):
-            try:
-                outcomes, retry, failed = self.store_batch(batch)
+            try:  # and again while PostgreSQL restarts (archive.db.retrying)
+                what = f"storing a batch of {len(batch)} pages"
+                outcomes, retry, failed = retrying(lambda: self.store_batch(batch), what)
                 break
             except OperationalError as exc:
                 # Two crawl processes inserting the same new URLs in other orders can each
@@ -330,7 +332,7 @@ class ArchivePipeline:
                     retry.append(page)  # another process stored this URL meanwhile
                     continue
                 except SQLAlchemyError as exc:  # this page only: its SAVEPOINT rolled back
-                    if isinstance(exc, OperationalError) and is_deadlock(exc):
+                    if is_deadlock(exc) or is_disconnect(exc):
                         raise  # the whole transaction is gone: the batch is stored again
                     log.exception("could not store %s", page.item.url)
                     failed.append((page, exc))

@@ -22,7 +22,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from archive.db import check_schema, make_engine, make_sessionmaker
+from archive.db import check_schema, make_engine, make_sessionmaker, retrying
 from archive.errors import SiteConfigError
 from archive.fixity import seal_unfinished
 from archive.models import CrawlRun, RunStatus, utcnow
@@ -93,8 +93,10 @@ def run_crawl(
         sessions = make_sessionmaker(engine)
         close_dead_runs(sessions, settings.scheduler.crawl_timeout_minutes)
         with sessions() as session, session.begin():
+            # the runs carry this process's id until the crawl process puts its own
             run_ids = [
-                start_run(session, ensure_site(session, s.name, s.title), trigger).id for s in sites
+                start_run(session, ensure_site(session, s.name, s.title), trigger, os.getpid()).id
+                for s in sites
             ]
         log_file = settings.data_dir / "logs" / f"crawl-{run_ids[0]}.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -113,8 +115,8 @@ def run_crawl(
             )
             try:
                 while child.poll() is None:
-                    if on_progress:
-                        on_progress(load_runs(sessions, run_ids))
+                    if on_progress:  # the database may restart under a crawl: wait for it
+                        on_progress(retrying(lambda: load_runs(sessions, run_ids), "progress"))
                     time.sleep(POLL_SECONDS)
             except KeyboardInterrupt:
                 child.send_signal(signal.SIGINT)  # Scrapy stops gracefully and closes the runs
@@ -156,9 +158,13 @@ def close_orphans(
         status, why = RunStatus.KILLED, f"crawl process killed by signal {-returncode}"
     else:
         status, why = RunStatus.FAILED, f"crawl process exited with code {returncode}"
-    with sessions() as session, session.begin():
-        for run_id in run_ids:
-            finish_run(session, run_id, status, f"{why}; see {log_file}")
+
+    def close() -> None:
+        with sessions() as session, session.begin():
+            for run_id in run_ids:
+                finish_run(session, run_id, status, f"{why}; see {log_file}")
+
+    retrying(close, "closing the runs")
 
 
 def close_dead_runs(sessions: sessionmaker[Session], timeout_minutes: float) -> list[int]:
@@ -175,10 +181,10 @@ def close_dead_runs(sessions: sessionmaker[Session], timeout_minutes: float) -> 
         for run in session.scalars(
             select(CrawlRun).where(CrawlRun.status == RunStatus.RUNNING.value)
         ):
-            if run.host == here:
-                dead = run.pid is None or not is_alive(run.pid)
-                if run.pid is None:  # created by a parent that is gone too, or just now
-                    dead = run.started_at < utcnow() - timedelta(minutes=1)
+            if run.host == here and run.pid is not None:  # its crawl's, or its parent's
+                dead = not is_alive(run.pid)
+            elif run.host == here:  # a row of an older version: no process to ask
+                dead = run.started_at < utcnow() - timedelta(minutes=1)
             else:
                 dead = run.started_at < cutoff
             if dead:

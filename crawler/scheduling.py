@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import signal
 import subprocess
@@ -247,7 +248,8 @@ class CrawlScheduler:
 
     def crawl(self, site: SiteConfig, trigger: str) -> RunView | None:
         with self.sessions() as session, session.begin():
-            run_id = start_run(session, ensure_site(session, site.name, site.title), trigger).id
+            site_row = ensure_site(session, site.name, site.title)
+            run_id = start_run(session, site_row, trigger, os.getpid()).id  # until the crawl's
         log_file = self.settings.data_dir / "logs" / f"crawl-{run_id}.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)
         jobdir = self.jobdir(site.name)
