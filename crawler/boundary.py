@@ -26,7 +26,7 @@ from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.error import DNSLookupError
 
 from crawler.addresses import refusal
-from crawler.resolver import REFUSED
+from crawler.resolver import LISTED, REFUSED
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,12 @@ class SiteBoundaryMiddleware:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         crawler.signals.connect(self.request_scheduled, signal=signals.request_scheduled)
+        crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
+
+    def spider_opened(self, spider: Any) -> None:
+        site = getattr(getattr(spider, "run", None), "site", None)
+        if site is not None:  # the resolver lets the site's listed hosts resolve anywhere
+            LISTED.update(h.lower() for h in site.allowed_domains)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> SiteBoundaryMiddleware:

@@ -23,8 +23,9 @@ from crawler.addresses import address_refusal, parse_address
 
 log = logging.getLogger(__name__)
 
-#: The Scrapy setting that carries the hosts the crawl's site files list.
-LISTED_HOSTS = "UFARCHIVE_LISTED_HOSTS"
+#: Hosts and addresses that this process's site files list in `allowed_domains`; the
+#: boundary middleware adds each site's when its spider opens.
+LISTED: set[str] = set()
 #: Host names refused in this process and why. Twisted turns a failed lookup into its own
 #: "no results" error; crawler.boundary looks the reason up here to record it.
 REFUSED: dict[str, str] = {}
@@ -32,18 +33,16 @@ REFUSED: dict[str, str] = {}
 
 class GuardedResolver(CachingThreadedResolver):
     def __init__(
-        self, reactor: Any, cache_size: int, timeout: float, listed: Collection[str] = ()
+        self, reactor: Any, cache_size: int, timeout: float, listed: Collection[str] | None = None
     ) -> None:
         super().__init__(reactor, cache_size, timeout)
-        self.listed = frozenset(h.lower() for h in listed)
+        self.listed = LISTED if listed is None else {h.lower() for h in listed}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, reactor: Any) -> GuardedResolver:
         settings = crawler.settings
         cache_size = settings.getint("DNSCACHE_SIZE") if settings.getbool("DNSCACHE_ENABLED") else 0
-        return cls(
-            reactor, cache_size, settings.getfloat("DNS_TIMEOUT"), settings.getlist(LISTED_HOSTS)
-        )
+        return cls(reactor, cache_size, settings.getfloat("DNS_TIMEOUT"))
 
     def getHostByName(self, name: str, timeout: Sequence[int] = ()) -> defer.Deferred[str]:
         answer = super().getHostByName(name, timeout)

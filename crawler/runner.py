@@ -251,16 +251,6 @@ def crawl_in_this_process(
     values["LOG_INSTALL_ROOT_HANDLER"] = True
     if jobdir:
         values["JOBDIR"] = jobdir
-    from crawler.resolver import LISTED_HOSTS
-    from crawler.sites import load_site_file
-
-    values[LISTED_HOSTS] = sorted(
-        {
-            h
-            for site, _ in runs
-            for h in load_site_file(settings.sites_dir / f"{site}.yaml").allowed_domains
-        }
-    )
     process = CrawlerProcess(values)
     from archive import redact
 
