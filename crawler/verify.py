@@ -13,6 +13,8 @@ from rich.console import Console
 
 from archive.settings import Settings
 
+SHOWN = 20  # unreferenced records listed in the text summary
+
 
 def verify_command(
     config: Settings,
@@ -72,6 +74,13 @@ def verify_command(
                 f"set aside: {torn.file}@{torn.offset}: a torn record of {torn.length} bytes "
                 f"(its writer died mid-write), kept in {torn.kept_as}",
                 markup=False,
+            )
+        for record in report.unreferenced[:SHOWN]:
+            out.print(f"unreferenced: {record.file}@{record.offset}: {record.url}", markup=False)
+        if len(report.unreferenced) > SHOWN:
+            more = len(report.unreferenced) - SHOWN
+            out.print(
+                f"unreferenced: … and {more} more (--format json lists them all)", markup=False
             )
         for problem in report.problems:
             err.print(f"damaged: {problem.describe()}", markup=False)

@@ -166,6 +166,9 @@ def test_unreferenced_records_are_listed_but_are_not_damage(world: World) -> Non
     report = json.loads(stdout)
     assert report["clean"] and len(report["unreferenced"]) == 2
     assert report["unreferenced"][0]["url"] == "http://127.0.0.1:9/tzyw/t1.html"
+    code, stdout, _ = run_verify(world)
+    assert code == 0 and stdout.count("unreferenced: warc/ufarchive-zytzb-") == 2
+    assert "@" in stdout and "http://127.0.0.1:9/tzyw/t2.html" in stdout
 
 
 def test_a_torn_last_record_is_set_aside_and_the_file_passes_warcio_check(tmp_path: Path) -> None:
