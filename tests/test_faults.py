@@ -195,3 +195,30 @@ def test_a_hostile_site_is_bounded_in_time_and_memory(tmp_path: Path, sqlite_url
 
         stored = {a.url.rsplit("/", 1)[-1] for a in session.scalars(select(Article))}  # type: ignore[attr-defined]
     assert {"t20240501_1.html", "t20240502_2.html", "t20240503_3.html"} <= stored
+
+
+@pytest.mark.parametrize(("last", "kept"), [("killed", False), ("interrupted", True)])
+def test_only_a_cleanly_stopped_crawl_resumes_its_queue(
+    tmp_path: Path, sqlite_url: str, big_site: SiteServer, last: str, kept: bool
+) -> None:
+    """A queue left by a crawl killed outright has marked as seen requests whose pages were
+    never stored; resumed, its run stored nothing (bench/faults.py, scheduler trial 7)."""
+    from archive.models import RunStatus
+    from archive.settings import load_settings
+    from archive.store import ensure_site, finish_run, start_run
+    from crawler.scheduling import CrawlScheduler
+    from crawler.sites import load_sites
+
+    archive = archive_of(tmp_path, sqlite_url, big_site).configure()
+    settings = load_settings(archive.env())
+    scheduler = CrawlScheduler(settings, load_sites(settings.sites_dir))
+    try:
+        with scheduler.sessions() as session, session.begin():
+            run = start_run(session, ensure_site(session, "big", "x"), "schedule", 1)
+            finish_run(session, run.id, RunStatus(last), "stopped")
+        jobdir = scheduler.jobdir("big")
+        (jobdir / "requests.queue").mkdir(parents=True)
+        scheduler.drop_stale_jobdirs()
+        assert jobdir.exists() is kept
+    finally:
+        scheduler.engine.dispose()
