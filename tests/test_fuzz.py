@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 
 from tests.fuzzing import TARGETS, Target
 
-EXAMPLES = {"extraction": 150, "site file": 300, "query parser": 500, "search (SQLite)": 150,
-            "canonical URL": 500}  # fmt: skip
+EXAMPLES = {"extraction": 100, "site file": 200, "query parser": 400, "search (SQLite)": 80,
+            "canonical URL": 400}  # fmt: skip
 
 
 @pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.name)
