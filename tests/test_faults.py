@@ -148,7 +148,7 @@ def test_a_full_data_dir_fails_the_run_in_one_line_and_corrupts_nothing(
     tmp_path: Path, big_site: SiteServer
 ) -> None:
     database = f"sqlite:///{tmp_path / 'db' / 'ufarchive.sqlite3'}"  # not on the full disk
-    with small_filesystem(tmp_path / "data", "160k") as data:
+    with small_filesystem(tmp_path / "data", "96k") as data:
         archive = archive_of(tmp_path, database, big_site, data_dir=data).configure()
         result = archive.crawl()
         assert result.returncode == 1
