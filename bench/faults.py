@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -54,6 +55,7 @@ from tests.faults import (  # noqa: E402
 from tests.hostilesite import HostileSite  # noqa: E402
 from tests.siteserver import SiteServer  # noqa: E402
 
+KEPT = Path(tempfile.gettempdir()) / "ufarchive-faults-kept"  # failed trials' archives
 PG_ADMIN = os.environ.get(
     "UFARCHIVE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -82,12 +84,18 @@ def trials(name: str, count: int, pages: int, run_one: Callable[[int], Archive])
     survived = lost = 0
     notes: list[str] = []
     for n in range(1, count + 1):
-        archive = run_one(n)
+        try:
+            archive = run_one(n)
+        except AssertionError as exc:  # the archive did not recover in time: a failed trial
+            notes.append(f"trial {n}: {exc}")
+            print(f"  {name} {n}/{count}: FAILED {exc}", flush=True)
+            continue
         found = problems(archive, pages=pages)
         have = stored(archive)
         lost += max(0, pages - have)
         if found:
             notes.append(f"trial {n}: {found[:2]}")
+            shutil.copytree(archive.root, KEPT / f"{name.split()[2]}-{n}", dirs_exist_ok=True)
         else:
             survived += 1
         print(f"  {name} {n}/{count}: {'ok' if not found else found[:2]}", flush=True)
@@ -117,7 +125,7 @@ def scheduler_kill(
     def one(n: int) -> Archive:
         archive = new_archive(base / "scheduler-kill", server, n)
         kill_scheduler_at(archive, rng.uniform(0, span))
-        schedule_until_success(archive)
+        schedule_until_success(archive, timeout=900)
         return archive
 
     return trials("kill -9 of the scheduler (and its crawls)", count, pages, one)
