@@ -7,6 +7,11 @@ Alert kinds (thresholds in `scheduler:` of settings.yaml):
   extraction   extraction failed on more than X % of a run's article pages
                (`alert_extraction_failed_percent`; a template change inside the article)
   stale        no successful run for `alert_stale_intervals` of the site's intervals
+  unreachable  most of a run's revisits (or every start URL) got no usable answer: the
+               site was down, moved domain or now refuses us in robots.txt; nothing was
+               marked gone (archive.revisit)
+  mass_gone    more than `revisit.mass_gone_share` of a run's revisits were gone: a purge
+               or a changed template; the takedowns are recorded, ops decide
 A kind stays raised (one row, `cleared_at` null) until a run shows it is gone. This
 module decides and records; sending (log, webhook) is the scheduler's job.
 """
@@ -26,6 +31,11 @@ FAILING = "failing"
 NO_ARTICLES = "no_articles"
 EXTRACTION = "extraction"
 STALE = "stale"
+UNREACHABLE = "unreachable"
+MASS_GONE = "mass_gone"
+#: The run's stats key where the crawler leaves its verdict on a mass takedown.
+MASS_GONE_STAT = "ufarchive/mass_gone"
+REVISIT_STAT = "ufarchive/revisit_verdict"
 # Runs that count as failures in a row; an interrupted run (scheduler stopped) does not.
 FAILED_STATUSES = (RunStatus.FAILED.value, RunStatus.TIMEOUT.value, RunStatus.KILLED.value)
 
@@ -58,6 +68,18 @@ class SiteHealth:
     failures_in_a_row: int
     last_success: datetime | None
     alerts: list[AlertView]
+    # the last run's revisits: checked, not_modified (304), changed, gone, moved, restored,
+    # failed; and whether the site was unreachable
+    revisits: dict[str, int] | None = None
+    unreachable: bool = False
+
+
+def revisit_counts(run: CrawlRun) -> dict[str, int]:
+    return {
+        "checked": run.revisits_checked, "not_modified": run.revisits_not_modified,
+        "changed": run.articles_changed, "gone": run.articles_gone, "moved": run.articles_moved,
+        "restored": run.articles_restored, "failed": run.revisits_failed,
+    }  # fmt: skip
 
 
 def site_health(session: Session, site: str) -> SiteHealth:
@@ -96,6 +118,8 @@ def site_health(session: Session, site: str) -> SiteHealth:
         failures_in_a_row=streak,
         last_success=last_success,
         alerts=active_alerts(session, site),
+        revisits=revisit_counts(last) if last else None,
+        unreachable=bool(last and last.unreachable),
     )
 
 
@@ -168,6 +192,18 @@ def judge_run(session: Session, run_id: int, limits: SchedulerSettings) -> list[
             )
         raised.append(set_alert(session, site.id, EXTRACTION, extraction, run_id))
         raised.append(set_alert(session, site.id, STALE, None, run_id))
+    if run.finished_at is not None:
+        verdict = str((run.stats or {}).get(REVISIT_STAT) or "")
+        unreachable = f"the site looked down: {verdict}; nothing was marked gone"
+        raised.append(
+            set_alert(
+                session, site.id, UNREACHABLE, unreachable if run.unreachable else None, run_id
+            )
+        )
+        mass_gone = (run.stats or {}).get(MASS_GONE_STAT)
+        raised.append(
+            set_alert(session, site.id, MASS_GONE, verdict if mass_gone else None, run_id)
+        )
     return [AlertView(site.name, a.kind, a.message, a.raised_at) for a in raised if a]
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from archive.errors import UfarchiveError
 from archive.export import Filters, iso, iter_records, local_iso
-from archive.models import Article, ArticleVersion, Site, Snapshot
+from archive.models import Article, ArticleEvent, ArticleVersion, Site, Snapshot
 from archive.warc import read_record
 
 
@@ -20,7 +20,8 @@ class ArticleNotFoundError(UfarchiveError):
 
 
 def article_detail(session: Session, article_id: int) -> dict[str, Any]:
-    """DESIGN.md's `show --format json`: the export record plus `versions` and `republications`."""
+    """DESIGN.md's `show --format json`: the export record plus `versions`,
+    `republications`, `moved_to` and `events` (what revisits found, oldest first)."""
     records = list(iter_records(session, Filters(article_ids=(article_id,))))
     if not records:
         raise ArticleNotFoundError(article_id)
@@ -47,7 +48,28 @@ def article_detail(session: Session, article_id: int) -> dict[str, Any]:
         for v in versions
     ]
     record["republications"] = republications(session, article_id, record["cluster_id"])
+    record["moved_to"] = session.scalar(select(Article.moved_to).where(Article.id == article_id))
+    record["events"] = events(session, article_id)
     return record
+
+
+def events(session: Session, article_id: int) -> list[dict[str, Any]]:
+    """The article's history as revisits found it: changed, gone, moved, restored."""
+    rows = session.scalars(
+        select(ArticleEvent)
+        .where(ArticleEvent.article_id == article_id)
+        .order_by(ArticleEvent.at, ArticleEvent.id)
+    )
+    return [
+        {
+            "at": iso(e.at),
+            "kind": e.kind,
+            "version": e.version,
+            "detail": e.detail,
+            "run_id": e.run_id,
+        }
+        for e in rows
+    ]
 
 
 def republications(

@@ -27,7 +27,7 @@ from archive.models import Article, ArticleVersion, Site
 EXPORT_COLUMNS = (
     "id", "url", "canonical_url", "site", "title", "publish_time", "source", "editor", "author",
     "contributor", "body", "first_seen", "last_seen", "content_hash", "version", "cluster_id",
-    "is_original", "status",
+    "is_original", "status", "last_checked", "gone_at",
 )  # fmt: skip
 FORMATS = ("jsonl", "csv")
 BATCH = 500
@@ -64,6 +64,8 @@ def record_query(filters: Filters = Filters()) -> Select[*tuple[Any, ...]]:
             Article.cluster_id,
             Article.is_original,
             Article.status,
+            Article.last_checked,
+            Article.gone_at,
         )
         .join(Site, Site.id == Article.site_id)
         .join(
@@ -112,6 +114,8 @@ def to_record(row: Any) -> dict[str, Any]:
         "cluster_id": row["cluster_id"],
         "is_original": bool(row["is_original"]),
         "status": row["status"],
+        "last_checked": iso(row["last_checked"]),
+        "gone_at": iso(row["gone_at"]),
     }
 
 

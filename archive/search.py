@@ -25,7 +25,9 @@ positions, written as a literal (no parser in between) and GIN-indexed, queried 
 crawler calls in the transaction that stores a new or changed article.
 
 Query language: words (AND), "exact phrase", OR between two terms, -exclude, field
-filters site: source: editor: author: (-site: excludes), since: until: (dates); relevance
+filters site: source: editor: author: (-site: excludes), since: until: (dates),
+status:live|gone|moved (-status: excludes) and changed:yes|no (edited: more than one
+version); relevance
 (BM25 on SQLite, ts_rank_cd on PostgreSQL, title weighted above body) or newest first;
 a republication cluster collapses to its best hit with a count, unless all copies are
 asked for. A malformed query raises QueryError, a one-line message.
@@ -76,7 +78,8 @@ FETCH_SLACK = 20  # rows read past twice the page, for copies collapsed away
 RANK_WINDOW = 20_000  # relevance ranks at most this many matches, the newest (SQLite)
 SNIPPET_CHARS = 120
 BEIJING = timezone(timedelta(hours=8))
-FIELDS = ("site", "source", "editor", "author", "since", "until")
+FIELDS = ("site", "source", "editor", "author", "since", "until", "status", "changed")
+STATUSES = ("live", "gone", "moved")
 Sort = Literal["relevance", "newest"]
 Order = Literal["relevance", "newest", "oldest"] | None  # oldest: internal (see _collapse)
 
@@ -178,6 +181,9 @@ class Query:
     fields: list[tuple[str, str, bool]] = field(default_factory=list)  # (column, value, negated)
     since: datetime | None = None
     until: datetime | None = None
+    statuses: list[str] = field(default_factory=list)
+    not_statuses: list[str] = field(default_factory=list)
+    changed: bool | None = None  # more than one version (an edit was found)
 
     @property
     def has_text(self) -> bool:
@@ -256,6 +262,17 @@ def _add_filter(parsed: Query, name: str, value: str, negated: bool) -> None:
             parsed.until = _next_period(day, value.count("-"))
     elif name == "site":
         (parsed.not_sites if negated else parsed.sites).append(value)
+    elif name == "status":
+        if value.lower() not in STATUSES:
+            raise QueryError(parsed.text, f"status:{value} is not one of {', '.join(STATUSES)}")
+        (parsed.not_statuses if negated else parsed.statuses).append(value.lower())
+    elif name == "changed":
+        answer = {"yes": True, "no": False, "true": True, "false": False}.get(value.lower())
+        if answer is None:
+            raise QueryError(
+                parsed.text, f"changed:{value} means nothing; use changed:yes or changed:no"
+            )
+        parsed.changed = answer != negated
     else:
         parsed.fields.append((name, value, negated))
 
@@ -569,7 +586,10 @@ def parsed_for_search(
 
 
 def _has_filters(parsed: Query) -> bool:
-    return bool(parsed.sites or parsed.not_sites or parsed.fields or parsed.since or parsed.until)
+    return bool(
+        parsed.sites or parsed.not_sites or parsed.fields or parsed.since or parsed.until
+        or parsed.statuses or parsed.not_statuses or parsed.changed is not None
+    )  # fmt: skip
 
 
 FTS = table("search_fts", column("rowid", BigInteger), column("search_fts"))
@@ -758,6 +778,12 @@ def _filters(parsed: Query, sites: bool = True) -> list[ColumnElement[bool]]:
         where.append(ARTICLES.c.publish_time >= parsed.since)
     if parsed.until:
         where.append(ARTICLES.c.publish_time < parsed.until)
+    if parsed.statuses:
+        where.append(ARTICLES.c.status.in_(parsed.statuses))
+    if parsed.not_statuses:
+        where.append(ARTICLES.c.status.not_in(parsed.not_statuses))
+    if parsed.changed is not None:
+        where.append(ARTICLES.c.version > 1 if parsed.changed else ARTICLES.c.version == 1)
     return where
 
 

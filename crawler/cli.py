@@ -326,6 +326,7 @@ def crawl(
     with Live(render([]), console=err, transient=True, refresh_per_second=4) as live:
         runs = run_crawl(names, refresh=refresh, on_progress=lambda rs: live.update(render(rs)))
     out.print(runs_table(runs, title="crawl"))
+    print_alerts([r.site for r in runs])
     failed = [r for r in runs if not r.ok]
     for run in failed:
         err.print(f"error: {run.site}: run {run.run_id} {run.status}: {run.message}", markup=False)
@@ -333,22 +334,35 @@ def crawl(
         raise typer.Exit(1)
 
 
+def print_alerts(sites: list[str]) -> None:
+    """The active alerts of these sites, one line each, on stderr."""
+    from archive.alerts import active_alerts
+
+    with archive_session(settings()) as session:
+        for site in sites:
+            for alert in active_alerts(session, site):
+                err.print(f"ALERT {alert.site} {alert.kind}: {alert.message}", markup=False)
+
+
 def runs_table(runs: list[Any], title: str) -> Any:
     from rich.table import Table
 
     table = Table(title=title)
-    for name in ("run", "site", "status", "started", "took", "requests", "new", "changed", "same", "gone",
-                 "failed", "errors"):  # fmt: skip
+    # checked: known articles revisited and answered (304: of them not modified)
+    for name in ("run", "site", "status", "started", "took", "requests", "new", "checked", "304",
+                 "changed", "same", "gone", "moved", "restored", "failed", "errors"):  # fmt: skip
         table.add_column(
             name, justify="right" if name not in ("site", "status", "started") else "left"
         )
     for r in runs:
         took = (r.finished_at - r.started_at).total_seconds() if r.finished_at else None
+        status = r.status + (" (unreachable)" if r.unreachable else "")
         table.add_row(
-            str(r.run_id), r.site, r.status, r.started_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+            str(r.run_id), r.site, status, r.started_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
             f"{took:.1f}s" if took is not None else "…", str(r.requests), str(r.articles_new),
-            str(r.articles_changed), str(r.articles_unchanged), str(r.articles_gone),
-            str(r.articles_failed), str(r.error_count),
+            str(r.revisits_checked), str(r.revisits_not_modified), str(r.articles_changed),
+            str(r.articles_unchanged), str(r.articles_gone), str(r.articles_moved),
+            str(r.articles_restored), str(r.articles_failed), str(r.error_count),
         )  # fmt: skip
     return table
 
@@ -427,14 +441,14 @@ def status_table(statuses: list[Any]) -> Any:
 
     table = Table(title=f"{len(statuses)} sites")
     for name in ("site", "schedule", "last run", "started", "outcome", "new", "changed",
-                 "failures in a row", "next run", "verified", "alerts"):  # fmt: skip
+                 "revisits", "failures in a row", "next run", "verified", "alerts"):  # fmt: skip
         right = name in ("new", "changed", "last run")
         table.add_column(name, justify="right" if right else "left")
     for s in statuses:
         table.add_row(
             s.site, s.schedule, str(s.last_run_id or "-"), when(s.last_started),
             s.last_status or "never run", str(s.articles_new), str(s.articles_changed),
-            str(s.failures_in_a_row), when(s.next_run), verified(s.fixity),
+            s.describe_revisits(), str(s.failures_in_a_row), when(s.next_run), verified(s.fixity),
             ", ".join(a.kind for a in s.alerts) or "-",
         )  # fmt: skip
     return table
@@ -592,17 +606,31 @@ def print_hits(result: Any) -> None:
 @app.command()
 def show(
     article_id: Annotated[int, typer.Argument(metavar="ID", help="Article id.")],
+    versions_to_diff: Annotated[
+        list[int] | None,
+        typer.Argument(metavar="[A B]", help="With --diff: the two versions (default: last two)."),
+    ] = None,
     format: Annotated[TextOrJson, typer.Option("--format", help="text or JSON.")] = TextOrJson.text,
     raw: Annotated[bool, typer.Option("--raw", help="Print the exact archived bytes.")] = False,
     version: Annotated[
         int | None, typer.Option(min=1, help="With --raw: this version's bytes (default: current).")
     ] = None,
+    list_versions: Annotated[
+        bool, typer.Option("--versions", help="List the versions and what changed in each.")
+    ] = False,
+    diff: Annotated[
+        bool, typer.Option("--diff", help="Word diff of two versions: show ID --diff [A B].")
+    ] = False,
 ) -> None:
-    """Show an article with its metadata, versions and republications."""
+    """Show an article with its metadata, versions, history and republications."""
     import json
 
     from archive.articles import article_detail, raw_bytes
 
+    if versions_to_diff and (not diff or len(versions_to_diff) != 2):
+        raise UfarchiveError(
+            "show: give two version numbers after --diff (show ID --diff A B), or none"
+        )
     config = settings()
     with archive_session(config) as session:
         if raw:
@@ -610,11 +638,23 @@ def show(
             sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()
             return
+        if diff:
+            from archive.diff import diff_versions
+
+            a, b = versions_to_diff or (None, None)
+            changes = diff_versions(session, article_id, a, b)
+            if format is TextOrJson.json:
+                typer.echo(json.dumps(changes, ensure_ascii=False, indent=2))
+            else:
+                print_diff(changes)
+            return
         detail = article_detail(session, article_id)
     if format is TextOrJson.json:
         typer.echo(json.dumps(detail, ensure_ascii=False, indent=2))
-        return
-    print_article(detail)
+    elif list_versions:
+        print_versions(detail)
+    else:
+        print_article(detail)
 
 
 def print_article(detail: dict[str, Any]) -> None:
@@ -623,7 +663,8 @@ def print_article(detail: dict[str, Any]) -> None:
     out.print(f"[bold]{escape(detail['title'] or '(no title)')}[/bold]")
     meta = Table.grid(padding=(0, 2))
     for key in ("id", "site", "url", "publish_time", "source", "editor", "author", "contributor", "status",
-                "version", "first_seen", "last_seen", "cluster_id", "content_hash"):  # fmt: skip
+                "moved_to", "version", "first_seen", "last_seen", "last_checked", "gone_at",
+                "cluster_id", "content_hash"):  # fmt: skip
         value = detail[key]
         if value is not None:
             meta.add_row(key, str(value))
@@ -631,18 +672,7 @@ def print_article(detail: dict[str, Any]) -> None:
     out.print()
     out.print(detail["body"], markup=False)
     out.print()
-    versions = Table(
-        "version", "first seen", "last seen", "title", "publish time", title="versions"
-    )
-    for v in detail["versions"]:
-        versions.add_row(
-            str(v["version"]),
-            v["first_seen"],
-            v["last_seen"],
-            v["title"] or "",
-            v["publish_time"] or "",
-        )
-    out.print(versions)
+    print_versions(detail)
     if detail["republications"]:
         table = Table("id", "site", "url", "publish time", "original", title="republications")
         for r in detail["republications"]:
@@ -654,6 +684,58 @@ def print_article(detail: dict[str, Any]) -> None:
                 "yes" if r["is_original"] else "",
             )
         out.print(table)
+
+
+def print_versions(detail: dict[str, Any]) -> None:
+    """The versions (what changed in each, from the events) and the article's history."""
+    from rich.table import Table
+
+    changed = {
+        e["version"]: ", ".join(e["detail"].get("fields", []))
+        for e in detail["events"]
+        if e["kind"] == "changed"
+    }
+    versions = Table(
+        "version", "first seen", "last seen", "title", "publish time", "changed",
+        title=f"versions of article {detail['id']}",
+    )  # fmt: skip
+    for v in detail["versions"]:
+        versions.add_row(
+            str(v["version"]), v["first_seen"], v["last_seen"], v["title"] or "",
+            v["publish_time"] or "", changed.get(v["version"], "" if v["version"] == 1 else "(reparse)"),
+        )  # fmt: skip
+    out.print(versions)
+    if detail["events"]:
+        history = Table("at", "event", "version", "detail", title="history")
+        for e in detail["events"]:
+            what = ", ".join(f"{k}: {v}" for k, v in e["detail"].items() if v is not None)
+            history.add_row(e["at"], e["kind"], str(e["version"] or ""), what)
+        out.print(history)
+
+
+def print_diff(changes: dict[str, Any]) -> None:
+    """Deleted words struck through in red, inserted ones underlined in green; off a
+    terminal, git's word-diff markers ([-deleted-]{+inserted+})."""
+    from rich.text import Text
+
+    plain = not out.is_terminal
+    out.print(
+        f"article {changes['article_id']}: version {changes['a']} -> {changes['b']}", markup=False
+    )
+    for name, values in changes["fields"].items():
+        out.print(f"{name}: {values['old']} -> {values['new']}", markup=False)
+    if not any(op != "equal" for op, _ in changes["body"]):
+        out.print("body: unchanged", markup=False)
+        return
+    text = Text()
+    for op, piece in changes["body"]:
+        if op == "equal":
+            text.append(piece)
+        elif plain:
+            text.append(f"[-{piece}-]" if op == "delete" else f"{{+{piece}+}}")
+        else:
+            text.append(piece, style="red strike" if op == "delete" else "green underline")
+    out.print(text)
 
 
 def escape(text: str) -> str:

@@ -42,6 +42,8 @@ def scrapy_settings(settings: Settings, log_level: str = "INFO") -> dict[str, An
             "crawler.boundary.SiteBoundaryMiddleware": 40,
             "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
             "crawler.middlewares.BackoffRetryMiddleware": 550,
+            "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+            "crawler.middlewares.SharedRobotsTxtMiddleware": 100,
             # its process_exception runs before the retry's (higher runs first)
             "crawler.boundary.AddressRefusalMiddleware": 560,
         },

@@ -1,9 +1,12 @@
-"""Retries that wait: exponential backoff, and a server's `Retry-After` on 429/503.
+"""Downloader middlewares that replace two of Scrapy's.
 
-Scrapy's RetryMiddleware reschedules a failed request at once; a struggling government
-server then gets hit again immediately. This one (which replaces it, reading the same
-RETRY_* settings) waits before handing the retry back: `retry_backoff_seconds * 2**n`,
-or what `Retry-After` asks for, capped at `retry_after_max_seconds`.
+Retries that wait: Scrapy's RetryMiddleware reschedules a failed request at once; a
+struggling government server then gets hit again immediately. BackoffRetryMiddleware
+(reading the same RETRY_* settings) waits before handing the retry back:
+`retry_backoff_seconds * 2**n`, or what `Retry-After` asks for, capped at
+`retry_after_max_seconds`.
+
+robots.txt for every request: SharedRobotsTxtMiddleware (see its docstring).
 """
 
 from __future__ import annotations
@@ -13,9 +16,12 @@ import time
 
 from scrapy.crawler import Crawler
 from scrapy.downloadermiddlewares.retry import get_retry_request
+from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.exceptions import NotConfigured
 from scrapy.http import Request, Response
+from scrapy.robotstxt import RobotParser
 from scrapy.utils.defer import maybe_deferred_to_future
+from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.misc import load_object
 from scrapy.utils.response import response_status_message
 from twisted.internet import reactor, task
@@ -97,3 +103,21 @@ def parse_retry_after(value: bytes | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+class SharedRobotsTxtMiddleware(RobotsTxtMiddleware):
+    """Scrapy 2.19's RobotsTxtMiddleware, with robots.txt applied to every request that
+    waited for it.
+
+    Requests that reach the middleware while robots.txt is being fetched all await one
+    Deferred; its callback chain hands the parser to the first of them and None (the
+    first waiter's return value) to the rest, which are then let through unchecked. A
+    run that starts with many requests to one host (its revisits) fetched pages that
+    robots.txt disallowed (tests/test_revisits.py shows it). The parser is in
+    `_parsers` by the time the Deferred fires, so each waiter reads it from there.
+    """
+
+    async def robot_parser(self, request: Request) -> RobotParser | None:
+        parser = await super().robot_parser(request)
+        current = self._parsers.get(urlparse_cached(request).netloc)
+        return current if isinstance(current, RobotParser) else parser

@@ -30,6 +30,7 @@ from scrapy.crawler import Crawler
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from twisted.internet import task
 
+from archive.alerts import MASS_GONE_STAT, REVISIT_STAT
 from archive.db import is_disconnect, retrying
 from archive.models import utcnow
 from archive.revisit import judge_revisits
@@ -39,6 +40,7 @@ from archive.store import (
     Fetch,
     Takedown,
     add_snapshot,
+    add_snapshots,
     apply_takedown,
     record_checks,
     record_failed_checks,
@@ -323,8 +325,21 @@ class ArchivePipeline:
         retry: list[Pending] = []
         failed: list[tuple[Pending, Exception]] = []
         with self.run.sessions() as session, session.begin():
+            checks = [page for page in batch if page.kind in ("check", "revisit")]
+            if checks:
+                try:
+                    with session.begin_nested():
+                        self.store_checks(session, checks)
+                    outcomes.extend((page, "unchanged") for page in checks)
+                except SQLAlchemyError as exc:
+                    if isinstance(exc, OperationalError) and is_deadlock(exc):
+                        raise
+                    log.exception("could not record %d checks", len(checks))
+                    failed.extend((page, exc) for page in checks)
             to_cluster: list[int] = []
             for page in batch:
+                if page.kind in ("check", "revisit"):
+                    continue
                 try:
                     with session.begin_nested():
                         article_id, outcome = self.store_page(session, page)
@@ -343,19 +358,29 @@ class ArchivePipeline:
             update_derived(session, to_cluster)  # in the same transaction as the articles
         return outcomes, retry, failed
 
+    def store_checks(self, session: Any, pages: list[Pending]) -> None:
+        """304s and identical pages of a batch: their revisit records, then the checks,
+        a few statements for the lot (a revisit run is mostly these)."""
+        run = self.run
+        records: list[tuple[Fetch, int | None]] = []
+        checks: list[Check] = []
+        for page in pages:
+            known = page.item.known
+            assert known is not None
+            if page.fetch is not None:
+                records.append((page.fetch, known.article_id))
+            checks.append(Check(known.article_id, page.item.fetched_at, run.run_id))
+        add_snapshots(session, records)
+        record_checks(session, checks, run.policy)
+
     def store_page(
         self, session: Any, page: Pending, expect_new: bool | None = None
     ) -> tuple[int | None, str]:
         known = None if page.as_new else page.item.known
         run = self.run
-        if page.kind in ("check", "revisit"):
-            assert known is not None
-            if page.fetch is not None:
-                add_snapshot(session, page.fetch, known.article_id)
-            record_checks(
-                session, [Check(known.article_id, page.item.fetched_at, run.run_id)], run.policy
-            )
-            return known.article_id, "unchanged"
+        if page.kind in ("check", "revisit"):  # a retry: one at a time
+            self.store_checks(session, [page])
+            return None, "unchanged"
         assert page.fetch is not None
         if page.kind == "evidence":
             assert known is not None
@@ -386,6 +411,12 @@ class ArchivePipeline:
         counters.revisits_failed = len(run.failed_checks)
         counters.unreachable = verdict.unreachable
         run.verdict = verdict
+        stats = self.crawler.stats
+        assert stats is not None
+        if verdict.message:  # for the run's row, and archive.alerts
+            stats.set_value(REVISIT_STAT, verdict.message)
+        if verdict.mass_gone:
+            stats.set_value(MASS_GONE_STAT, 1)
         if not self.takedowns and not run.failed_checks:
             return
         if verdict.unreachable and self.takedowns:

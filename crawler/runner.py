@@ -22,6 +22,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from archive.alerts import judge_run
 from archive.db import check_schema, make_engine, make_sessionmaker, retrying
 from archive.errors import SiteConfigError
 from archive.fixity import seal_unfinished
@@ -128,6 +129,10 @@ def run_crawl(
                 raise
             finally:
                 close_orphans(sessions, run_ids, child.returncode, log_file)
+        with sessions() as session, session.begin():
+            # alerts follow every run, manual ones too (the scheduler also posts them)
+            for run_id in run_ids:
+                judge_run(session, run_id, settings.scheduler)
         runs = load_runs(sessions, run_ids, str(log_file))
         if on_progress:
             on_progress(runs)

@@ -38,7 +38,7 @@ class RunState:
     warc: WarcFileWriter
     known: dict[str, Known]
     policy: RevisitSettings = field(default_factory=RevisitSettings)
-    due: list[Known] = field(default_factory=list)  # the articles this run revisits
+    due: list[int] = field(default_factory=list)  # the articles this run revisits (ids)
     failed_checks: list[int] = field(default_factory=list)  # revisits without an answer
     verdict: RevisitVerdict | None = None  # the revisits judged as a whole, at the end
     counters: RunCounters = field(default_factory=RunCounters)

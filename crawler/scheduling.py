@@ -454,14 +454,25 @@ class Metrics:
             "ufarchive_last_success_timestamp_seconds", "End of the last successful run.",
             ["site"], registry=r,
         )  # fmt: skip
+        self.revisits = Counter(
+            "ufarchive_revisits", "Revisits of known articles by outcome (checked: answered, "
+            "not_modified: 304, failed: no usable answer).", ["site", "outcome"], registry=r,
+        )  # fmt: skip
+        self.unreachable = Counter(
+            "ufarchive_unreachable_runs", "Runs that found the site down.", ["site"], registry=r
+        )
         self.alerts = Counter("ufarchive_alerts", "Alerts raised.", ["site", "kind"], registry=r)
         self.running = Gauge("ufarchive_crawls_running", "Crawls running now.", registry=r)
         self.sites = Gauge("ufarchive_sites_scheduled", "Sites with a job.", registry=r)
 
     def observe(self, run: RunView) -> None:
         self.runs.labels(run.site, run.status).inc()
-        for outcome in ("new", "changed", "unchanged", "gone", "failed"):
+        for outcome in ("new", "changed", "unchanged", "gone", "moved", "restored", "failed"):
             self.articles.labels(run.site, outcome).inc(getattr(run, f"articles_{outcome}"))
+        for outcome in ("checked", "not_modified", "failed"):
+            self.revisits.labels(run.site, outcome).inc(getattr(run, f"revisits_{outcome}"))
+        if run.unreachable:
+            self.unreachable.labels(run.site).inc()
         self.errors.labels(run.site).inc(run.error_count)
         self.requests.labels(run.site).inc(run.requests)
         if isinstance(run.started_at, datetime) and isinstance(run.finished_at, datetime):
@@ -654,6 +665,18 @@ class SiteStatus:
     next_run: datetime | None
     alerts: list[AlertView]
     fixity: FixityView | None = None  # the last `verify` that covered the site
+    revisits: dict[str, int] | None = None  # the last run's (archive.alerts.revisit_counts)
+    unreachable: bool = False
+
+    def describe_revisits(self) -> str:
+        r = self.revisits
+        if not r or not (r["checked"] or r["failed"]):
+            return "-"
+        text = (f"{r['checked']} checked: {r['not_modified']} 304, {r['changed']} changed, "
+                f"{r['gone']} gone, {r['moved']} moved, {r['restored']} restored")  # fmt: skip
+        if r["failed"]:
+            text += f"; {r['failed']} failed"
+        return text + (" (unreachable)" if self.unreachable else "")
 
     def to_dict(self) -> dict[str, Any]:
         def iso(value: datetime | None) -> str | None:
@@ -664,6 +687,7 @@ class SiteStatus:
             "last_started": iso(self.last_started), "last_status": self.last_status,
             "articles_new": self.articles_new, "articles_changed": self.articles_changed,
             "failures_in_a_row": self.failures_in_a_row, "next_run": iso(self.next_run),
+            "revisits": self.revisits, "unreachable": self.unreachable,
             "alerts": [a.to_dict() for a in self.alerts],
             "fixity": self.fixity.to_dict() if self.fixity else None,
         }  # fmt: skip
@@ -700,7 +724,8 @@ def site_statuses(settings: Settings) -> tuple[list[SiteStatus], list[SiteConfig
                     last_status=health.last_status, articles_new=health.articles_new,
                     articles_changed=health.articles_changed,
                     failures_in_a_row=health.failures_in_a_row, next_run=next_run,
-                    alerts=health.alerts, fixity=site_fixity(session, name),
+                    alerts=health.alerts, revisits=health.revisits,
+                    unreachable=health.unreachable, fixity=site_fixity(session, name),
                 )  # fmt: skip
                 out.append(row)
             return out, errors

@@ -6,6 +6,7 @@ Every problem is reported as one line naming the file, the key and what is wrong
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable
@@ -205,10 +206,9 @@ class SiteConfig(_Strict):
         return is_allowed_host(host, self.allowed_domains)
 
     def canonical(self, url: str) -> str:
-        """The canonical URL of a page of this site (its aliases applied)."""
-        from archive.urls import canonical_url
-
-        return canonical_url(url, self.url_aliases)
+        """The canonical URL of a page of this site (its aliases applied). Memoised: a
+        crawl asks it of every link it sees, often of the same URL several times."""
+        return _canonical(url, tuple(self.url_aliases.items()))
 
     @property
     def article_re(self) -> re.Pattern[str]:
@@ -217,6 +217,13 @@ class SiteConfig(_Strict):
     @property
     def follow_re(self) -> re.Pattern[str] | None:
         return re.compile(self.follow_url_pattern) if self.follow_url_pattern else None
+
+
+@functools.lru_cache(maxsize=65536)
+def _canonical(url: str, aliases: tuple[tuple[str, str], ...]) -> str:
+    from archive.urls import canonical_url
+
+    return canonical_url(url, dict(aliases))
 
 
 def check_cron(expr: str) -> None:

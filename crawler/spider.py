@@ -32,7 +32,14 @@ from archive.db import check_schema, make_engine, make_sessionmaker
 from archive.models import RunStatus, utcnow
 from archive.revisit import revisit_budget
 from archive.settings import load_settings
-from archive.store import Known, due_articles, ensure_site, known_articles, start_run
+from archive.store import (
+    Known,
+    due_articles,
+    ensure_site,
+    known_articles,
+    known_by_ids,
+    start_run,
+)
 from archive.warc import WarcFileWriter
 from crawler.boundary import RefusedRequestError
 from crawler.extract.decode import decode_html
@@ -44,6 +51,7 @@ from crawler.sites import SiteConfig, load_site_file
 log = logging.getLogger(__name__)
 
 ARTICLE_STATUSES = [304, 404, 410]
+REVISIT_BATCH = 200
 FLUSH_SECONDS = 1.0
 
 
@@ -164,10 +172,14 @@ class NewsSpider(scrapy.Spider):
             if request is not None:
                 self.run.start_requests += 1
                 yield request
-        for known in self.run.due:
-            request = self.known_request(known, kind="revisit")
-            if request is not None:
-                yield request
+        due = self.run.due
+        for start in range(0, len(due), REVISIT_BATCH):  # read as the scheduler asks for more
+            with self.run.sessions() as session:
+                batch = known_by_ids(session, due[start : start + REVISIT_BATCH])
+            for known in batch:
+                request = self.known_request(known, kind="revisit")
+                if request is not None:
+                    yield request
 
     def request(self, url: str, callback: Any, kind: str, **kwargs: Any) -> Request | None:
         """A request within the run's page budget (`max_pages`), or None once it is spent."""

@@ -43,6 +43,12 @@ SITE_FILES: dict[str, dict[str, Any]] = {
         "follow_url_pattern": r"/xwdt/index(_\d+)?\.htm$",
         "sitemap_urls": ["/sitemap.xml"],
     },
+    "qxtzb": {
+        "title": "青溪县委统战部（改版与撤稿测试）",
+        "start": "/xwzx/index.html",
+        "article_url_pattern": r"/xwzx/\d{4}/\d{2}/\d{8}_\d+\.html$",
+        "follow_url_pattern": r"/xwzx/index(_\d+)?\.html$",
+    },
 }
 
 TEST_SETTINGS = """\

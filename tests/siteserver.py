@@ -4,7 +4,8 @@ Serves a folder as a web root (`/a/b.html` -> `ROOT/a/b.html`, a folder -> its
 `index.html`), raw bytes as stored, `text/html` without a charset so that the page's
 own `<meta>` decides, and `{{BASE}}` in text files replaced by `http://127.0.0.1:PORT`
 (feeds and sitemaps need absolute URLs). Static files answer conditional requests
-(ETag / Last-Modified -> 304). Per-path rules set status codes (in turn: `[500, 500, 200]`),
+(ETag / Last-Modified -> 304), unless `conditional` is set False (a server that ignores
+them, as many do). Per-path rules set status codes (in turn: `[500, 500, 200]`),
 delays, headers, bodies and redirects; `put()`/`delete()` change a page mid-test.
 
 Named behaviours, after Scrapy's mock server:
@@ -97,6 +98,7 @@ class SiteServer:
         self._httpd = _Server((host, port), handler)
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
+        self.conditional = True  # False: ignore If-None-Match / If-Modified-Since
 
     # --- lifecycle
     def start(self) -> SiteServer:
@@ -327,7 +329,7 @@ class _Handler(BaseHTTPRequestHandler):
             "Last-Modified": last_modified,
             **extra,
         }
-        if self._not_modified(etag, int(mtime)):
+        if self.site.conditional and self._not_modified(etag, int(mtime)):
             self._send(304, b"", {"ETag": etag, "Last-Modified": last_modified}, head=True)
             return
         self._send(200, data, headers, head)

@@ -46,7 +46,7 @@ def test_crawl_runs_and_show_as_a_real_process(world: World) -> None:
     shown = ufarchive(world, "show", str(article.id), "--format", "json")
     assert shown.returncode == 0, shown.stderr
     detail = json.loads(shown.stdout)
-    assert list(detail) == [*EXPORT_COLUMNS, "versions", "republications"]
+    assert list(detail) == [*EXPORT_COLUMNS, "versions", "republications", "moved_to", "events"]
     assert detail["title"] == expected("gbk_city")["articles"]["/xwdt/2024/0322/131.htm"]["title"]
     assert detail["site"] == "gbk_city" and detail["version"] == 1 and detail["status"] == "live"
     assert [list(v) for v in detail["versions"]] == [SHOW_VERSION_KEYS]

@@ -94,29 +94,24 @@ def upgrade() -> None:
                WHERE v.article_id = articles.id AND v.version = articles.version)"""
     )
     op.execute("UPDATE articles SET next_check = last_seen")
-    op.create_index("ix_articles_site_next_check", "articles", ["site_id", "next_check"])
+    op.create_index("ix_articles_site_next_check", "articles", ["site_id", "next_check", "id"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_articles_site_next_check", table_name="articles")
     op.execute("UPDATE articles SET status = 'changed' WHERE status = 'live' AND version > 1")
     op.execute("UPDATE articles SET status = 'gone' WHERE status = 'moved'")
-    with op.batch_alter_table("snapshots") as batch:
-        batch.drop_column("refers_to_id")
-        batch.drop_column("record_type")
-    with op.batch_alter_table("crawl_runs") as batch:
-        for name in (
-            "unreachable",
-            "articles_moved",
-            "articles_restored",
-            "revisits_failed",
-            "revisits_not_modified",
-            "revisits_checked",
-        ):
-            batch.drop_column(name)
-    with op.batch_alter_table("articles") as batch:
-        for name in ("snapshot_id", "next_check", "last_changed", "last_checked", "moved_to"):
-            batch.drop_column(name)
+    # Plain DROP COLUMNs (SQLite 3.35+): batch mode would copy the tables, and dropping the
+    # old `snapshots` fails on SQLite while article_versions points at it.
+    dropped = {
+        "snapshots": ("refers_to_id", "record_type"),
+        "crawl_runs": ("unreachable", "articles_moved", "articles_restored", "revisits_failed",
+                       "revisits_not_modified", "revisits_checked"),
+        "articles": ("snapshot_id", "next_check", "last_changed", "last_checked", "moved_to"),
+    }  # fmt: skip
+    for table, columns in dropped.items():
+        for column in columns:
+            op.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     op.drop_index("ix_article_events_kind_at", table_name="article_events")
     op.drop_index("ix_article_events_at", table_name="article_events")
     op.drop_index("ix_article_events_article_at", table_name="article_events")
