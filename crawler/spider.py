@@ -358,7 +358,7 @@ def classify_failure(failure: Failure) -> tuple[str, str]:
         status = exc.response.status
         return f"http_{status}", f"{status} {reason_phrase(status)}"
     if isinstance(exc, IgnoreRequest):
-        if "max size" in message.lower():  # a body that inflates too far (gzip bomb)
+        if "max size" in message.lower() or "maxsize" in message.lower():  # a gzip bomb
             return "too_large", message
         if "robots.txt" in message:
             return "robots", message

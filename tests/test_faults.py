@@ -170,7 +170,7 @@ def test_a_hostile_site_is_bounded_in_time_and_memory(tmp_path: Path, sqlite_url
         archive = Archive(tmp_path, sqlite_url, f"{site.base}/tzyw/index.html", "127.0.0.1",
                           follow=r"/tzyw/links\.html$")  # fmt: skip
         archive.configure(
-            timeout=4, max_bytes=8_000_000, max_pages=250,
+            timeout=8, max_bytes=8_000_000, max_pages=250,
             extra=f"sitemap_urls: [{site.base}/sitemap.xml.gz]\n",
         )  # fmt: skip
         threading.Timer(120, site.stop).start()  # never outlive the test, whatever happens
@@ -194,7 +194,9 @@ def test_a_hostile_site_is_bounded_in_time_and_memory(tmp_path: Path, sqlite_url
         from archive.models import Article
 
         stored = {a.url.rsplit("/", 1)[-1] for a in session.scalars(select(Article))}  # type: ignore[attr-defined]
-    assert {"t20240501_1.html", "t20240502_2.html", "t20240503_3.html"} <= stored
+    assert {"t20240501_1.html", "t20240502_2.html"} <= stored
+    # the 5 MB page is stored, or (on a loaded machine) cut by the timeout: bounded either way
+    assert "t20240503_3.html" in stored or errors["t20240503_3.html"] == "timeout"
 
 
 @pytest.mark.parametrize(("last", "kept"), [("killed", False), ("interrupted", True)])
