@@ -198,19 +198,25 @@ def kill_scheduler_at(archive: Archive, delay: float, after_articles: int = 0) -
 
 
 def schedule_until_success(archive: Archive, timeout: float = 300) -> int:
-    """Run `ufarchive schedule` until a crawl run succeeds after it started; stop it (SIGTERM);
-    the exit code."""
-    before = max((r.id for r in archive.runs()), default=0)
+    """Run `ufarchive schedule` until the site's last run has succeeded and none is left
+    running (a killed run is closed and crawled again; a run that had finished before the
+    kill needs nothing); stop it (SIGTERM); the exit code."""
     scheduler = subprocess.Popen(
         [*UFARCHIVE, "schedule"], env=archive.env(), cwd=REPO,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
     try:
-        while time.monotonic() < deadline:
-            if any(r.id > before and r.status == "succeeded" for r in archive.runs()):
-                break
+        while time.monotonic() < started + timeout:
             time.sleep(0.5)
+            runs = archive.runs()
+            settled = runs and runs[-1].status == "succeeded"
+            if (
+                settled
+                and all(r.status != "running" for r in runs)
+                and time.monotonic() > started + 5
+            ):
+                break
         else:
             raise AssertionError(f"no successful run within {timeout} s")
     finally:
