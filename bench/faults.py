@@ -251,7 +251,7 @@ def main() -> int:
             if wanted("disk-full"):
                 rows.append(disk_full(base, server, 4, args.pages))
             if wanted("hostile"):
-                rows.append(hostile(base, 2))
+                rows.append(hostile(base, args.hostile_trials))
             if args.pg_restart and wanted("pg-restart"):
                 rows.append(pg_restart(base, server, 3, args.pages))
     print(f"\nload average at the end {os.getloadavg()[0]:.2f}\n")
