@@ -196,7 +196,7 @@ def hostile(base: Path, count: int) -> Row:
 
 def pg_restart(base: Path, server: SiteServer, count: int, pages: int) -> Row:
     cluster = sorted(p.name for p in Path("/etc/postgresql").iterdir())[-1]
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
 
     def one(n: int) -> Archive:
         name = f"ufarchive_faults_{uuid.uuid4().hex[:10]}"
@@ -234,6 +234,7 @@ def main() -> int:
     )
     parser.add_argument(
         "--pg-restart", action="store_true", help="also restart PostgreSQL (shared!)"
+    parser.add_argument("--hostile-trials", type=int, default=2)
     )
     args = parser.parse_args()
     rng = random.Random(18)
@@ -253,7 +254,7 @@ def main() -> int:
             if wanted("hostile"):
                 rows.append(hostile(base, args.hostile_trials))
             if args.pg_restart and wanted("pg-restart"):
-                rows.append(pg_restart(base, server, 3, args.pages))
+                rows.append(pg_restart(base, server, args.trials, args.pages))
     print(f"\nload average at the end {os.getloadavg()[0]:.2f}\n")
     print("| fault | trials | survived | records lost | notes |")
     print("|---|---:|---:|---:|---|")
