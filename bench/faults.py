@@ -234,8 +234,8 @@ def main() -> int:
     )
     parser.add_argument(
         "--pg-restart", action="store_true", help="also restart PostgreSQL (shared!)"
-    parser.add_argument("--hostile-trials", type=int, default=2)
     )
+    parser.add_argument("--hostile-trials", type=int, default=2)
     args = parser.parse_args()
     rng = random.Random(18)
     print(f"load average at start {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
