@@ -31,7 +31,7 @@ def test_demo_crawls_the_bundled_sites_into_its_own_archive(tmp_path: Path) -> N
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("succeeded") == 3
+    assert result.stdout.count("succeeded") >= 3  # and exit 0: no run failed
     assert "fixity: clean" in result.stdout  # `verify` closes the demo
     assert "Try:" in result.stdout and "ufarchive show 1" in result.stdout
     assert (tmp_path / "demo" / "ufarchive.sqlite3").is_file()
