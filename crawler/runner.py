@@ -94,10 +94,8 @@ def run_crawl(
         sessions = make_sessionmaker(engine)
         close_dead_runs(sessions, settings.scheduler.crawl_timeout_minutes)
         with sessions() as session, session.begin():
-            # the runs carry this process's id until the crawl process puts its own
             run_ids = [
-                start_run(session, ensure_site(session, s.name, s.title), trigger, os.getpid()).id
-                for s in sites
+                start_run(session, ensure_site(session, s.name, s.title), trigger).id for s in sites
             ]
         log_file = settings.data_dir / "logs" / f"crawl-{run_ids[0]}.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -172,26 +170,35 @@ def close_orphans(
     retrying(close, "closing the runs")
 
 
-def close_dead_runs(sessions: sessionmaker[Session], timeout_minutes: float) -> list[int]:
+def close_dead_runs(
+    sessions: sessionmaker[Session], timeout_minutes: float, site: str | None = None
+) -> list[int]:
     """Runs still `running` whose process is gone (a scheduler or a machine killed with its
     crawls) end as `killed`; returns their ids. On this host a run is dead when its crawl
-    process is; a run of another host when it started longer ago than the wall-clock
-    limit of a crawl (and then some)."""
+    process is, or, before a crawl process took it (no pid yet), when it is older than
+    10 minutes; a run of another host when it started longer ago than the wall-clock limit
+    of a crawl. With `site` (the caller holds the site's lock: no crawl of it can be
+    running), every run of that site still `running` is dead."""
     import socket
 
+    from archive.models import Site
+
     here = socket.gethostname()
-    cutoff = utcnow() - timedelta(minutes=timeout_minutes + 5)
+    now = utcnow()
     closed = []
     with sessions() as session, session.begin():
-        for run in session.scalars(
-            select(CrawlRun).where(CrawlRun.status == RunStatus.RUNNING.value)
-        ):
-            if run.host == here and run.pid is not None:  # its crawl's, or its parent's
+        query = select(CrawlRun).where(CrawlRun.status == RunStatus.RUNNING.value)
+        if site is not None:
+            query = query.join(Site).where(Site.name == site)
+        for run in session.scalars(query):
+            if site is not None:
+                dead = run.pid is None or run.host != here or not is_alive(run.pid)
+            elif run.host == here and run.pid is not None:
                 dead = not is_alive(run.pid)
-            elif run.host == here:  # a row of an older version: no process to ask
-                dead = run.started_at < utcnow() - timedelta(minutes=1)
+            elif run.host == here:
+                dead = run.started_at < now - timedelta(minutes=10)
             else:
-                dead = run.started_at < cutoff
+                dead = run.started_at < now - timedelta(minutes=timeout_minutes + 5)
             if dead:
                 finish_run(session, run.id, RunStatus.KILLED,
                            "its crawl process was gone when the archive next started a crawl")  # fmt: skip

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import signal
 import subprocess
@@ -254,6 +253,10 @@ class CrawlScheduler:
                 if not taken:
                     log.info("%s: skipped, another scheduler is crawling it", name)
                     return
+                timeout = self.settings.scheduler.crawl_timeout_minutes
+                for run_id in close_dead_runs(self.sessions, timeout, site=name):
+                    log.warning("%s: run %d was left running by a process that died: "
+                                "closed as killed", name, run_id)  # fmt: skip
                 run = self.crawl(site, trigger)
             if run is not None:
                 self.record(run)
@@ -265,8 +268,7 @@ class CrawlScheduler:
 
     def crawl(self, site: SiteConfig, trigger: str) -> RunView | None:
         with self.sessions() as session, session.begin():
-            site_row = ensure_site(session, site.name, site.title)
-            run_id = start_run(session, site_row, trigger, os.getpid()).id  # until the crawl's
+            run_id = start_run(session, ensure_site(session, site.name, site.title), trigger).id
         log_file = self.settings.data_dir / "logs" / f"crawl-{run_id}.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)
         jobdir = self.jobdir(site.name)
