@@ -96,5 +96,9 @@ def refuse(crawler: Crawler, request: Request, kind: str, reason: str) -> None:
         message = f"redirected to {message}"
     assert crawler.stats is not None
     crawler.stats.inc_value(f"ufarchive/{kind}")
-    crawler.spider.run.error(origin, kind, message)  # type: ignore[union-attr]
+    run = crawler.spider.run  # type: ignore[union-attr]
+    run.error(origin, kind, message)
+    known = request.meta.get("known")
+    if known is not None:  # a revisit refused: a check without an answer (archive.revisit)
+        run.failed_checks.append(known.article_id)
     raise RefusedRequestError(message)
