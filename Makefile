@@ -18,7 +18,7 @@ test: $(VENV)/.dev-installed  ## install and run lint, types and the test suite
 	$(BIN)/mypy
 	$(BIN)/pytest
 
-demo: $(VENV)/.run-installed  ## crawl the bundled demo sites (local, no internet) into ./data
+demo: $(VENV)/.run-installed  ## crawl the bundled demo sites (local, no internet) into data/demo/, then verify
 	$(BIN)/python -m tests.demo
 
 lint: $(VENV)/.dev-installed

@@ -5,18 +5,27 @@ The schema comes only from the Alembic migrations in `archive/migrations/`, in t
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from archive.errors import DatabaseError
+from archive.redact import redact
 
 MIGRATIONS = "archive:migrations"
+#: How long a write waits for a lost database connection to come back (PostgreSQL
+#: restarted: bench/faults.py measured 1-3 s of refused connections on this machine).
+RECONNECT_SECONDS = 60.0
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def make_engine(url: str, *, writer: bool = False, **kwargs: Any) -> Engine:
@@ -28,8 +37,10 @@ def make_engine(url: str, *, writer: bool = False, **kwargs: Any) -> Engine:
     """
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        raise DatabaseError(f"database URL {url!r} is not a SQLAlchemy URL") from None
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is no number
+        raise DatabaseError(
+            f"database URL {redact(url)!r} is not a SQLAlchemy URL ({redact(str(exc))})"
+        ) from None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +99,7 @@ def describe_url(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
-        return url
+        return redact(url)
 
 
 def alembic_config(engine: Engine | None = None) -> Any:
@@ -172,3 +183,39 @@ def new_revision(message: str) -> str:
             engine.dispose()
     path = getattr(script, "path", None)
     return str(path)
+
+
+# --- lost connections -------------------------------------------------------------------
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """The database connection was lost or could not be made (PostgreSQL restarting, or
+    an administrator ending our session): the work may be done again on a new one."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    code = getattr(exc.orig, "sqlstate", None)
+    if code:  # connection exceptions, admin/crash shutdown, cannot connect now
+        return str(code).startswith("08") or code in ("57P01", "57P02", "57P03")
+    # psycopg gives no SQLSTATE when it cannot reach the server at all
+    return isinstance(exc, OperationalError) and type(exc.orig).__module__.startswith("psycopg")
+
+
+def retrying(work: Callable[[], T], what: str, seconds: float = RECONNECT_SECONDS) -> T:
+    """`work()` (one whole transaction), done again while the connection is lost, for up
+    to `seconds` with a growing wait; any other error, or a longer outage, is raised."""
+    deadline = time.monotonic() + seconds
+    delay = 0.25
+    while True:
+        try:
+            return work()
+        except DBAPIError as exc:
+            if not is_disconnect(exc) or time.monotonic() + delay > deadline:
+                raise
+            log.warning(
+                "%s: the database connection was lost (%s); trying again in %.1f s",
+                what, _first_line(exc), delay,
+            )  # fmt: skip
+            time.sleep(delay)
+            delay = min(delay * 2, 8.0)

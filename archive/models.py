@@ -3,9 +3,9 @@
 Sites have articles; an article has versions (what its text and metadata were, oldest
 first, never deleted), snapshots (each fetch, pointing into a WARC file) and events (what
 revisits found: edited, gone, moved, restored); crawl runs keep their counters and
-errors; alerts flag sites that need a look; clusters group an article with its
-republications; LSH bands index clusters in the database; collections are analysts'
-saved sets.
+errors; alerts flag sites that need a look; fixity audits record each verification of
+the WARC files; clusters group an article with its republications; LSH bands index
+clusters in the database; collections are analysts' saved sets.
 Times are stored in UTC and come back timezone-aware on SQLite and PostgreSQL alike.
 """
 
@@ -199,6 +199,30 @@ class Alert(Base):
     site: Mapped[Site] = relationship()
 
 
+class FixityAudit(Base):
+    """One run of `ufarchive verify` (archive.fixity): what it covered and what it found."""
+
+    __tablename__ = "fixity_audits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    trigger: Mapped[str] = mapped_column(String(16), default="manual")  # manual | schedule
+    site: Mapped[str | None] = mapped_column(String(64))  # null: every site
+    since: Mapped[datetime | None]  # null: every record; else those fetched since
+    status: Mapped[str] = mapped_column(String(16), default="running")  # clean|damaged|failed
+    files: Mapped[int] = mapped_column(default=0)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    records: Mapped[int] = mapped_column(default=0)
+    records_ok: Mapped[int] = mapped_column(default=0)
+    damaged: Mapped[int] = mapped_column(default=0)
+    unreferenced: Mapped[int] = mapped_column(default=0)
+    torn_set_aside: Mapped[int] = mapped_column(default=0)
+    damaged_by_site: Mapped[dict[str, Any] | None]
+    problems: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)  # the first 200
+    message: Mapped[str | None] = mapped_column(Text)  # why a failed audit failed
+
+
 class Cluster(Base):
     """An article and its republications; `original_article_id` is the one credited."""
 
@@ -268,7 +292,11 @@ class Snapshot(Base):
     """One fetch of a page, kept as a WARC record: where it is and what came back."""
 
     __tablename__ = "snapshots"
-    __table_args__ = (Index("ix_snapshots_article_fetched", "article_id", "fetched_at"),)
+    __table_args__ = (
+        Index("ix_snapshots_article_fetched", "article_id", "fetched_at"),
+        # archive.fixity reads the rows of one WARC file at a time, in file order
+        Index("ix_snapshots_warc", "warc_file", "warc_offset"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     article_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id"))

@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from archive.errors import ConfigError
 
@@ -35,40 +42,103 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _cron(value: str | None) -> str | None:
+    """A 5-field crontab that APScheduler accepts (None: off)."""
+    if value is None:
+        return None
+    from apscheduler.triggers.cron import CronTrigger
+
+    if len(value.split()) != 5:
+        raise ValueError(f"bad cron {value!r}: need 5 fields (minute hour day month weekday)")
+    try:
+        CronTrigger.from_crontab(value, timezone="UTC")
+    except ValueError as exc:
+        raise ValueError(f"bad cron {value!r}: {exc}") from None
+    return value
+
+
+# Every field has a description: docs/configuration.md is generated from them
+# (scripts/configuration_doc.py), and a test fails when the two differ.
+
+
 class CrawlSettings(_Strict):
     """Politeness and limits for every crawl (Scrapy settings are derived from these)."""
 
-    user_agent: str = "ufarchive/0.1 (news archive; +https://example.org/ufarchive)"
-    obey_robots_txt: bool = True
-    concurrent_requests: int = Field(16, ge=1, le=256)
-    concurrent_requests_per_domain: int = Field(4, ge=1, le=64)
-    download_delay_seconds: float = Field(0.5, ge=0)
-    autothrottle: bool = True
-    autothrottle_target_concurrency: float = Field(2.0, gt=0)
-    download_timeout_seconds: float = Field(30, gt=0)
-    retry_times: int = Field(3, ge=0, le=20)
-    retry_backoff_seconds: float = Field(1.0, ge=0)  # doubles with each retry
-    retry_after_max_seconds: float = Field(300, ge=0)  # cap on a server's Retry-After
-    redirect_max_times: int = Field(10, ge=1)
-    max_response_bytes: int = Field(20_000_000, ge=1024)
-    depth_limit: int = Field(50, ge=0)
-    stop_pagination_when_no_new: bool = True
-    warc_max_bytes: int = Field(1_000_000_000, ge=1_000_000)
+    user_agent: str = Field(
+        "ufarchive/0.1 (news archive; +https://example.org/ufarchive)",
+        description="The User-Agent header of every request; name a contact.",
+    )
+    obey_robots_txt: bool = Field(True, description="Fetch nothing robots.txt forbids.")
+    concurrent_requests: int = Field(
+        16, ge=1, le=256, description="Requests in flight across all sites of one crawl process."
+    )
+    concurrent_requests_per_domain: int = Field(
+        4, ge=1, le=64, description="Requests in flight to one domain."
+    )
+    download_delay_seconds: float = Field(
+        0.5, ge=0, description="Minimum gap between two requests to one domain."
+    )
+    autothrottle: bool = Field(True, description="Adapt the delay to the server's latency.")
+    autothrottle_target_concurrency: float = Field(
+        2.0, gt=0, description="Requests in flight per server that AutoThrottle aims at."
+    )
+    download_timeout_seconds: float = Field(
+        30, gt=0, description="A request (connect, headers and whole body) ends after this."
+    )
+    retry_times: int = Field(
+        3, ge=0, le=20, description="Retries of a 5xx, 429, 408 or network error; 0: none."
+    )
+    retry_backoff_seconds: float = Field(
+        1.0, ge=0, description="The first retry waits this long; each further one twice as long."
+    )
+    retry_after_max_seconds: float = Field(
+        300, ge=0, description="A server's longer Retry-After (429/503) is cut to this."
+    )
+    redirect_max_times: int = Field(
+        10, ge=1, description="Redirects followed; one more is recorded as a redirect loop."
+    )
+    max_response_bytes: int = Field(
+        20_000_000,
+        ge=1024,
+        description="A larger response (after decompression) is dropped and recorded as "
+        "an error of kind too_large.",
+    )
+    depth_limit: int = Field(
+        50, ge=0, description="Link hops from a start URL (bounds calendar traps); 0: none."
+    )
+    stop_pagination_when_no_new: bool = Field(
+        True, description="Stop paging a listing once one of its pages brings nothing new."
+    )
+    warc_max_bytes: int = Field(
+        1_000_000_000, ge=1_000_000, description="A WARC file past this size rotates to a new one."
+    )
     # Distributed crawling (crawler.distributed): `schedule` pushes each due site's run into
     # Redis for `ufarchive worker` processes instead of crawling it in a child process.
-    mode: Literal["local", "distributed"] = "local"
-    redis_key_prefix: str = Field("ufarchive:", min_length=1)
+    mode: Literal["local", "distributed"] = Field(
+        "local",
+        description="local: `schedule` crawls each site in a child process; distributed: it "
+        "pushes each due site's run into Redis for `ufarchive worker` processes.",
+    )
+    redis_key_prefix: str = Field(
+        "ufarchive:", min_length=1, description="The prefix of every Redis key of this archive."
+    )
     # A worker that has not said it is alive for this long is dead: its requests go back
     # to the queue for the others.
-    worker_timeout_seconds: float = Field(30, gt=0)
+    worker_timeout_seconds: float = Field(
+        30,
+        gt=0,
+        description="A worker silent this long is dead; its requests go back to the queue.",
+    )
 
 
 class RevisitTier(_Strict):
     """Articles first seen or last changed within `age_days` are checked every
     `every_hours` (0: on every run); the last tier leaves `age_days` out (all older)."""
 
-    age_days: float | None = Field(None, gt=0)
-    every_hours: float = Field(ge=0)
+    age_days: float | None = Field(
+        None, gt=0, description="Articles first seen or last changed within this many days."
+    )
+    every_hours: float = Field(ge=0, description="Checked this often; 0: on every run.")
 
 
 DEFAULT_TIERS = (
@@ -88,24 +158,50 @@ SOFT_404_PHRASES = (
 class RevisitSettings(_Strict):
     """Revisits of known articles (archive.revisit), in settings.yaml and per site."""
 
-    enabled: bool = True
-    tiers: tuple[RevisitTier, ...] = DEFAULT_TIERS
-    # An article that changed before (more than one version) is due this many times as often.
-    changed_speedup: float = Field(2.0, ge=1)
-    # The share of a site's max_pages one run may spend on revisits, most overdue first.
-    max_revisits: float = Field(0.5, ge=0, le=1)
-    # A 200 page saying one of these, with no more article text than the limit, is gone.
-    soft_404_phrases: tuple[str, ...] = SOFT_404_PHRASES
-    soft_404_max_body_chars: int = Field(200, ge=0)
-    # More than this share of a run's revisits failing (no answer, 5xx, robots.txt,
-    # another domain), at least `unreachable_min_failures` of them, or every start URL
-    # failing: the site is unreachable and nothing is marked gone.
-    unreachable_share: float = Field(0.5, gt=0, le=1)
-    unreachable_min_failures: int = Field(3, ge=1)
-    # More than this share of a run's revisits gone (and at least `mass_gone_min`): the
-    # takedowns are recorded and alert `mass_gone` is raised.
-    mass_gone_share: float = Field(0.3, gt=0, le=1)
-    mass_gone_min: int = Field(5, ge=1)
+    enabled: bool = Field(True, description="Revisit known articles at all.")
+    tiers: tuple[RevisitTier, ...] = Field(
+        DEFAULT_TIERS,
+        description="How often an article is checked, by the age of its first sighting or "
+        "last change (RevisitTier: age_days, every_hours), youngest first; the last tier "
+        "leaves out age_days.",
+    )
+    changed_speedup: float = Field(
+        2.0, ge=1, description="An article that changed before is due this many times as often."
+    )
+    max_revisits: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="The share of a site's max_pages one run may spend on revisits, most "
+        "overdue first.",
+    )
+    soft_404_phrases: tuple[str, ...] = Field(
+        SOFT_404_PHRASES,
+        description="A 200 page saying one of these, with no more article text than "
+        "soft_404_max_body_chars, is gone.",
+    )
+    soft_404_max_body_chars: int = Field(
+        200, ge=0, description="The most article text a soft-404 page may have."
+    )
+    unreachable_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="More than this share of a run's revisits failing (no answer, 5xx, "
+        "robots.txt, another domain), at least unreachable_min_failures of them, or every "
+        "start URL failing: the site is unreachable and nothing is marked gone.",
+    )
+    unreachable_min_failures: int = Field(
+        3, ge=1, description="The fewest failed revisits that make a site unreachable."
+    )
+    mass_gone_share: float = Field(
+        0.3,
+        gt=0,
+        le=1,
+        description="More than this share of a run's revisits gone (and at least "
+        "mass_gone_min): the takedowns are recorded and alert mass_gone is raised.",
+    )
+    mass_gone_min: int = Field(5, ge=1, description="The fewest takedowns that make mass_gone.")
 
     @model_validator(mode="after")
     def _tiers_in_order(self) -> RevisitSettings:
@@ -121,24 +217,56 @@ class RevisitSettings(_Strict):
 class SchedulerSettings(_Strict):
     """How `ufarchive schedule` runs the sites' jobs."""
 
-    timezone: str = "Asia/Shanghai"
-    max_concurrent_crawls: int = Field(2, ge=1)
-    misfire_grace_seconds: int = Field(3600, ge=1)
-    crawl_timeout_minutes: int = Field(120, ge=1)
-    metrics_host: str = "127.0.0.1"
-    metrics_port: int = Field(9410, ge=0, le=65535)  # 0: any free port (tests)
-    # Alerts (archive.alerts): logged, shown by `ufarchive status`, POSTed to the webhook.
-    alert_failures_in_a_row: int = Field(3, ge=1)
-    alert_extraction_failed_percent: float = Field(50, gt=0, le=100)
-    alert_stale_intervals: int = Field(3, ge=1)
-    alert_webhook_url: str | None = None
+    timezone: str = Field(
+        "Asia/Shanghai", description="The time zone of cron schedules (an IANA name)."
+    )
+    max_concurrent_crawls: int = Field(2, ge=1, description="Crawls running at once.")
+    misfire_grace_seconds: int = Field(
+        3600, ge=1, description="A run this late still runs; several late runs coalesce into one."
+    )
+    crawl_timeout_minutes: int = Field(
+        120, ge=1, description="Wall-clock limit of one crawl process (SIGTERM, then SIGKILL)."
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address of /healthz and /metrics.")
+    metrics_port: int = Field(
+        9410, ge=0, le=65535, description="Port of /healthz and /metrics; 0 picks a free one."
+    )
+    alert_failures_in_a_row: int = Field(
+        3, ge=1, description="Alert `failing` when this many runs of a site fail in a row."
+    )
+    alert_extraction_failed_percent: float = Field(
+        50,
+        gt=0,
+        le=100,
+        description="Alert `extraction` when extraction fails on more than this share of "
+        "a run's article pages.",
+    )
+    alert_stale_intervals: int = Field(
+        3, ge=1, description="Alert `stale` after this many of a site's intervals without success."
+    )
+    alert_webhook_url: str | None = Field(
+        None,
+        description="Alerts are POSTed here as JSON; null: only logged and shown by `status`. "
+        "Treated as a secret: never logged or shown.",
+    )
+    verify_cron: str | None = Field(
+        "30 3 * * sun",
+        description="When the scheduler runs the fixity audit (`ufarchive verify`), a cron "
+        "in `timezone`; weekly by default; null: never. Damage raises the `fixity` alert. "
+        "Name weekdays (sun, mon ...): APScheduler counts 0 as Monday, cron as Sunday.",
+    )
+
+    @field_validator("verify_cron")
+    @classmethod
+    def _check_verify_cron(cls, value: str | None) -> str | None:
+        return _cron(value)
 
 
 class WebSettings(_Strict):
     """`ufarchive serve` defaults."""
 
-    host: str = "127.0.0.1"
-    port: int = Field(8080, ge=0, le=65535)
+    host: str = Field("127.0.0.1", description="Address the web UI binds.")
+    port: int = Field(8080, ge=0, le=65535, description="Port of the web UI.")
 
 
 class ExportSettings(_Strict):
@@ -150,22 +278,45 @@ class ExportSettings(_Strict):
 
 
 class LoggingSettings(_Strict):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    format: Literal["text", "json"] = "text"
+    """What the long-running commands log, on stderr."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="DEBUG, INFO, WARNING or ERROR."
+    )
+    format: Literal["text", "json"] = Field(
+        "text", description="text, or json: one JSON object a line."
+    )
 
 
 class SettingsFile(_Strict):
     """The schema of `config/settings.yaml`; every key is optional."""
 
-    data_dir: str | None = None
-    database_url: str | None = None
-    redis_url: str | None = None
-    crawl: CrawlSettings = CrawlSettings()
-    revisit: RevisitSettings = RevisitSettings()
-    scheduler: SchedulerSettings = SchedulerSettings()
-    web: WebSettings = WebSettings()
-    logging: LoggingSettings = LoggingSettings()
-    export: ExportSettings = ExportSettings()
+    data_dir: str | None = Field(
+        None,
+        description="Where WARC files, logs and the embedded SQLite database live "
+        "(UFARCHIVE_DATA_DIR overrides it); null: ./data.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="Any SQLAlchemy URL (UFARCHIVE_DATABASE_URL overrides it); null: SQLite "
+        "in data_dir. Production: postgresql+psycopg://user:password@host:5432/ufarchive. "
+        "Its password is never logged or shown.",
+    )
+    redis_url: str | None = Field(
+        None,
+        description="The Redis of distributed crawling (UFARCHIVE_REDIS_URL overrides it); "
+        "null: redis://127.0.0.1:6379/0.",
+    )
+    crawl: CrawlSettings = Field(CrawlSettings(), description=CrawlSettings.__doc__)
+    revisit: RevisitSettings = Field(RevisitSettings(), description=RevisitSettings.__doc__)
+    scheduler: SchedulerSettings = Field(SchedulerSettings(), description=SchedulerSettings.__doc__)
+    web: WebSettings = Field(WebSettings(), description=WebSettings.__doc__)
+    logging: LoggingSettings = Field(LoggingSettings(), description=LoggingSettings.__doc__)
+    export: ExportSettings = Field(ExportSettings(), description=ExportSettings.__doc__)
+
+
+#: Settings whose values are secrets: their validation errors never echo the value.
+SECRET_KEYS = ("database_url", "scheduler.alert_webhook_url")
 
 
 @dataclass(frozen=True)
@@ -286,8 +437,11 @@ def describe_validation_error(exc: ValidationError) -> tuple[str, str]:
         msg = re.sub(r"^(Value|Assertion) error, ", "", first["msg"])
         value = first.get("input")
         # Our own validators name the value already; pydantic's built-in messages do not.
+        # A secret's value is never echoed (it would land in logs and terminals).
         named = kind in ("value_error", "assertion_error")
         shown = f" (got {value!r})" if not named and isinstance(value, str | int | float) else ""
+        if key in SECRET_KEYS:
+            shown = ""
         problem = f"{msg}{shown}"
     more = len(exc.errors()) - 1
     if more:

@@ -213,11 +213,20 @@ def ensure_site(session: Session, name: str, title: str) -> Site:
 
 
 def start_run(
-    session: Session, site: Site, trigger: str = "manual", pid: int | None = None
+    session: Session,
+    site: Site,
+    trigger: str = "manual",
+    pid: int | None = None,
+    distributed: bool = False,
 ) -> CrawlRun:
+    """A new run row. A distributed run (crawler.distributed) counts its workers from 0;
+    its coordinator, not a crawl process of this host, watches it."""
     import socket
 
-    run = CrawlRun(site_id=site.id, trigger=trigger, pid=pid, host=socket.gethostname())
+    run = CrawlRun(
+        site_id=site.id, trigger=trigger, pid=pid, host=socket.gethostname(),
+        workers=0 if distributed else None,
+    )  # fmt: skip
     session.add(run)
     session.flush()
     return run

@@ -29,15 +29,33 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 def canonical_url(url: str, aliases: Mapping[str, str] | None = None) -> str:
     """The identity of the page at `url` (not necessarily a URL to fetch)."""
-    url = canonicalize_url(url.strip(), keep_fragments=False)
+    url, bad_port = url.strip(), ""
+    try:
+        _ = urlsplit(url).port
+    except ValueError:  # a port that is no number or out of range (found by fuzzing):
+        parts = urlsplit(url)  # canonicalise the rest and keep the port as written
+        userinfo, _, hostport = parts.netloc.rpartition("@")
+        host_part, _, bad_port = hostport.rpartition(":")
+        netloc = f"{userinfo}@{host_part}" if userinfo else host_part
+        url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    url = canonicalize_url(url, keep_fragments=False)
     parts = urlsplit(url)
+    if not parts.hostname:  # no page of any site (`http:///x`): w3lib's form as it is
+        return url
     query = _strip_tracking(url) if parts.query else ""
     host = (parts.hostname or "").rstrip(".")
     host = (aliases or {}).get(host, host)
+    if ":" in host:  # an IPv6 address keeps its brackets
+        host = f"[{host}]"
+    web = parts.scheme in _DEFAULT_PORTS
     port = parts.port
-    netloc = host if port in (None, _DEFAULT_PORTS.get(parts.scheme)) else f"{host}:{port}"
+    # http and https are one page, so 80 and 443 are both the default of either
+    default = port is None or (web and port in _DEFAULT_PORTS.values())
+    netloc = host if default else f"{host}:{port}"
+    if bad_port:
+        netloc = f"{host}:{bad_port.lower()}"
     path = _DIRECTORY_PAGE.sub("/", parts.path or "/")
-    scheme = "https" if parts.scheme in ("http", "https") else parts.scheme
+    scheme = "https" if web else parts.scheme
     return urlunsplit((scheme, netloc, path, query, ""))
 
 

@@ -4,10 +4,17 @@ Files are gzip WARC 1.1 under `<data_dir>/warc/`, one writer (one crawl process)
 rotated past a size. Each record is its own gzip member and is flushed and fsynced
 before the database row that points at it is committed, so a process that dies mid-write
 leaves every earlier record readable and no row points at a record that is not there.
+
+A writer holds an exclusive `flock` on its file and keeps a marker `NAME.warc.gz.open`
+beside it until it closes the file. A marker whose file nobody holds is the trace of a
+writer that died: its file may end in a torn gzip member, which `archive.fixity` sets
+aside before anyone serves or copies the file. Paths read from the database are checked
+to stay inside `<data_dir>/warc/` (a damaged or forged row cannot make us read elsewhere).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import socket
@@ -25,6 +32,7 @@ from warcio.warcwriter import WARCWriter
 from archive.errors import UfarchiveError
 
 WARC_SUBDIR = "warc"
+OPEN_SUFFIX = ".open"  # the marker of a file whose writer has not closed it (yet)
 # Headers that describe the transfer, not the payload we store: Scrapy has already
 # undone the content and transfer encodings, so the record states the real length.
 _TRANSFER_HEADERS = {"content-encoding", "transfer-encoding", "content-length"}
@@ -155,32 +163,51 @@ class WarcFileWriter:
         )
         record_id = str(record.rec_headers.get_header("WARC-Record-ID"))
         request.rec_headers.add_header("WARC-Concurrent-To", record_id)
-        offset = fh.tell()
-        self._writer.out = fh
+        pair = BytesIO()
+        self._writer.out = pair
         self._writer.write_record(record)
-        end = fh.tell()
+        length = pair.tell()
         self._writer.write_record(request)
-        fh.flush()
+        offset = self._append(pair.getbuffer())
         if sync:
             sync_file(fh.fileno())
         digest = record.rec_headers.get_header("WARC-Payload-Digest")
         return WarcLocation(
             file=f"{WARC_SUBDIR}/{self._name}",
             offset=offset,
-            length=end - offset,
+            length=length,
             record_id=record_id,
             payload_digest=str(digest) if digest else None,
         )
 
+    def _append(self, data: memoryview) -> int:
+        """Append whole records; returns where they start. A write that fails (the disk is
+        full) is undone: the file is cut back to where the records began, so that no half
+        record stays in the middle of it for the next one to follow."""
+        fh = self._fh
+        assert fh is not None
+        offset = fh.tell()
+        try:
+            while data:
+                written = fh.write(data)  # unbuffered: a short write says how much went
+                data = data[written or 0 :]
+        except OSError:
+            os.ftruncate(fh.fileno(), offset)
+            fh.seek(offset)
+            raise
+        return offset
+
     def sync(self) -> None:
         """Make every record written so far durable (before rows pointing at them commit)."""
         if self._fh is not None:
-            self._fh.flush()
             sync_file(self._fh.fileno())
 
     def close(self) -> None:
         if self._fh is not None:
             self.sync()
+            # The marker goes first, the lock (with the descriptor) last: a file without a
+            # marker is complete, and nobody seals a file whose lock is still held.
+            open_marker(self.directory / self._name).unlink(missing_ok=True)
             self._fh.close()
             self._fh = None
 
@@ -195,7 +222,10 @@ class WarcFileWriter:
         self._name = (
             f"{self.prefix}-{self._stamp}-{file_host()}-{os.getpid()}-{self._seq:05d}.warc.gz"
         )
-        fh = (self.directory / self._name).open("ab")
+        path = self.directory / self._name
+        fh = path.open("ab", buffering=0)  # whole records go in one write (see _append)
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # held until close (or the process dies)
+        open_marker(path).write_text(f"{socket.gethostname()} {os.getpid()}\n", encoding="utf-8")
         self._fh = fh
         info = self._writer.create_warcinfo_record(
             self._name,
@@ -205,8 +235,10 @@ class WarcFileWriter:
                 "hostname": socket.gethostname(),
             },
         )
-        self._writer.out = fh
+        record = BytesIO()
+        self._writer.out = record
         self._writer.write_record(info)
+        self._append(record.getbuffer())
         return fh
 
 
@@ -245,9 +277,36 @@ def url_path(url: str) -> str:
     return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
+def open_marker(path: Path) -> Path:
+    return path.with_name(path.name + OPEN_SUFFIX)
+
+
+def is_being_written(path: Path) -> bool:
+    """Does a live writer hold this WARC file? (Its lock goes when the process dies.)"""
+    try:
+        with path.open("rb") as fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            return False
+    except FileNotFoundError:
+        return False
+
+
+def warc_path(data_dir: Path, file: str) -> Path:
+    """The WARC file a database row names, which must lie inside `<data_dir>/warc/`."""
+    folder = (data_dir / WARC_SUBDIR).resolve()
+    path = (data_dir / file).resolve()
+    if folder not in path.parents:
+        raise UfarchiveError(f"{file}: WARC file outside {data_dir / WARC_SUBDIR}: refused")
+    return path
+
+
 def read_record(data_dir: Path, file: str, offset: int) -> WarcRecord:
     """The record at `offset` of a WARC file under the data dir."""
-    path = data_dir / file
+    path = warc_path(data_dir, file)
     try:
         with path.open("rb") as fh:
             fh.seek(offset)

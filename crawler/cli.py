@@ -24,6 +24,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from archive.errors import NotImplementedYetError, UfarchiveError
+from archive.redact import redact
 
 if TYPE_CHECKING:
     from archive.settings import Settings
@@ -46,7 +47,7 @@ class UfarchiveGroup(TyperGroup):
         except UfarchiveError as exc:
             if ctx.params.get("debug"):
                 raise
-            err.print(f"error: {exc}", markup=False)
+            err.print(f"error: {redact(str(exc), known_secrets())}", markup=False)
             raise typer.Exit(2) from None
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise  # usage errors and deliberate exits: Typer reports them itself
@@ -57,8 +58,9 @@ class UfarchiveGroup(TyperGroup):
             if ctx.params.get("debug"):
                 raise
             where = write_crash_log(exc)
+            message = redact(first_line(exc), known_secrets())
             err.print(
-                f"internal error: {type(exc).__name__}: {first_line(exc)} "
+                f"internal error: {type(exc).__name__}: {message} "
                 f"(traceback in {where}; rerun with --debug)",
                 markup=False,
             )
@@ -126,6 +128,20 @@ def root(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from archive import redact as redaction
+
+    redaction.install(known_secrets())
+
+
+def known_secrets() -> list[str]:
+    """The secrets of the settings in force (those of the environment if the file is broken)."""
+    from archive.redact import secret_values
+    from archive.settings import ENV_DATABASE_URL
+
+    try:
+        return secret_values(settings())
+    except UfarchiveError:
+        return secret_values(database_url=os.environ.get(ENV_DATABASE_URL))
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -148,7 +164,7 @@ def first_line(exc: BaseException) -> str:
 
 def write_crash_log(exc: BaseException) -> Path:
     """Append the traceback to the data dir's log (or a temp file if that fails)."""
-    text = "".join(traceback.format_exception(exc))
+    text = redact("".join(traceback.format_exception(exc)), known_secrets())
     stamp = datetime.now().astimezone().isoformat(timespec="seconds")
     candidates: list[Path] = []
     with contextlib.suppress(UfarchiveError):  # a broken config must not hide the crash
@@ -501,7 +517,7 @@ def status_table(statuses: list[Any]) -> Any:
 
     table = Table(title=f"{len(statuses)} sites")
     for name in ("site", "schedule", "last run", "started", "outcome", "workers", "new", "changed",
-                 "revisits", "failures in a row", "warnings", "next run", "alerts"):  # fmt: skip
+                 "revisits", "failures in a row", "warnings", "next run", "verified", "alerts"):  # fmt: skip
         right = name in ("new", "changed", "last run", "warnings")
         table.add_column(name, justify="right" if right else "left")
     for s in statuses:
@@ -509,10 +525,18 @@ def status_table(statuses: list[Any]) -> Any:
             s.site, s.schedule, str(s.last_run_id or "-"), when(s.last_started),
             s.last_status or "never run", workers_cell(s.workers), str(s.articles_new),
             str(s.articles_changed), s.describe_revisits(), str(s.failures_in_a_row),
-            str(s.extraction_warnings),
-            when(s.next_run), ", ".join(a.kind for a in s.alerts) or "-",
+            str(s.extraction_warnings), when(s.next_run), verified(s.fixity),
+            ", ".join(a.kind for a in s.alerts) or "-",
         )  # fmt: skip
     return table
+
+
+def verified(fixity: Any) -> str:
+    """The last fixity audit of a site, in a cell: when, and clean or how many damaged."""
+    if fixity is None:
+        return "never"
+    state = "clean" if not fixity.damaged else f"DAMAGED ({fixity.damaged})"
+    return f"{fixity.finished_at.astimezone().strftime('%Y-%m-%d %H:%M')} {state}"
 
 
 @app.command()
@@ -962,6 +986,29 @@ def reindex() -> None:
     finally:
         engine.dispose()
     out.print(f"indexed {count} articles", markup=False)
+
+
+@app.command()
+def verify(
+    site: Annotated[str | None, typer.Option(help="Only this site's WARC files.")] = None,
+    since: Annotated[
+        datetime | None,
+        typer.Option(formats=DATE_FORMATS, help="Only files with records fetched on or after."),
+    ] = None,
+    format: Annotated[
+        TextOrJson, typer.Option("--format", help="text summary or JSON.")
+    ] = TextOrJson.text,
+) -> None:
+    """Fixity audit: every WARC record the archive points to is there and unaltered.
+
+    Checks offset, length, record id and digests; lists damaged rows and unreferenced
+    records; sets aside torn tails left by a crashed crawl. Exit 1 on any damage.
+    """
+    from crawler.verify import verify_command
+
+    code = verify_command(settings(), out, err, site, as_beijing(since), format.value)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

@@ -37,11 +37,18 @@ def scrapy_settings(settings: Settings, log_level: str = "INFO") -> dict[str, An
         "UFARCHIVE_RETRY_BACKOFF_SECONDS": crawl.retry_backoff_seconds,
         "UFARCHIVE_RETRY_AFTER_MAX_SECONDS": crawl.retry_after_max_seconds,
         "DOWNLOADER_MIDDLEWARES": {
+            # every request, redirects included, stays inside its site (before Scrapy's
+            # OffsiteMiddleware at 50, which lets dont_filter requests through)
+            "crawler.boundary.SiteBoundaryMiddleware": 40,
             "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
             "crawler.middlewares.BackoffRetryMiddleware": 550,
             "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
             "crawler.middlewares.SharedRobotsTxtMiddleware": 100,
+            # its process_exception runs before the retry's (higher runs first)
+            "crawler.boundary.AddressRefusalMiddleware": 560,
         },
+        # name lookups that lead to unlisted non-public addresses fail (crawler.resolver)
+        "TWISTED_DNS_RESOLVER": "crawler.resolver.GuardedResolver",
         "ITEM_PIPELINES": {"crawler.pipelines.ArchivePipeline": 300},
         # Scrapy 2.19 starts CONCURRENT_ITEMS (100) asyncio tasks for every callback's
         # output; ours yield one item or a page of links, and the pipeline is serial, so

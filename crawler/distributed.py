@@ -477,7 +477,7 @@ def crawl_distributed(
     try:
         check_schema(engine)
         sessions = make_sessionmaker(engine)
-        run_ids = start_runs(sessions, sites)
+        run_ids = start_runs(sessions, sites, distributed=True)
         pairs = list(zip(sites, run_ids, strict=True))
         if not live_workers(server, keys):
             notice("no worker is running: start `ufarchive worker` (the runs wait in Redis)")

@@ -7,7 +7,7 @@ entities and network access off (feeds come from the open web).
 from __future__ import annotations
 
 import email.utils
-import gzip
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -19,6 +19,8 @@ _XML_PARSER = etree.XMLParser(
     recover=True, resolve_entities=False, no_network=True, huge_tree=False
 )
 _GZIP_MAGIC = b"\x1f\x8b"
+# sitemaps.org's limit for one sitemap, uncompressed; a gzip bomb stops here, not in memory
+MAX_SITEMAP_BYTES = 50 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -92,9 +94,12 @@ def sitemap_entries(
 ) -> tuple[Literal["urlset", "sitemapindex", "unknown"], list[Entry]]:
     """(kind, entries) of a sitemap or a sitemap index; gzip-compressed sitemaps too."""
     if body[:2] == _GZIP_MAGIC:
+        inflater = zlib.decompressobj(31)
         try:
-            body = gzip.decompress(body)
-        except (OSError, EOFError):
+            body = inflater.decompress(body, MAX_SITEMAP_BYTES + 1)
+        except zlib.error:
+            return "unknown", []
+        if len(body) > MAX_SITEMAP_BYTES:
             return "unknown", []
     root = _parse_xml(body)
     if root is None:

@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from twisted.internet import task
 
 from archive.alerts import MASS_GONE_STAT, REVISIT_STAT
+from archive.db import is_disconnect, retrying
 from archive.models import utcnow
 from archive.revisit import judge_revisits
 from archive.store import (
@@ -65,9 +66,9 @@ DEADLOCK_RETRIES = 3
 PendingKind = Literal["page", "revisit", "check", "evidence"]
 
 
-def is_deadlock(exc: OperationalError) -> bool:
+def is_deadlock(exc: Exception) -> bool:
     """PostgreSQL's deadlock_detected or serialization_failure (SQLite waits instead)."""
-    return getattr(exc.orig, "sqlstate", None) in ("40P01", "40001")
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in ("40P01", "40001")
 
 
 @dataclass
@@ -126,12 +127,16 @@ class ArchivePipeline:
             return item
         if item.known is not None:
             self.run.counters.revisits_checked += 1
-        if item.status == 304:
-            self.queue_check(item)
-        elif item.status in (404, 410):
-            self.queue_gone(item)
-        else:
-            self.queue_page(item)
+        try:
+            if item.status == 304:
+                self.queue_check(item)
+            elif item.status in (404, 410):
+                self.queue_gone(item)
+            else:
+                self.queue_page(item)
+        except OSError as exc:  # its WARC record cannot be written (the data dir is full)
+            log.error("could not archive %s: %s", item.url, exc)
+            self.unstored(item, exc)
         item.body = b""  # the bytes are in the WARC file; do not keep them in memory
         return item
 
@@ -267,22 +272,25 @@ class ArchivePipeline:
             log.exception("could not store a batch of %d pages", len(batch))
             for page in batch:
                 if page.item.outcome is None:
-                    self.unstored(page, exc)
+                    self.unstored(page.item, exc)
 
-    def unstored(self, page: Pending, exc: Exception) -> None:
+    def unstored(self, item: FetchedPage, exc: Exception) -> None:
         self.run.unstored += 1
-        page.item.outcome = "unstored"
+        item.outcome = "unstored"
         # the driver's error: SQLAlchemy's own adds lines of SQL
         cause = getattr(exc, "orig", None) or exc
         first_line = next(iter(str(cause).strip().splitlines()), "")
-        self.run.error(page.item.url, "store", f"not stored: {type(cause).__name__}: {first_line}")
+        message = f"{type(cause).__name__}: {first_line}"
+        self.run.first_store_error = self.run.first_store_error or message
+        self.run.error(item.url, "store", f"not stored: {message}")
 
     def store(self, batch: list[Pending]) -> None:
         run = self.run
         run.warc.sync()
         for attempt in range(DEADLOCK_RETRIES + 1):
-            try:
-                outcomes, retry, failed = self.store_batch(batch)
+            try:  # and again while PostgreSQL restarts (archive.db.retrying)
+                what = f"storing a batch of {len(batch)} pages"
+                outcomes, retry, failed = retrying(lambda: self.store_batch(batch), what)
                 break
             except OperationalError as exc:
                 # Two crawl processes inserting the same new URLs in other orders can each
@@ -292,7 +300,7 @@ class ArchivePipeline:
                     raise
                 log.warning("batch of %d pages hit a deadlock; storing it again", len(batch))
         for page, cause in failed:
-            self.unstored(page, cause)
+            self.unstored(page.item, cause)
         for page in retry:  # now the other row is visible: this becomes an update
             try:
                 with run.sessions() as session, session.begin():
@@ -301,7 +309,7 @@ class ArchivePipeline:
                         update_derived(session, [article_id])
             except SQLAlchemyError as exc:  # not a race after all: this page cannot be stored
                 log.exception("could not store %s", page.item.url)
-                self.unstored(page, exc)
+                self.unstored(page.item, exc)
                 continue
             outcomes.append((page, outcome))
         for page, outcome in outcomes:
@@ -354,7 +362,7 @@ class ArchivePipeline:
                     retry.append(page)  # another process stored this URL meanwhile
                     continue
                 except SQLAlchemyError as exc:  # this page only: its SAVEPOINT rolled back
-                    if isinstance(exc, OperationalError) and is_deadlock(exc):
+                    if is_deadlock(exc) or is_disconnect(exc):
                         raise  # the whole transaction is gone: the batch is stored again
                     log.exception("could not store %s", page.item.url)
                     failed.append((page, exc))

@@ -16,15 +16,17 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from archive.alerts import judge_run
-from archive.db import check_schema, make_engine, make_sessionmaker
+from archive.db import check_schema, make_engine, make_sessionmaker, retrying
 from archive.errors import SiteConfigError
-from archive.models import CrawlRun, RunStatus
+from archive.fixity import seal_unfinished
+from archive.models import CrawlRun, RunStatus, utcnow
 from archive.settings import Settings, load_settings
 from archive.store import ensure_site, finish_run, start_run
 from crawler.sites import SiteConfig, check_sites
@@ -89,7 +91,9 @@ def run_crawl(
     engine = make_engine(settings.database_url, writer=True)
     try:
         check_schema(engine)
+        seal_unfinished(settings.data_dir)  # torn tails of crawls that died (archive.fixity)
         sessions = make_sessionmaker(engine)
+        close_dead_runs(sessions, settings.scheduler.crawl_timeout_minutes)
         run_ids = start_runs(sessions, sites, trigger)
         log_file = settings.data_dir / "logs" / f"crawl-{run_ids[0]}.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -108,8 +112,8 @@ def run_crawl(
             )
             try:
                 while child.poll() is None:
-                    if on_progress:
-                        on_progress(load_runs(sessions, run_ids))
+                    if on_progress:  # the database may restart under a crawl: wait for it
+                        on_progress(retrying(lambda: load_runs(sessions, run_ids), "progress"))
                     time.sleep(POLL_SECONDS)
             except KeyboardInterrupt:
                 child.send_signal(signal.SIGINT)  # Scrapy stops gracefully and closes the runs
@@ -134,12 +138,18 @@ def run_crawl(
 
 
 def start_runs(
-    sessions: sessionmaker[Session], sites: Sequence[SiteConfig], trigger: str = "manual"
+    sessions: sessionmaker[Session],
+    sites: Sequence[SiteConfig],
+    trigger: str = "manual",
+    distributed: bool = False,
 ) -> list[int]:
     """A new run row for each site (its site row made on first use); their ids."""
     with sessions() as session, session.begin():
         return [
-            start_run(session, ensure_site(session, s.name, s.title), trigger).id for s in sites
+            start_run(
+                session, ensure_site(session, s.name, s.title), trigger, distributed=distributed
+            ).id
+            for s in sites
         ]
 
 
@@ -165,9 +175,63 @@ def close_orphans(
         status, why = RunStatus.KILLED, f"crawl process killed by signal {-returncode}"
     else:
         status, why = RunStatus.FAILED, f"crawl process exited with code {returncode}"
+
+    def close() -> None:
+        with sessions() as session, session.begin():
+            for run_id in run_ids:
+                finish_run(session, run_id, status, f"{why}; see {log_file}")
+
+    retrying(close, "closing the runs")
+
+
+def close_dead_runs(
+    sessions: sessionmaker[Session], timeout_minutes: float, site: str | None = None
+) -> list[int]:
+    """Runs still `running` whose process is gone (a scheduler or a machine killed with its
+    crawls) end as `killed`; returns their ids. On this host a run is dead when its crawl
+    process is, or, before a crawl process took it (no pid yet), when it is older than
+    10 minutes; a run of another host when it started longer ago than the wall-clock limit
+    of a crawl. With `site` (the caller holds the site's lock: no crawl of it can be
+    running), every run of that site still `running` is dead."""
+    import socket
+
+    from archive.models import Site
+
+    here = socket.gethostname()
+    now = utcnow()
+    closed = []
     with sessions() as session, session.begin():
-        for run_id in run_ids:
-            finish_run(session, run_id, status, f"{why}; see {log_file}")
+        # distributed runs (workers counted) are watched by their coordinator, which adopts
+        # them again after a restart (crawler.distributed), never by a crawl process's pid
+        query = select(CrawlRun).where(
+            CrawlRun.status == RunStatus.RUNNING.value, CrawlRun.workers.is_(None)
+        )
+        if site is not None:
+            query = query.join(Site).where(Site.name == site)
+        for run in session.scalars(query):
+            if site is not None:
+                dead = run.pid is None or run.host != here or not is_alive(run.pid)
+            elif run.host == here and run.pid is not None:
+                dead = not is_alive(run.pid)
+            elif run.host == here:
+                dead = run.started_at < now - timedelta(minutes=10)
+            else:
+                dead = run.started_at < now - timedelta(minutes=timeout_minutes + 5)
+            if dead:
+                finish_run(session, run.id, RunStatus.KILLED,
+                           "its crawl process was gone when the archive next started a crawl")  # fmt: skip
+                closed.append(run.id)
+    return closed
+
+
+def is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def load_runs(
@@ -219,6 +283,9 @@ def crawl_in_this_process(
     if jobdir:
         values["JOBDIR"] = jobdir
     process = CrawlerProcess(values)
+    from archive import redact
+
+    redact.install(redact.secret_values(settings))  # on the handler Scrapy just installed
     for site, run_id in runs:
         process.crawl(NewsSpider, site=site, run_id=run_id, refresh=refresh)
     process.start()

@@ -13,8 +13,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from archive.db import is_disconnect, retrying
 from archive.models import RunStatus
 from archive.revisit import RevisitVerdict
 from archive.settings import RevisitSettings, Settings
@@ -44,6 +46,7 @@ class RunState:
     start_requests: int = 0
     start_responses_ok: int = 0
     unstored: int = 0  # pages fetched and extracted that the archive could not store
+    first_store_error: str = ""  # why the first of them could not be (one line)
     finished: bool = False
 
     def error(self, url: str | None, kind: str, message: str) -> None:
@@ -65,15 +68,31 @@ class RunState:
         """Write counters (from the crawler's stats and our own) and new errors."""
         self.read_stats(stats)
         errors, self.pending_errors = self.pending_errors, []
-        with self.sessions() as session, session.begin():
-            update_run(session, self.run_id, self.counters, errors, stats=jsonable(stats))
+
+        def write() -> None:
+            with self.sessions() as session, session.begin():
+                update_run(session, self.run_id, self.counters, errors, stats=jsonable(stats))
+
+        try:
+            retrying(write, f"run {self.run_id}: writing its counters", seconds=5)
+        except SQLAlchemyError as exc:  # the next flush tries again; the crawl goes on
+            if not is_disconnect(exc):
+                raise
+            self.pending_errors[:0] = errors
+            log.warning(
+                "run %d: counters not written yet: the database is unreachable", self.run_id
+            )
 
     def finish(self, status: RunStatus, message: str | None, stats: dict[str, Any]) -> None:
         if self.finished:
             return
-        self.flush(stats)
-        with self.sessions() as session, session.begin():
-            finish_run(session, self.run_id, status, message)
+
+        def write() -> None:
+            self.flush(stats)
+            with self.sessions() as session, session.begin():
+                finish_run(session, self.run_id, status, message)
+
+        retrying(write, f"run {self.run_id}: closing it")
         self.finished = True
         self.warc.close()
         self.engine.dispose()

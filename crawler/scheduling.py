@@ -31,6 +31,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -46,14 +47,17 @@ from apscheduler.triggers.interval import IntervalTrigger
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
+from archive import redact
 from archive.alerts import AlertView, judge_run, judge_staleness, site_health
 from archive.db import check_schema, make_engine, make_sessionmaker
 from archive.errors import ConfigError, SiteConfigError
+from archive.fixity import AuditStoppedError, FixityView, run_audit, seal_unfinished, site_fixity
 from archive.locks import site_lock
 from archive.models import CrawlRun, RunStatus, utcnow
+from archive.redact import redact_url
 from archive.settings import LoggingSettings, Settings
 from archive.store import ensure_site, finish_run, start_run
-from crawler.runner import RunView, child_env, close_orphans, load_runs
+from crawler.runner import RunView, child_env, close_dead_runs, close_orphans, load_runs
 from crawler.sites import Schedule, SiteConfig, check_sites
 
 log = logging.getLogger("ufarchive.schedule")
@@ -61,6 +65,7 @@ log = logging.getLogger("ufarchive.schedule")
 POLL_SECONDS = 0.2
 STOP_GRACE_SECONDS = 60  # after SIGTERM a crawl gets this long to checkpoint, then SIGKILL
 HEALTH_CHECK_SECONDS = 5  # how often staleness is judged and site files are looked at
+VERIFY_JOB = "(fixity audit)"  # not a site name: those match [a-z0-9_-]+
 
 
 # --- triggers ---------------------------------------------------------------------------
@@ -133,7 +138,11 @@ class CrawlScheduler:
         self._redis: Any = None
         config = settings.scheduler
         self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=config.max_concurrent_crawls)},
+            executors={
+                "default": ThreadPoolExecutor(max_workers=config.max_concurrent_crawls),
+                # the fixity audit reads every WARC file: never in a crawl's slot
+                "fixity": ThreadPoolExecutor(max_workers=1),
+            },
             job_defaults={
                 "max_instances": 1,
                 "coalesce": True,
@@ -145,12 +154,47 @@ class CrawlScheduler:
     # --- jobs
     def start(self) -> None:
         check_schema(self.engine)
+        seal_unfinished(self.settings.data_dir)  # torn tails of crawls that died with us
+        for run_id in close_dead_runs(self.sessions, self.settings.scheduler.crawl_timeout_minutes):
+            log.warning("run %d was left running by a process that died: closed as killed", run_id)
+        self.drop_stale_jobdirs()
         if self.settings.crawl.mode == "distributed":
             self.adopt()
         self.scheduler.start()
         for site in self.sites.values():
             self.add_job(site, catch_up=True)
         self.metrics.sites.set(len(self.sites))
+        cron = self.settings.scheduler.verify_cron
+        if cron:
+            self.scheduler.add_job(
+                self.run_verify, CronTrigger.from_crontab(cron, timezone=self.timezone),
+                id=VERIFY_JOB, name=VERIFY_JOB, executor="fixity", replace_existing=True,
+            )  # fmt: skip
+            log.info("scheduled the fixity audit: cron %s", cron)
+
+    def run_verify(self) -> None:
+        """The scheduled fixity audit: its result goes to `status`, damage to an alert."""
+        started = time.monotonic()
+        try:
+            report, raised = run_audit(
+                self.sessions, self.settings.data_dir, trigger="schedule",
+                should_stop=self.stopping.is_set,
+            )  # fmt: skip
+        except AuditStoppedError:
+            log.info("the fixity audit stopped with the scheduler; it runs again at its next time")
+            return
+        except Exception:
+            log.exception("the fixity audit failed")
+            return
+        log.log(
+            logging.INFO if report.clean else logging.ERROR,
+            "fixity audit %s: %d records in %d files checked in %.0f s, %d damaged, "
+            "%d unreferenced, %d torn tails set aside", "clean" if report.clean else "DAMAGED",
+            report.records, report.files, time.monotonic() - started, len(report.problems),
+            len(report.unreferenced), len(report.torn),
+        )  # fmt: skip
+        for alert in raised:
+            self.alert(alert)
 
     def add_job(self, site: SiteConfig, catch_up: bool) -> None:
         trigger = make_trigger(site.schedule, self.timezone)
@@ -173,6 +217,22 @@ class CrawlScheduler:
         with self.sessions() as session:
             last = site_health(session, site.name).last_success
         return next_due(site.schedule, self.timezone, last) <= datetime.now(self.timezone)
+
+    def drop_stale_jobdirs(self) -> None:
+        """A crawl's queue (JOBDIR) is resumed only after a clean stop (`interrupted`): a
+        crawl killed outright had marked as seen requests whose pages it never stored
+        (bench/faults.py found such a resumed run storing nothing); it starts afresh."""
+        for name in self.sites:
+            jobdir = self.jobdir(name)
+            if not jobdir.exists():
+                continue
+            with self.sessions() as session:
+                last = site_health(session, name).last_status
+            if last != RunStatus.INTERRUPTED.value:
+                shutil.rmtree(jobdir, ignore_errors=True)
+                log.warning(
+                    "%s: its last crawl did not stop cleanly (%s): starting afresh", name, last
+                )
 
     def next_run(self, name: str) -> datetime | None:
         job = self.scheduler.get_job(name)
@@ -197,6 +257,10 @@ class CrawlScheduler:
                 if not taken:
                     log.info("%s: skipped, another scheduler is crawling it", name)
                     return
+                timeout = self.settings.scheduler.crawl_timeout_minutes
+                for run_id in close_dead_runs(self.sessions, timeout, site=name):
+                    log.warning("%s: run %d was left running by a process that died: "
+                                "closed as killed", name, run_id)  # fmt: skip
                 run = self.crawl(site, trigger)
             if run is not None:
                 self.record(run)
@@ -208,8 +272,10 @@ class CrawlScheduler:
 
     def crawl(self, site: SiteConfig, trigger: str) -> RunView | None:
         with self.sessions() as session, session.begin():
-            run_id = start_run(session, ensure_site(session, site.name, site.title), trigger).id
-        if self.settings.crawl.mode == "distributed":
+            distributed = self.settings.crawl.mode == "distributed"
+            site_row = ensure_site(session, site.name, site.title)
+            run_id = start_run(session, site_row, trigger, distributed=distributed).id
+        if distributed:
             return self.crawl_distributed(site, run_id)
         log_file = self.settings.data_dir / "logs" / f"crawl-{run_id}.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -456,8 +522,8 @@ def post_alert(url: str, alert: AlertView) -> None:
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             response.read()
-    except OSError as exc:
-        log.error("alert webhook %s failed: %s", url, exc)
+    except OSError as exc:  # the URL carries a token: never logged whole
+        log.error("alert webhook %s failed: %s", redact_url(url), exc)
 
 
 # --- metrics and health -----------------------------------------------------------------
@@ -586,7 +652,7 @@ class JsonLineFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False)
 
 
-def configure_logging(config: LoggingSettings) -> None:
+def configure_logging(config: LoggingSettings, secrets: Sequence[str] = ()) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if config.format == "json":
         handler.setFormatter(JsonLineFormatter())
@@ -597,7 +663,10 @@ def configure_logging(config: LoggingSettings) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(config.level)
-    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
+    redact.install(secrets)
+    # what ops need to read, not the libraries' chatter (alembic's plugin set-up lines)
+    for name in ("apscheduler", "alembic"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 
 # --- the main job -----------------------------------------------------------------------
@@ -632,7 +701,7 @@ class SiteFiles:
 
 def run_scheduler(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT; SIGHUP reloads. The body of `ufarchive schedule`."""
-    configure_logging(settings.logging)
+    configure_logging(settings.logging, redact.secret_values(settings))
     sites, errors = check_sites(settings.sites_dir)
     if errors:
         raise errors[0]
@@ -699,6 +768,7 @@ class SiteStatus:
     next_run: datetime | None
     alerts: list[AlertView]
     workers: int | None = None  # crawl workers of the last run (distributed mode)
+    fixity: FixityView | None = None  # the last `verify` that covered the site
     revisits: dict[str, int] | None = None  # the last run's (archive.alerts.revisit_counts)
     unreachable: bool = False
     extraction_warnings: int = 0  # pages of the last run whose extraction warned
@@ -725,6 +795,7 @@ class SiteStatus:
             "revisits": self.revisits, "unreachable": self.unreachable,
             "alerts": [a.to_dict() for a in self.alerts], "workers": self.workers,
             "extraction_warnings": self.extraction_warnings,
+            "fixity": self.fixity.to_dict() if self.fixity else None,
         }  # fmt: skip
 
 
@@ -761,7 +832,7 @@ def site_statuses(settings: Settings) -> tuple[list[SiteStatus], list[SiteConfig
                     failures_in_a_row=health.failures_in_a_row, next_run=next_run,
                     alerts=health.alerts, revisits=health.revisits,
                     unreachable=health.unreachable, workers=health.last_workers,
-                    extraction_warnings=health.extraction_warnings,
+                    extraction_warnings=health.extraction_warnings, fixity=site_fixity(session, name),
                 )  # fmt: skip
                 out.append(row)
             return out, errors

@@ -26,6 +26,7 @@ from pydantic import (
 
 from archive.errors import SiteConfigError
 from archive.settings import RevisitSettings, describe_validation_error, load_model
+from crawler.addresses import is_allowed_host
 
 NAME_RE = re.compile(r"^[a-z0-9_-]+$")
 HOSTNAME_RE = re.compile(
@@ -98,23 +99,45 @@ class Selectors(_Strict):
 class SiteConfig(_Strict):
     """One site to crawl, as `config/sites/<name>.yaml` describes it (DESIGN.md)."""
 
-    name: str
-    title: str = Field(min_length=1)
+    name: str = Field(description="[a-z0-9_-]+, unique, equal to the file name.")
+    title: str = Field(min_length=1, description="The display name, e.g. 中央统战部.")
     # allowed_domains comes before the URL lists so that their validator can see it.
-    allowed_domains: list[str] = Field(min_length=1)
-    start_urls: list[str] = Field(min_length=1)
-    article_url_pattern: str
-    follow_url_pattern: str | None = None
-    feed_urls: list[str] = []
-    sitemap_urls: list[str] = []
-    schedule: Schedule
-    keywords: list[str] = []
-    max_pages: int = Field(2000, ge=1)
-    selectors: Selectors = Selectors()
-    # Other hosts of the same pages (mobile site, mirror) -> the host that names them.
-    url_aliases: dict[str, str] = {}
-    # Keys of settings.yaml's `revisit:` that differ for this site (e.g. max_revisits).
-    revisit: dict[str, Any] = {}
+    allowed_domains: list[str] = Field(
+        min_length=1,
+        description="Host names or IP addresses the crawl may fetch from (a name covers its "
+        "subdomains). Nothing outside is requested, through links, redirects, feeds, "
+        "sitemaps or <base>; a loopback, private or link-local address is reached only when "
+        "listed here exactly (by name or address).",
+    )
+    start_urls: list[str] = Field(min_length=1, description="Listing pages a run starts from.")
+    article_url_pattern: str = Field(description="A regex: links that are articles.")
+    follow_url_pattern: str | None = Field(
+        None, description="A regex: listing pages to follow (paging); null: none."
+    )
+    feed_urls: list[str] = Field([], description="RSS 1.0/2.0 or Atom feeds listing articles.")
+    sitemap_urls: list[str] = Field([], description="Sitemaps or sitemap indexes (gzip too).")
+    schedule: Schedule = Field(
+        description="When the scheduler runs the site: {cron: '0 */2 * * *'} (in "
+        "scheduler.timezone), {interval_minutes: 60} or {interval_seconds: N} (tests)."
+    )
+    keywords: list[str] = Field(
+        [], description="Keep only articles whose title or body holds one of these; []: all."
+    )
+    max_pages: int = Field(2000, ge=1, description="Requests one run may make for this site.")
+    selectors: Selectors = Field(
+        Selectors(),
+        description="Per-field CSS selectors (or XPath prefixed with 'xpath:') for title, "
+        "body, source, publish_time, editor, author, contributor; unset fields use "
+        "generic extraction.",
+    )
+    url_aliases: dict[str, str] = Field(
+        {},
+        description="Other hosts of the same pages (mobile site, mirror) -> the host that "
+        "names them in canonical URLs.",
+    )
+    revisit: dict[str, Any] = Field(
+        {}, description="Keys of settings.yaml's revisit: that differ for this site."
+    )
 
     @field_validator("name")
     @classmethod
@@ -233,12 +256,6 @@ def check_selector(selector: str) -> None:
         raise ValueError(
             f"unknown selector syntax {selector!r} ({exc}); use CSS, or prefix XPath with 'xpath:'"
         ) from None
-
-
-def is_allowed_host(host: str, domains: Iterable[str]) -> bool:
-    """Scrapy's rule: the domain itself or any subdomain of it; IPs match exactly."""
-    host = host.lower().rstrip(".")
-    return any(host == d or host.endswith("." + d) for d in domains)
 
 
 def check_url(url: str) -> None:

@@ -41,6 +41,7 @@ from archive.store import (
     start_run,
 )
 from archive.warc import WarcFileWriter
+from crawler.boundary import RefusedRequestError
 from crawler.extract.decode import decode_html
 from crawler.items import FetchedPage
 from crawler.links import feed_entries, page_links, sitemap_entries
@@ -147,7 +148,10 @@ class NewsSpider(scrapy.Spider):
             status, message = RunStatus.FAILED, "no start URL, feed or sitemap answered"
         if self.run.unstored and status == RunStatus.SUCCEEDED:
             status = RunStatus.FAILED
-            message = f"{self.run.unstored} pages could not be stored (errors of kind 'store')"
+            message = (
+                f"{self.run.unstored} pages could not be stored (errors of kind 'store'), "
+                f"the first: {self.run.first_store_error}"
+            )
         assert self.crawler.stats is not None
         self.run.finish(status, message, self.crawler.stats.get_stats())
 
@@ -330,6 +334,8 @@ class NewsSpider(scrapy.Spider):
             self.run.start_responses_ok += 1
 
     def on_error(self, failure: Failure) -> None:
+        if isinstance(failure.value, RefusedRequestError):
+            return  # crawler.boundary recorded it
         request = getattr(failure, "request", None)
         url = None
         if request is not None:  # after redirects, name the URL the site linked
@@ -357,6 +363,8 @@ def classify_failure(failure: Failure) -> tuple[str, str]:
         status = exc.response.status
         return f"http_{status}", f"{status} {reason_phrase(status)}"
     if isinstance(exc, IgnoreRequest):
+        if "max size" in message.lower() or "maxsize" in message.lower():  # a gzip bomb
+            return "too_large", message
         if "robots.txt" in message:
             return "robots", message
         if "redirect" in message:

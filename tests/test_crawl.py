@@ -358,9 +358,10 @@ def test_a_page_the_database_refuses_fails_the_run_and_is_stored_next_time(world
         for statement in REFUSE[engine.dialect.name]:
             conn.exec_driver_sql(statement)
     run = world.crawl("zytzb")["zytzb"]
-    assert run.status == "failed" and run.message == (
-        "1 pages could not be stored (errors of kind 'store')"
+    assert run.status == "failed" and run.message.startswith(
+        "1 pages could not be stored (errors of kind 'store'), the first: "
     )
+    assert "refused by a test trigger" in run.message
     with world.session() as session:
         errors = session.execute(
             select(CrawlError.url, CrawlError.message).where(CrawlError.kind == "store")

@@ -48,3 +48,18 @@ def test_two_addresses_of_one_page_are_one(a: str, b: str) -> None:
 )
 def test_different_pages_stay_different(a: str, b: str) -> None:
     assert canonical_url(a, ALIASES) != canonical_url(b, ALIASES)
+
+
+@pytest.mark.parametrize(
+    ("url", "want"),
+    [  # found by fuzzing (tests/fuzzing.py): these raised or were not idempotent
+        ("http://[::1]:8080/a.html", "https://[::1]:8080/a.html"),
+        ("http://www.zytzb.gov.cn:abc/a.html", "https://www.zytzb.gov.cn:abc/a.html"),
+        ("http://www.zytzb.gov.cn:99999/a.html", "https://www.zytzb.gov.cn:99999/a.html"),
+        ("HTTP://WWW.ZYTZB.GOV.CN.:443/a.html", "https://www.zytzb.gov.cn/a.html"),
+        ("http:///nohost", "http:///nohost"),
+    ],
+)
+def test_odd_urls_have_a_canonical_form_that_is_its_own(url: str, want: str) -> None:
+    assert canonical_url(url) == want
+    assert canonical_url(want) == want
