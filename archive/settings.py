@@ -44,17 +44,51 @@ class _Strict(BaseModel):
 
 def _cron(value: str | None) -> str | None:
     """A 5-field crontab that APScheduler accepts (None: off)."""
-    if value is None:
-        return None
+    if value is not None:
+        cron_trigger(value, "UTC")
+    return value
+
+
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def cron_weekdays(field: str) -> str:
+    """A crontab weekday field as APScheduler reads it: crontab counts 0 (and 7) as Sunday,
+    APScheduler's `from_crontab` 0 as Monday, so `0 3 * * 0` would run on Mondays. Numbers
+    become names (`1-5` -> mon,tue,wed,thu,fri; `*/2` -> sun,tue,thu,sat); names and `*`
+    stay as they are."""
+    if field == "*" or not any(c.isdigit() for c in field):
+        return field
+    days: list[str] = []
+    for part in field.split(","):
+        base, _, step = part.partition("/")
+        if not base.replace("-", "").replace("*", "").isdigit() and base != "*":
+            days.append(part)  # names (mon-fri): the same in both
+            continue
+        first, _, last = base.partition("-")
+        lo, hi = (0, 7) if base == "*" else (int(first), int(last) if last else int(first))
+        if step and not last and base != "*":
+            hi = 7  # 1/2: from Monday on, every other day
+        if not (0 <= lo <= 7 and 0 <= hi <= 7) or (step and not step.isdigit()):
+            raise ValueError(f"bad weekday {part!r} (0-7, Sunday is 0 or 7)")
+        for day in range(lo, hi + 1, int(step) if step else 1):
+            days.append(_WEEKDAYS[day])
+    return ",".join(dict.fromkeys(days))
+
+
+def cron_trigger(expr: str, timezone: Any) -> Any:
+    """An APScheduler CronTrigger of a 5-field crontab, weekdays counted as crontab does
+    (`cron_weekdays`); ValueError naming the expression when it is not one."""
     from apscheduler.triggers.cron import CronTrigger
 
-    if len(value.split()) != 5:
-        raise ValueError(f"bad cron {value!r}: need 5 fields (minute hour day month weekday)")
+    fields = expr.split()
+    if len(fields) != 5:
+        raise ValueError(f"bad cron {expr!r}: need 5 fields (minute hour day month weekday)")
     try:
-        CronTrigger.from_crontab(value, timezone="UTC")
+        fields[4] = cron_weekdays(fields[4])
+        return CronTrigger.from_crontab(" ".join(fields), timezone=timezone)
     except ValueError as exc:
-        raise ValueError(f"bad cron {value!r}: {exc}") from None
-    return value
+        raise ValueError(f"bad cron {expr!r}: {exc}") from None
 
 
 # Every field has a description: docs/configuration.md is generated from them

@@ -55,7 +55,7 @@ from archive.fixity import AuditStoppedError, FixityView, run_audit, seal_unfini
 from archive.locks import site_lock
 from archive.models import CrawlRun, RunStatus, utcnow
 from archive.redact import redact_url
-from archive.settings import LoggingSettings, Settings
+from archive.settings import LoggingSettings, Settings, cron_trigger
 from archive.store import ensure_site, finish_run, start_run
 from crawler.runner import RunView, child_env, close_dead_runs, close_orphans, load_runs
 from crawler.sites import Schedule, SiteConfig, check_sites
@@ -73,7 +73,7 @@ VERIFY_JOB = "(fixity audit)"  # not a site name: those match [a-z0-9_-]+
 
 def make_trigger(schedule: Schedule, timezone: ZoneInfo) -> CronTrigger | IntervalTrigger:
     if schedule.cron:
-        return CronTrigger.from_crontab(schedule.cron, timezone=timezone)
+        return cron_trigger(schedule.cron, timezone)
     return IntervalTrigger(
         seconds=interval_of(schedule, timezone).total_seconds(), timezone=timezone
     )
@@ -86,7 +86,7 @@ def interval_of(schedule: Schedule, timezone: ZoneInfo) -> timedelta:
     if schedule.interval_seconds:
         return timedelta(seconds=schedule.interval_seconds)
     assert schedule.cron
-    trigger = CronTrigger.from_crontab(schedule.cron, timezone=timezone)
+    trigger = cron_trigger(schedule.cron, timezone)
     now = datetime.now(timezone)
     first = trigger.get_next_fire_time(None, now)
     second = trigger.get_next_fire_time(first, first + timedelta(seconds=1))
@@ -99,7 +99,7 @@ def next_due(schedule: Schedule, timezone: ZoneInfo, last: datetime | None) -> d
     if last is None:
         return now
     if schedule.cron:
-        trigger = CronTrigger.from_crontab(schedule.cron, timezone=timezone)
+        trigger = cron_trigger(schedule.cron, timezone)
         due = trigger.get_next_fire_time(None, last + timedelta(seconds=1))
         return due or now
     return last + interval_of(schedule, timezone)
@@ -167,7 +167,7 @@ class CrawlScheduler:
         cron = self.settings.scheduler.verify_cron
         if cron:
             self.scheduler.add_job(
-                self.run_verify, CronTrigger.from_crontab(cron, timezone=self.timezone),
+                self.run_verify, cron_trigger(cron, self.timezone),
                 id=VERIFY_JOB, name=VERIFY_JOB, executor="fixity", replace_existing=True,
             )  # fmt: skip
             log.info("scheduled the fixity audit: cron %s", cron)

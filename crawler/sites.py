@@ -25,7 +25,12 @@ from pydantic import (
 )
 
 from archive.errors import SiteConfigError
-from archive.settings import RevisitSettings, describe_validation_error, load_model
+from archive.settings import (
+    RevisitSettings,
+    cron_trigger,
+    describe_validation_error,
+    load_model,
+)
 from crawler.addresses import is_allowed_host
 
 NAME_RE = re.compile(r"^[a-z0-9_-]+$")
@@ -228,14 +233,7 @@ def _canonical(url: str, aliases: tuple[tuple[str, str], ...]) -> str:
 
 def check_cron(expr: str) -> None:
     """Raise ValueError unless `expr` is a 5-field crontab that APScheduler accepts."""
-    from apscheduler.triggers.cron import CronTrigger
-
-    if len(expr.split()) != 5:
-        raise ValueError(f"bad cron {expr!r}: need 5 fields (minute hour day month weekday)")
-    try:
-        CronTrigger.from_crontab(expr, timezone="UTC")
-    except ValueError as exc:
-        raise ValueError(f"bad cron {expr!r}: {exc}") from None
+    cron_trigger(expr, "UTC")
 
 
 def check_selector(selector: str) -> None:

@@ -74,3 +74,22 @@ def test_env_names_are_the_documented_ones() -> None:
         "UFARCHIVE_REDIS_URL",
         "UFARCHIVE_CRAWL_MODE",
     }
+
+
+def test_cron_weekdays_count_as_crontab_does() -> None:
+    """APScheduler's from_crontab takes weekday 0 for Monday; crontab (and every site file
+    written from a crontab habit) means Sunday."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from archive.settings import cron_trigger, cron_weekdays
+
+    tz = ZoneInfo("Asia/Shanghai")
+    wednesday = datetime(2026, 12, 2, 12, 0, tzinfo=tz)
+    for expr, day in (("30 3 * * 0", "Sunday"), ("30 3 * * 7", "Sunday"), ("0 9 * * 1", "Monday"),
+                      ("0 9 * * sat", "Saturday"), ("0 9 * * 4-5", "Thursday")):  # fmt: skip
+        fire = cron_trigger(expr, tz).get_next_fire_time(None, wednesday)
+        assert fire.strftime("%A") == day, expr
+    assert cron_weekdays("*/2") == "sun,tue,thu,sat"
+    with pytest.raises(ValueError, match="bad cron '0 0 \\* \\* 8'"):
+        cron_trigger("0 0 * * 8", tz)
