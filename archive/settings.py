@@ -306,9 +306,20 @@ class WebSettings(_Strict):
 class ExportSettings(_Strict):
     """`ufarchive export` (archive.export)."""
 
-    csv_bom: bool = True  # a UTF-8 BOM first, so Excel reads Chinese correctly
-    xlsx_max_rows: int = Field(1_048_575, ge=1, le=1_048_575)  # data rows a sheet
-    parquet_row_group_rows: int = Field(10_000, ge=100)
+    csv_bom: bool = Field(
+        True,
+        description="CSV starts with a UTF-8 BOM, so Excel reads Chinese correctly "
+        "(--no-bom turns it off for one export).",
+    )
+    xlsx_max_rows: int = Field(
+        1_048_575,
+        ge=1,
+        le=1_048_575,
+        description="Data rows on one XLSX sheet; past it the export goes on on a new sheet.",
+    )
+    parquet_row_group_rows: int = Field(
+        10_000, ge=100, description="Rows in one Parquet row group."
+    )
 
 
 class LoggingSettings(_Strict):

@@ -501,7 +501,7 @@ def status(
     if format is TextOrJson.json:
         typer.echo(json.dumps([s.to_dict() for s in statuses], ensure_ascii=False, indent=2))
     else:
-        out.print(status_table(statuses))
+        out.print(status_view(statuses))
         for status_ in statuses:
             for alert in status_.alerts:
                 out.print(f"ALERT {alert.site} {alert.kind}: {alert.message}", markup=False)
@@ -509,26 +509,52 @@ def status(
         err.print(f"error: {error}", markup=False)
 
 
-def status_table(statuses: list[Any]) -> Any:
-    from rich.table import Table
+STATUS_COLUMNS = ("site", "schedule", "last run", "started", "outcome", "workers", "new",
+                  "changed", "revisits", "failures in a row", "warnings", "next run", "verified",
+                  "alerts")  # fmt: skip
 
+
+def status_rows(statuses: list[Any]) -> list[list[str]]:
     def when(value: datetime | None) -> str:
         return value.astimezone().strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 
-    table = Table(title=f"{len(statuses)} sites")
-    for name in ("site", "schedule", "last run", "started", "outcome", "workers", "new", "changed",
-                 "revisits", "failures in a row", "warnings", "next run", "verified", "alerts"):  # fmt: skip
-        right = name in ("new", "changed", "last run", "warnings")
-        table.add_column(name, justify="right" if right else "left")
+    rows = []
     for s in statuses:
-        table.add_row(
+        rows.append([
             s.site, s.schedule, str(s.last_run_id or "-"), when(s.last_started),
             s.last_status or "never run", workers_cell(s.workers), str(s.articles_new),
             str(s.articles_changed), s.describe_revisits(), str(s.failures_in_a_row),
             str(s.extraction_warnings), when(s.next_run), verified(s.fixity),
             ", ".join(a.kind for a in s.alerts) or "-",
-        )  # fmt: skip
-    return table
+        ])  # fmt: skip
+    return rows
+
+
+def status_view(statuses: list[Any]) -> Any:
+    """One table, a row a site, when it fits the terminal; otherwise one block a site
+    (a squeezed 14-column table would break every cell over several lines)."""
+    from rich.console import Group
+    from rich.measure import Measurement
+    from rich.table import Table
+
+    rows = status_rows(statuses)
+    table = Table(title=f"{len(statuses)} sites")
+    for name in STATUS_COLUMNS:
+        right = name in ("new", "changed", "last run", "warnings")
+        table.add_column(name, justify="right" if right else "left", no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    if Measurement.get(out, out.options.update_width(10_000), table).maximum <= out.width:
+        return table
+    blocks: list[Any] = [f"{len(statuses)} sites"]
+    for row in rows:
+        block = Table(title=row[0], title_justify="left", show_header=False, box=None)
+        block.add_column(style="bold", no_wrap=True)
+        block.add_column(overflow="fold")
+        for name, value in zip(STATUS_COLUMNS[1:], row[1:], strict=True):
+            block.add_row(name, value)
+        blocks.append(block)
+    return Group(*blocks)
 
 
 def verified(fixity: Any) -> str:

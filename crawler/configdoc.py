@@ -33,6 +33,11 @@ ENVIRONMENT = {
         "Any SQLAlchemy URL; postgresql+psycopg://user:password@host/db for production. "
         "Its password is never logged or shown.",
     ),
+    "UFARCHIVE_REDIS_URL": (
+        "redis://127.0.0.1:6379/0",
+        "The Redis of distributed crawling (workers, the shared frontier, politeness).",
+    ),
+    "UFARCHIVE_CRAWL_MODE": ("settings.yaml's crawl.mode", "local or distributed."),
 }  # fmt: skip
 HEADER = """\
 # Configuration reference
