@@ -500,3 +500,15 @@ class CollectionItem(Base):
     note: Mapped[str | None] = mapped_column(Text)
 
     collection: Mapped[Collection] = relationship(back_populates="items")
+
+
+class User(Base):
+    """Someone who logs in to the web UI (archive.users); the password only as an argon2 hash."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login: Mapped[datetime | None]

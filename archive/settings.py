@@ -297,10 +297,25 @@ class SchedulerSettings(_Strict):
 
 
 class WebSettings(_Strict):
-    """`ufarchive serve` defaults."""
+    """The web UI (`ufarchive serve`, and `schedule --web`)."""
 
     host: str = Field("127.0.0.1", description="Address the web UI binds.")
-    port: int = Field(8080, ge=0, le=65535, description="Port of the web UI.")
+    port: int = Field(8410, ge=0, le=65535, description="Port of the web UI.")
+    public: bool = Field(
+        True,
+        description="Read-only pages without a login; false: a login for everything. "
+        "Changes (collections, exports) always need one. Public on an address other than "
+        "loopback prints a warning.",
+    )
+    secret_key: str | None = Field(
+        None,
+        description="Signs session cookies; null: a random key kept in data_dir/web-secret "
+        "(give every web process of one archive the same key). Treated as a secret.",
+    )
+    session_hours: int = Field(12, ge=1, description="A login lasts this long.")
+    login_attempts_per_minute: int = Field(
+        5, ge=1, description="Failed logins allowed per client address and minute."
+    )
 
 
 class ExportSettings(_Strict):
@@ -361,7 +376,7 @@ class SettingsFile(_Strict):
 
 
 #: Settings whose values are secrets: their validation errors never echo the value.
-SECRET_KEYS = ("database_url", "scheduler.alert_webhook_url")
+SECRET_KEYS = ("database_url", "scheduler.alert_webhook_url", "web.secret_key")
 
 
 @dataclass(frozen=True)

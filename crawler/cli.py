@@ -84,6 +84,10 @@ collections_app = typer.Typer(
 app.add_typer(db_app, name="db")
 app.add_typer(sites_app, name="sites")
 app.add_typer(collections_app, name="collections")
+users_app = typer.Typer(
+    help="The web UI's accounts (passwords stored as argon2 hashes).", no_args_is_help=True
+)
+app.add_typer(users_app, name="users")
 
 
 class TextOrJson(enum.StrEnum):
@@ -444,16 +448,37 @@ def worker(
 
 
 @app.command()
-def schedule() -> None:
+def schedule(
+    web: Annotated[
+        bool,
+        typer.Option("--web", help="Serve the web UI too (web.host:web.port), as make run does."),
+    ] = False,
+) -> None:
     """Run every site on its schedule until stopped: the long-running main job.
 
     SIGTERM/SIGINT stop it cleanly (running crawls checkpoint and resume at the next
     start); SIGHUP or a changed site file reloads the sites. Serves /healthz and /metrics
-    on scheduler.metrics_host:metrics_port of settings.yaml.
+    on scheduler.metrics_host:metrics_port of settings.yaml; with --web, the web UI too
+    (one Ctrl-C stops both).
     """
     from crawler.scheduling import run_scheduler
 
-    run_scheduler(settings())
+    config = settings()
+    if not web:
+        run_scheduler(config)
+        return
+    from web.server import WebThread, exposure_warning
+
+    warning = exposure_warning(config, config.web.host)
+    if warning:
+        err.print(warning, markup=False)
+    ui = WebThread(config, config.web.host, config.web.port)
+    ui.start()
+    out.print(f"web UI on {ui.url}", markup=False)
+    try:
+        run_scheduler(config)
+    finally:
+        ui.stop()
 
 
 @app.command()
@@ -1040,12 +1065,20 @@ def verify(
 @app.command()
 def serve(
     host: Annotated[
-        str | None, typer.Option(help="Address to bind (default from settings).")
+        str | None, typer.Option(help="Address to bind (default web.host, 127.0.0.1).")
     ] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default from settings).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default web.port, 8410).")] = None,
 ) -> None:
-    """Serve the web UI for browsing, searching and reading the archive."""
-    not_implemented("serve")
+    """Serve the web UI for searching, browsing and reading the archive."""
+    from web.server import exposure_warning
+    from web.server import serve as run_web
+
+    config = settings()
+    bind = host or config.web.host
+    warning = exposure_warning(config, bind)
+    if warning:
+        err.print(warning, markup=False)
+    run_web(config, bind, config.web.port if port is None else port)
 
 
 @collections_app.command("list")
@@ -1141,6 +1174,64 @@ def collections_delete(
     from crawler.analysts import delete
 
     delete(settings(), out, name, yes)
+
+
+@contextlib.contextmanager
+def archive_write(config: Settings) -> Iterator[Any]:
+    """A session on an up-to-date archive that commits at the end (nothing on an error)."""
+    from archive.db import check_schema, make_engine, make_sessionmaker
+
+    engine = make_engine(config.database_url)
+    try:
+        check_schema(engine)
+        with make_sessionmaker(engine)() as session, session.begin():
+            yield session
+    finally:
+        engine.dispose()
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin (scripts).")
+    ] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Set a new password for an existing user.")
+    ] = False,
+) -> None:
+    """Add a web UI user (asks for the password twice; it is stored only as a hash)."""
+    from archive.users import add_user, check_password
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    check_password(password)
+    with archive_write(settings()) as session:
+        add_user(session, name, password, replace=replace)
+    out.print(f"user {name} {'updated' if replace else 'added'}", markup=False)
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List the web UI's users and their last login."""
+    from archive.users import list_users
+
+    with archive_session(settings()) as session:
+        for user in list_users(session):
+            last = user.last_login.isoformat(timespec="seconds") if user.last_login else "never"
+            out.print(f"{user.name}\tlast login {last}", markup=False)
+
+
+@users_app.command("remove")
+def users_remove(name: Annotated[str, typer.Argument(help="Login name.")]) -> None:
+    """Remove a web UI user."""
+    from archive.users import remove_user
+
+    with archive_write(settings()) as session:
+        remove_user(session, name)
+    out.print(f"user {name} removed", markup=False)
 
 
 def main() -> None:

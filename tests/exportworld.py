@@ -100,9 +100,12 @@ class ExportWorld:
         finally:
             engine.dispose()
 
-    def store(self, site: str, url: str, fields: dict[str, Any], at: datetime) -> int:
-        """Store one fetched page the way the crawler does (WARC first, then the rows)."""
-        html = page(fields).encode("utf-8")
+    def store(
+        self, site: str, url: str, fields: dict[str, Any], at: datetime, html: bytes | None = None
+    ) -> int:
+        """Store one fetched page the way the crawler does (WARC first, then the rows); the
+        page is made from the fields unless given."""
+        html = page(fields).encode("utf-8") if html is None else html
         writer = WarcFileWriter(self.data_dir, max_bytes=10_000_000)
         try:
             location = writer.write_exchange(

@@ -1,0 +1,7 @@
+"""Pages and API of the web UI: article (see web/pages/__init__.py)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
