@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from archive.errors import UfarchiveError
 from archive.export import Filters, iso, iter_records, local_iso
-from archive.models import Article, ArticleEvent, ArticleVersion, Site, Snapshot
-from archive.warc import read_record
+from archive.models import Article, ArticleEvent, ArticleVersion, Cluster, Site, Snapshot
+from archive.warc import read_record, warc_path
 
 
 class ArticleNotFoundError(UfarchiveError):
@@ -142,3 +142,71 @@ def raw_bytes(
 
 def site_names(session: Session) -> list[str]:
     return list(session.scalars(select(Site.name).order_by(Site.name)))
+
+
+# --- the web UI's article page (issue 14): a version's capture, its WARC record, its cluster
+
+
+class VersionNotFoundError(UfarchiveError):
+    def __init__(self, article_id: int, version: int, last: int) -> None:
+        super().__init__(f"article {article_id}: no version {version} (it has 1 to {last})")
+
+
+def article_version(
+    session: Session, article_id: int, version: int | None = None
+) -> tuple[ArticleVersion, Snapshot | None]:
+    """One version of an article (the current one by default) and the snapshot it was
+    extracted from (None for a version stored without one)."""
+    article = session.get(Article, article_id)
+    if article is None:
+        raise ArticleNotFoundError(article_id)
+    number = article.version if version is None else version
+    row = session.scalars(
+        select(ArticleVersion).where(
+            ArticleVersion.article_id == article_id, ArticleVersion.version == number
+        )
+    ).one_or_none()
+    if row is None:
+        raise VersionNotFoundError(article_id, number, article.version)
+    snapshot = session.get(Snapshot, row.snapshot_id) if row.snapshot_id is not None else None
+    return row, snapshot
+
+
+def record_bytes(data_dir: Path, snapshot: Snapshot) -> bytes:
+    """The exact bytes of the snapshot's WARC record (one gzip member), as fixity reads them."""
+    path = warc_path(data_dir, snapshot.warc_file)
+    try:
+        with path.open("rb") as fh:
+            fh.seek(snapshot.warc_offset)
+            data = fh.read(snapshot.warc_length)
+    except OSError as exc:
+        raise UfarchiveError(f"{path}: cannot read WARC file: {exc.strerror or exc}") from None
+    if len(data) != snapshot.warc_length:
+        raise UfarchiveError(f"{path}: WARC record at {snapshot.warc_offset} is cut short")
+    return data
+
+
+def captured_page(session: Session, data_dir: Path, snapshot: Snapshot) -> tuple[bytes, Snapshot]:
+    """The page body a snapshot archived: its response record's payload, or, for a revisit
+    record (identical payload, none stored), the payload of the response it refers to."""
+    response = snapshot
+    if snapshot.record_type == "revisit" and snapshot.refers_to_id is not None:
+        response = session.get(Snapshot, snapshot.refers_to_id) or snapshot
+    record = read_record(data_dir, response.warc_file, response.warc_offset)
+    return record.payload, response
+
+
+def cluster_credit(session: Session, cluster_id: int | None) -> dict[str, Any] | None:
+    """The republication cluster: its size, the member credited as the original and why
+    (archive.dedup.choose_original's stored reason)."""
+    if cluster_id is None:
+        return None
+    cluster = session.get(Cluster, cluster_id)
+    if cluster is None:
+        return None
+    return {
+        "id": cluster.id,
+        "size": cluster.size,
+        "original_article_id": cluster.original_article_id,
+        "original_reason": cluster.original_reason,
+    }
