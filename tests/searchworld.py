@@ -1,0 +1,81 @@
+"""A module-scoped web world on SQLite or PostgreSQL for the search and collections tests:
+tests/webworld.py's archive, its republication clustered (archive.dedup, as the crawler's
+write path does), and a user who can log in."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
+
+from archive.dedup import cluster_articles
+from archive.models import Article
+from archive.search import index_articles
+from archive.users import add_user
+from tests.conftest import postgres_admin_url, postgres_unavailable
+from tests.exportworld import bulk_articles
+from tests.webworld import WebWorld, make_web_world
+
+USER, PASSWORD = "archivist", "correct horse"
+
+
+@contextmanager
+def database(kind: str, root: Path) -> Iterator[str]:
+    """A fresh database of the module's own (PostgreSQL: created here, dropped after)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{root / 'data' / 'ufarchive.sqlite3'}"
+        return
+    problem = postgres_unavailable()
+    if problem:
+        pytest.skip(problem)
+    admin = create_engine(postgres_admin_url(), isolation_level="AUTOCOMMIT")
+    name = f"ufarchive_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield (
+            make_url(postgres_admin_url()).set(database=name).render_as_string(hide_password=False)
+        )
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def build_world(root: Path, url: str, bulk: int = 0) -> WebWorld:
+    """The web world, clustered, with a user; `bulk` more articles (site "bulk", all
+    containing 统战, not clustered) in the search index, for pages of results."""
+    world = make_web_world(root, url)
+    with world.session() as session:
+        ids = list(session.scalars(select(Article.id).order_by(Article.id)))
+        cluster_articles(session, ids)
+        add_user(session, USER, PASSWORD)
+    if bulk:
+        bulk_articles(url, bulk)
+        with world.session() as session:
+            more = session.scalars(select(Article.id).where(Article.id.not_in(ids))).all()
+            index_articles(session, more)
+    return world
+
+
+def csrf_of(client: TestClient, path: str = "/login") -> str:
+    page = client.get(path).text
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found, page[:500]
+    return found.group(1)
+
+
+def log_in(client: TestClient) -> None:
+    response = client.post(
+        "/login",
+        data={"name": USER, "password": PASSWORD, "csrf_token": csrf_of(client), "next": "/"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text[:300]
