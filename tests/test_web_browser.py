@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from archive.dedup import cluster_articles
 from tests.browser import artifacts_dir, chromium, live_server, need_chromium
 from tests.exportworld import ARTICLES
 from tests.webworld import COPY_URL, HOSTILE_URL, ORIGINAL_URL, XSS_URL, WebWorld, make_web_world
@@ -50,6 +51,7 @@ class Site:
                 self.foreign.append(url)
                 route.abort()
 
+        context.set_default_timeout(5000)
         context.route("**/*", route)
         context.on("request", lambda request: self.requests.append(request.url))
         context.on("page", self.watch)
@@ -78,6 +80,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) 
     need_chromium()  # skip (or fail under CI=true) before building anything
     root = tmp_path_factory.mktemp("browser")
     world = make_web_world(root, f"sqlite:///{root / 'data' / 'ufarchive.sqlite3'}")
+    with world.session() as session:  # as the crawler does after storing (update_derived)
+        cluster_articles(session, [world.ids[ORIGINAL_URL], world.ids[COPY_URL]])
     shots = artifacts_dir("web-browser")
     for old in shots.glob("*.png"):
         old.unlink()
@@ -113,14 +117,18 @@ def test_search_read_diff_republication(site: Site) -> None:
     page.locator("input[name=q]").first.press("Enter")
     page.wait_for_load_state()
     assert "q=%E7%BB%9F%E6%88%98" in page.url or "q=统战" in page.url, page.url
+    cluster = {site.id(ORIGINAL_URL), site.id(COPY_URL)}
     found = hits(page)
-    assert site.id(ORIGINAL_URL) in found, found
+    assert cluster & set(found), found
     assert "<mark>" in page.inner_html("main")  # highlighted snippets
     site.shot(page, "02-search")
 
-    # open the hit of the first article, then read it in traditional script
-    page.click(f"main a[href='/articles/{site.id(ORIGINAL_URL)}']")
-    page.wait_for_url(re.compile(rf"/articles/{site.id(ORIGINAL_URL)}$"))
+    # open the hit of the first article (or its copy: one hit for the cluster), then read
+    # it in traditional script
+    page.locator("main a.hit-title", has_text="中央统战部召开党外人士座谈会").first.click()
+    page.wait_for_url(re.compile(r"/articles/\d+$"))
+    opened = int(page.url.rsplit("/", 1)[1])
+    assert opened in cluster, page.url
     assert "中央统战部召开党外人士座谈会" in page.inner_text("main")
     site.shot(page, "03-article")
     page.click("main a[href*='script=hant']")
@@ -128,12 +136,15 @@ def test_search_read_diff_republication(site: Site) -> None:
     assert "中央統戰部" in page.inner_text("main")
     site.shot(page, "04-article-hant")
 
-    # the republication cluster: the original links its copy on another site
-    page.goto(f"{site.origin}/articles/{site.id(ORIGINAL_URL)}")
-    page.click(f"main a[href='/articles/{site.id(COPY_URL)}']")
-    page.wait_for_url(re.compile(rf"/articles/{site.id(COPY_URL)}$"))
-    assert "www.ycstzb.example.cn" in page.inner_text("main")
-    assert f"/articles/{site.id(ORIGINAL_URL)}" in page.inner_html("main")  # and back
+    # the republication cluster: each member links the other, on another site
+    (other,) = cluster - {opened}
+    page.goto(f"{site.origin}/articles/{opened}")
+    page.click(f"main a[href='/articles/{other}']")
+    page.wait_for_url(re.compile(rf"/articles/{other}$"))
+    assert "中央统战部召开党外人士座谈会" in page.inner_text("main")
+    assert f"/articles/{opened}" in page.inner_html("main")  # and back
+    copy_host = "www.ycstzb.example.cn" if other == site.id(COPY_URL) else "www.zytzb.gov.cn"
+    assert copy_host in page.inner_text("main")
     site.shot(page, "05-republication")
 
     # the edited article: from its page to the diff of its two versions
