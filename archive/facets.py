@@ -28,8 +28,9 @@ NEWEST = 10  # articles listed under an empty search box
 
 @dataclass
 class Facets:
-    """Counts of a query's matches. Lists are (value, count), largest first (months: in
-    time order); `timeline` has every month from the first to the last, gaps as 0."""
+    """Counts of a query's matches. Lists are (value, count), the largest `limit` of each,
+    largest first (months: in time order); `timeline` has every month from the first to
+    the last, gaps as 0."""
 
     total: int = 0
     sites: list[tuple[str, int]] = field(default_factory=list)
@@ -97,7 +98,7 @@ def facet_counts(session: Session, query: str | None, limit: int = FACET_LIMIT) 
             months[str(when)] += count
     facets.sites = _top(sites, limit)
     facets.statuses = _top(statuses, limit)
-    facets.months = sorted(months.items())
+    facets.months = sorted(_top(months, limit))  # the busiest months, in time order
     if months:
         every = periods_between(min(months), max(months), "month")
         facets.timeline = [(m, months.get(m, 0)) for m in every]

@@ -156,10 +156,9 @@ def facet_groups(facets: Facets, q: str) -> list[dict[str, Any]]:
         return out
 
     months = []
-    for month, count in sorted(facets.months, key=lambda m: (-m[1], m[0]))[:10]:
+    for month, count in facets.months:
         target = with_filter(q, "since", month)
         months.append((month, count, page_url(f"{target} until:{month}", "relevance")))
-    months.sort()
     edited = [
         ("修改过", facets.edited, page_url(f"{q.strip()} changed:yes".strip(), "relevance")),
         ("未修改", facets.unedited, page_url(f"{q.strip()} changed:no".strip(), "relevance")),
@@ -192,6 +191,7 @@ def search_page(
         "fields": FIELDS, "formats": [(f, FORMAT_LABELS[f]) for f in FORMATS],
         "short_time": short_time, "status_labels": STATUS_LABELS, "result": None,
         "error": None, "newest": [], "collections": frozen_names(session) if user else [],
+        "flash": request.session.pop("flash", None) if user else None,
     }  # fmt: skip
     if not q.strip():
         context["newest"] = newest_articles(session)
