@@ -10,6 +10,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY crawler ./crawler
 COPY archive ./archive
+COPY web ./web
 RUN pip install --no-cache-dir . \
     && useradd --system --create-home --uid 10001 ufarchive \
     && mkdir -p /data && chown ufarchive /data

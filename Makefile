@@ -8,9 +8,9 @@ PIP    := $(BIN)/python -m pip install -q --disable-pip-version-check
 
 .PHONY: run test demo lint install dev clean
 
-run: $(VENV)/.run-installed  ## install and run the main job on SQLite in ./data
+run: $(VENV)/.run-installed  ## install and run the main job and the web UI (it prints the URL) on SQLite in ./data; one Ctrl-C stops both
 	$(BIN)/ufarchive db upgrade
-	$(BIN)/ufarchive schedule
+	$(BIN)/ufarchive schedule --web
 
 test: $(VENV)/.dev-installed  ## install and run lint, types and the test suite
 	$(BIN)/ruff check .

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from archive.settings import sqlite_url
+from archive.settings import WebSettings, sqlite_url
 from tests.crawlworld import SITE_FILES, site_yaml
 from tests.siteserver import SiteServer
 
@@ -84,6 +84,12 @@ def main() -> int:
         print(f"  .venv/bin/{line}")
     print(
         f"Your own archive (./data, `make run`) is untouched; `rm -r {data_dir}` removes the demo."
+    )
+    web = WebSettings()  # the demo's settings.yaml leaves web: at its defaults
+    print(
+        f"\nbrowse it in the web UI: UFARCHIVE_CONFIG={config_dir} UFARCHIVE_DATA_DIR={data_dir} "
+        f"UFARCHIVE_DATABASE_URL={sqlite_url(data_dir)} .venv/bin/ufarchive serve"
+        f"  -> http://{web.host}:{web.port}/"
     )
     return 0
 
