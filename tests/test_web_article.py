@@ -22,6 +22,7 @@ from archive.collections import create_collection
 from archive.dedup import cluster_articles
 from archive.diff import diff_versions
 from archive.models import ArticleVersion, Snapshot
+from archive.store import Takedown, apply_takedown
 from archive.users import add_user
 from archive.warc import warc_path
 from tests.conftest import postgres_admin_url, postgres_unavailable
@@ -57,6 +58,11 @@ IMAGES_FIELDS = {
 }  # fmt: skip
 
 
+MOVED_URL = "https://www.zytzb.gov.cn/tzyw/202404/t20240408_12.html"
+MOVED_FIELDS = {"title": "统战部网站改版", "publish_time": "2024-04-08T08:00:00+08:00",
+                "body": "本文已迁移到新地址。"}  # fmt: skip
+
+
 @dataclass
 class Fixture:
     world: WebWorld
@@ -89,8 +95,13 @@ def site(
     try:
         world = make_web_world(root, url)
         world.store("zytzb", IMAGES_URL, dict(IMAGES_FIELDS), T0 + timedelta(days=3, hours=2))
+        moved = world.store("zytzb", MOVED_URL, dict(MOVED_FIELDS), T0 + timedelta(days=3, hours=3))
         with world.session() as session:
             cluster_articles(session, sorted(world.ids.values()))
+            at = T0 + timedelta(days=4)
+            takedown = Takedown(moved, "moved", at, {"status": 301}, target_url=IMAGES_URL,
+                                target_canonical=IMAGES_URL)  # fmt: skip
+            apply_takedown(session, takedown)
         with world.client() as client:
             yield Fixture(world, client)
     finally:
@@ -205,6 +216,14 @@ def test_events_and_status_of_a_takedown(site: Fixture) -> None:
     events = page.split('<section class="events">')[1].split("</section>")[0]
     assert "2024-03-07 02:00:00 UTC" in events and "已删除" in events and "HTTP 404" in events
     assert '<span class="status status-gone">已删除</span>' in page
+    moved = main(site.client.get(f"/articles/{site.id(MOVED_URL)}").text)
+    assert '<span class="status status-moved">已迁移</span>' in moved
+    assert f'迁移至 <a href="{IMAGES_URL}" rel="noreferrer noopener"' in moved
+    events = moved.split('<section class="events">')[1].split("</section>")[0]
+    assert (
+        "已迁移" in events
+        and f'<a href="/articles/{site.id(IMAGES_URL)}">{IMAGES_URL}</a>' in events
+    )
     quiet = main(site.client.get(f"/articles/{site.id(ORIGINAL_URL)}").text)
     assert "复查未发现变化" in quiet
 

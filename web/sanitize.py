@@ -35,6 +35,12 @@ DROP = frozenset({
     "optgroup", "keygen", "output", "noembed", "noframes", "bgsound", "canvas", "dialog",
     "slot", "head-script",
 })  # fmt: skip
+#: Void in HTML5 but not to libxml2 (which nests the following content inside them):
+#: the tag goes, what follows it stays (and is cleaned in its turn).
+VOID = frozenset({
+    "embed", "source", "track", "param", "input", "link", "meta", "base", "keygen", "frame",
+    "area", "isindex",
+})  # fmt: skip
 #: Replaced by a placeholder box naming what was there.
 PLACEHOLDER = {"img": "图片", "image": "图片", "video": "视频", "audio": "音频", "picture": "图片"}
 #: Kept as their content only (the element goes, its text stays).
@@ -64,6 +70,7 @@ _CSS_FETCH = re.compile(
 _CSS_URL = re.compile(r"url\s*\(\s*(?:\"[^\"]*\"|'[^']*'|[^)]*)\s*\)", re.I)
 _CSS_BINDING = re.compile(r"(?:-moz-binding|behavior|javascript:|vbscript:)", re.I)
 _CSS_AT_RULES = re.compile(r"@(?:font-face|namespace|document|-moz-document)\b", re.I)
+_CSS_BLOCKED = re.compile(r"[^;{}]*x-blocked\([^;{}]*;?")
 #: Characters browsers ignore in a URL's scheme (so "java\tscript:" is javascript:).
 _URL_IGNORED = re.compile(r"[\x00-\x20\x7f]+")
 
@@ -171,8 +178,12 @@ def _clean_tree(root: HtmlElement, base_url: str | None) -> None:
     for element in list(root.iter()):
         if not isinstance(element.tag, str):
             continue
+        if element is not root and element.getparent() is None:
+            continue  # removed with an element before it
         tag = _local(element.tag)
-        if tag in DROP or tag == "style" or tag == "title":
+        if tag in VOID:
+            element.drop_tag()  # libxml2 nests what follows a void tag it does not know
+        elif tag in DROP or tag == "style" or tag == "title":
             _remove(element)  # <style> blocks are kept in <head> by sanitize_page
         elif tag in PLACEHOLDER:
             _placeholder(element, tag)
@@ -279,6 +290,7 @@ def _clean_css(css: str, inline: bool = False) -> str:
     text = _CSS_FETCH.sub("x-blocked(", text)
     text = _CSS_BINDING.sub("x-blocked", text)
     text = _CSS_AT_RULES.sub("@x-blocked", text)
+    text = _CSS_BLOCKED.sub("", text)  # the whole declaration (a url string may remain in it)
     if inline:
         text = text.replace("\n", " ")
     # Undone escapes may have made "<" or a backslash: re-escape them, so that a <style>
