@@ -172,6 +172,9 @@ def test_a_day_lists_its_articles(world: WebWorld, client: TestClient) -> None:
     empty = client.get("/browse/tzb_tw/2024-03-01")
     assert empty.status_code == 200 and "这一天没有文章" in empty.text
     assert client.get("/browse/zytzb/2024-3-1x").status_code == 400
+    to_site = client.get("/browse/zytzb", follow_redirects=False)
+    assert to_site.status_code == 303 and to_site.headers["location"] == "/browse?site=zytzb"
+    assert client.get("/browse/nosuch").status_code == 400
     assert client.get("/browse/nosuch/2024-03-01").status_code == 404
     assert client.get("/api/browse/20240301").status_code == 400
 

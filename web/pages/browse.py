@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy.orm import Session
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from archive import browse
 from archive.models import Site
@@ -146,6 +146,16 @@ def _day_page(request: Request, session: Session, site_row: Site | None, day_tex
 
 @router.get("/browse/{day}", include_in_schema=False)
 def browse_day_all(request: Request, session: SessionDep, day: str) -> Response:
+    try:
+        browse.parse_day(day)
+    except browse.BrowseError:
+        try:  # /browse/zytzb: that site's calendar
+            site_row = browse.site_row(session, day)
+        except browse.SiteNotFoundError:
+            raise browse.BrowseError(
+                f"{day!r}: neither a day (YYYY-MM-DD) nor a site of the archive"
+            ) from None
+        return RedirectResponse(f"/browse?site={quote(site_row.name)}", status_code=303)
     return _day_page(request, session, None, day)
 
 
