@@ -37,7 +37,6 @@ from functools import lru_cache
 from typing import Any, cast
 
 import numpy as np
-from datasketch import MinHash
 from sqlalchemy import (
     Connection,
     SmallInteger,
@@ -143,9 +142,15 @@ def shingle_hashes(ctext: str) -> np.ndarray[Any, np.dtype[np.uint32]]:
 def _permutations() -> tuple[
     np.ndarray[Any, np.dtype[np.uint32]], np.ndarray[Any, np.dtype[np.uint32]]
 ]:
-    """datasketch's `affine32` permutations for NUM_PERM and seed 1."""
-    a, b = MinHash(num_perm=NUM_PERM, seed=1, hashfunc=int, scheme="affine32").permutations
-    return np.asarray(a, dtype=np.uint32), np.asarray(b, dtype=np.uint32)
+    """datasketch's `affine32` permutations for NUM_PERM and seed 1, drawn as
+    `MinHash._init_permutations` draws them (odd multipliers a, offsets b, from
+    RandomState(seed)). Not imported from datasketch: its import (scipy with it) costs a
+    crawl process 0.6-1.5 s, paid by every revisit run that stores one edit;
+    tests/test_dedup.py checks these equal datasketch's own."""
+    gen = np.random.RandomState(1)
+    a = gen.randint(0, 1 << 31, NUM_PERM, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, NUM_PERM, dtype=np.uint32)
+    return a, b
 
 
 # MurmurHash3's fmix32, which datasketch's affine32 scheme applies to each input hash.
