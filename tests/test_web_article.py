@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 from warcio.archiveiterator import ArchiveIterator
 
-from archive.collections import create_collection
+from archive.collections import create_collection, show_collection
 from archive.dedup import cluster_articles
 from archive.diff import diff_versions
 from archive.models import ArticleVersion, Snapshot
@@ -368,6 +368,7 @@ def test_logged_in_user_can_add_to_a_collection(site: Fixture) -> None:
     with site.world.session() as session:
         add_user(session, "reader", "correct horse")
         create_collection(session, "统战 2024", ids=[site.id(ORIGINAL_URL)], created_by="reader")
+        create_collection(session, "saved/统战", query="统战", created_by="reader")
     article_id = site.id(COPY_URL)
     with site.world.client() as client:
         anonymous = main(client.get(f"/articles/{article_id}").text)
@@ -388,3 +389,16 @@ def test_logged_in_user_can_add_to_a_collection(site: Fixture) -> None:
             r'action="/logout".*?name="csrf_token" value="([^"]+)"', client.get("/").text
         )
         assert logout and logout.group(1) == session_token.group(1)  # the session's token
+        assert "saved/统战" not in form  # a saved query takes no articles one by one
+        added = client.post(
+            "/collections/%E7%BB%9F%E6%88%98%202024/add",
+            data={"ids": str(article_id), "next": f"/articles/{article_id}",
+                  "csrf_token": session_token.group(1)},
+            follow_redirects=False,
+        )  # fmt: skip
+        assert added.status_code == 303 and added.headers["location"].startswith(
+            f"/articles/{article_id}"
+        )
+    with site.world.session() as session:
+        items = show_collection(session, "统战 2024")["items"]
+        assert {i["id"] for i in items} == {site.id(ORIGINAL_URL), article_id}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
@@ -24,8 +24,8 @@ from archive.articles import (
     cluster_credit,
     record_bytes,
 )
-from archive.collections import list_collections
 from archive.diff import diff_versions
+from archive.facets import frozen_names
 from archive.text import to_simplified, to_traditional
 from web.deps import current_user, db, render, web_state
 from web.sanitize import decode_page, sanitize_page
@@ -151,7 +151,9 @@ def article_page(
     ]
     cluster = cluster_credit(session, detail.get("cluster_id"))
     user = current_user(request)
-    collections = list_collections(session)[:MAX_COLLECTION_FORMS] if user else []
+    # only frozen collections take articles one by one (a saved one is its query)
+    names = frozen_names(session)[:MAX_COLLECTION_FORMS] if user else []
+    collections = [{"name": n, "path": quote(n, safe="")} for n in names]
     permalink = str(request.url_for("article_page", article_id=article_id))
     next_path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return render(
