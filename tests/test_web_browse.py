@@ -197,7 +197,7 @@ def test_sites_show_counts_runs_outcomes_and_alerts(world: WebWorld, client: Tes
     assert zytzb["last_status"] == "failed" and zytzb["failures_in_a_row"] == 1
     assert [a["kind"] for a in zytzb["alerts"]] == ["failing"]
     assert sites["tzb_tw"]["last_status"] is None and sites["tzb_tw"]["alerts"] == []
-    assert "失败" in page and "failing" in page and "未抓取" in page
+    assert "失败" in page and "连续失败</span>" in page and "未抓取" in page
 
     site = client.get("/sites/zytzb")
     assert site.status_code == 200

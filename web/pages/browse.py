@@ -27,6 +27,11 @@ STATUS_LABELS = {
     "killed": "被终止", "interrupted": "中断", "live": "在线", "gone": "已删除", "moved": "已迁移",
 }  # fmt: skip
 
+ALERT_LABELS = {
+    "failing": "连续失败", "no_articles": "找不到文章链接", "extraction": "抽取失败",
+    "stale": "久未成功", "unreachable": "网站无法访问", "mass_gone": "大量删除",
+}  # fmt: skip
+
 SiteQuery = Annotated[str, Query(description="Only this site (its name); empty: every site.")]
 MonthQuery = Annotated[
     str, Query(description="The month shown, YYYY-MM (default: the newest article's).")
@@ -50,6 +55,7 @@ def beijing(value: datetime | str | None, seconds: bool = False) -> str:
 def _page(request: Request, name: str, **context: Any) -> Response:
     return render(
         request, name, beijing=beijing, kind_labels=KIND_LABELS, status_labels=STATUS_LABELS,
+        alert_labels=ALERT_LABELS,
         **context,
     )  # fmt: skip
 
