@@ -210,3 +210,23 @@ def cluster_credit(session: Session, cluster_id: int | None) -> dict[str, Any] |
         "original_article_id": cluster.original_article_id,
         "original_reason": cluster.original_reason,
     }
+
+
+def version_list(session: Session, article_id: int) -> list[dict[str, Any]]:
+    """The article's versions, oldest first, without their text: number, first and last
+    seen, title (what a page needs to let one pick versions)."""
+    rows = session.execute(
+        select(
+            ArticleVersion.version,
+            ArticleVersion.first_seen,
+            ArticleVersion.last_seen,
+            ArticleVersion.title,
+        )
+        .where(ArticleVersion.article_id == article_id)
+        .order_by(ArticleVersion.version)
+    )
+    return [
+        {"version": r.version, "first_seen": iso(r.first_seen), "last_seen": iso(r.last_seen),
+         "title": r.title}
+        for r in rows
+    ]  # fmt: skip

@@ -54,6 +54,7 @@ IMAGES_FIELDS = {
         "title": {"rule": "selector:h1.title", "raw": "统战部举办民族团结进步活动"},
         "source": {"rule": "label:来源", "raw": '来源：<b>"中央统战部网站"</b>'},
         "editor": {"rule": "label:责任编辑", "raw": "[责任编辑：张敏]"},
+        "body": {"rule": "selector:div.TRS_Editor", "raw": "<div class=TRS_Editor>…</div>"},
     },
 }  # fmt: skip
 
@@ -141,6 +142,10 @@ def test_article_page_shows_every_field_with_provenance(site: Fixture) -> None:
     )
     assert 'title="规则：label:责任编辑\n原文：[责任编辑：张敏]"' in page
     assert 'title="规则：selector:h1.title' in page
+    assert (
+        '<h2 class="prov" title="规则：selector:div.TRS_Editor\n原文：&lt;div class=TRS_Editor&gt;…&lt;/div&gt;">正文</h2>'
+        in page
+    )
     assert re.search(r"<dt>供稿</dt>\s*<dd>宣传处</dd>", page)
     # images: the caption and the URL as a link, never loaded; no javascript: href
     assert "图为活动现场&lt;b&gt;粗&lt;/b&gt;" in page and "第二张图" in page

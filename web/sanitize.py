@@ -71,6 +71,7 @@ _CSS_URL = re.compile(r"url\s*\(\s*(?:\"[^\"]*\"|'[^']*'|[^)]*)\s*\)", re.I)
 _CSS_BINDING = re.compile(r"(?:-moz-binding|behavior|javascript:|vbscript:)", re.I)
 _CSS_AT_RULES = re.compile(r"@(?:font-face|namespace|document|-moz-document)\b", re.I)
 _CSS_BLOCKED = re.compile(r"[^;{}]*x-blocked\([^;{}]*;?")
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*>")
 #: Characters browsers ignore in a URL's scheme (so "java\tscript:" is javascript:).
 _URL_IGNORED = re.compile(r"[\x00-\x20\x7f]+")
 
@@ -123,8 +124,8 @@ def sanitize_page(source: str, base_url: str | None = None) -> str:
     """A whole archived page as safe HTML (a complete document, UTF-8)."""
     if not source.strip():
         return _document("", "")
-    try:
-        root = html.document_fromstring(source)
+    try:  # lxml refuses a str that declares its encoding (an XHTML page's <?xml ...?>)
+        root = html.document_fromstring(_XML_DECLARATION.sub("", source, count=1))
     except (etree.ParserError, ValueError):
         return _document("", "")
     title = ""
@@ -135,8 +136,8 @@ def sanitize_page(source: str, base_url: str | None = None) -> str:
             title = found.text_content()
     styles = [_clean_css(s.text_content()) for s in root.iter("style")]
     body = root.find("body")
-    if body is None:
-        body = root
+    if body is None:  # a frameset page, or only a head: nothing to show
+        return _document(title, "", styles)
     _clean_tree(body, base_url)
     parts = [html.tostring(child, encoding="unicode", method="html") for child in body]
     inner = _escape(body.text) if body.text else ""

@@ -23,6 +23,7 @@ from archive.articles import (
     captured_page,
     cluster_credit,
     record_bytes,
+    version_list,
 )
 from archive.diff import diff_versions
 from archive.facets import frozen_names
@@ -159,7 +160,8 @@ def article_page(
     return render(
         request, "article.html", title=show(detail.get("title") or f"文章 {article_id}"),
         a=detail, shown_title=show(detail.get("title") or "（无标题）"),
-        title_note=provenance_note(provenance, "title"), fields=fields,
+        title_note=provenance_note(provenance, "title"),
+        body_note=provenance_note(provenance, "body"), fields=fields,
         paragraphs=paragraphs, images=images, script=script, snapshot=snapshot,
         cluster=cluster, original_rule=ORIGINAL_RULE, collections=collections,
         permalink=permalink, next_path=next_path, when=shown_time, link=link,
@@ -176,7 +178,7 @@ def diff_page(
     detail_title = article_version(session, article_id)[0].title
     left: list[tuple[str, str]] = [(op, t) for op, t in diff["body"] if op != "insert"]
     right: list[tuple[str, str]] = [(op, t) for op, t in diff["body"] if op != "delete"]
-    versions = article_detail_versions(session, article_id)
+    versions = version_list(session, article_id)
     return render(
         request, "diff.html", title=f"版本比较 · {detail_title or article_id}",
         article_id=article_id, article_title=detail_title, diff=diff, left=left, right=right,
@@ -225,7 +227,7 @@ def archived_page(
     if snapshot is None:
         return no_capture(request, article_id, row.version)
     raw = f"/articles/{article_id}/archived/raw" + (f"?version={version}" if version else "")
-    versions = article_detail_versions(session, article_id)
+    versions = version_list(session, article_id)
     return render(
         request, "archived.html", title=f"存档网页 · {row.title or article_id}",
         article_id=article_id, version=row, snapshot=snapshot, raw=raw, versions=versions,
