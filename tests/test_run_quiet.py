@@ -44,9 +44,18 @@ def test_the_main_job_logs_only_its_own_lines(config_dir: Path, tmp_path: Path) 
     db.commit()
     db.close()
     child = subprocess.Popen([*ufarchive, "schedule"], env=env, stderr=subprocess.PIPE, text=True)
-    time.sleep(4)
+    assert child.stderr is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 60  # a loaded machine starts slowly: wait for the line
+    while time.monotonic() < deadline and not any("scheduler started" in x for x in lines):
+        line = child.stderr.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+    time.sleep(1)  # what it logs just after starting counts too
     child.send_signal(signal.SIGTERM)
-    _, stderr = child.communicate(timeout=60)
+    rest = child.communicate(timeout=60)[1]
+    stderr = "\n".join(lines) + "\n" + (rest or "")
     assert child.returncode == 0, stderr
     lines = stderr.splitlines()
     assert any("scheduler started" in line for line in lines)
