@@ -14,8 +14,11 @@ Measured in one run, so that the load of this shared machine falls on both sides
   concurrency (1 and `--clients` threads, each with its own session); target: the
   page's p95 within 1.5x of search()'s;
 - the article page (`/articles/{id}`, ids drawn at random); target: p95 <= 50 ms;
-- the server's RSS over `--requests` requests (10,000: searches, then articles), printed
-  at the start, the middle and the end; target: flat (the second half adds < 10 %).
+- the server's memory over `--requests` requests (10,000: searches, facets, articles),
+  VmRSS and its RssAnon (the heap; the rest is the database file mapped by SQLite's mmap,
+  page cache rather than memory the server holds) at the start, the middle and the end,
+  with the peak of each part of the run; target: flat (the second half adds < 10 % to
+  the heap).
 
     .venv/bin/python bench/web.py [--articles 200000] [--clients 8] [--requests 10000]
         [--searches 2000] [--cache data/bench]
@@ -60,6 +63,7 @@ SEARCH_RATIO = 1.5
 ARTICLE_P95_MS = 50.0
 RSS_GROWTH = 0.10
 TARGET_ARTICLES = 200_000
+ARTICLES_ONE_CLIENT = 200  # the article page's own time, without queueing (reference)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -120,17 +124,30 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Memory:
+    rss: float  # MB
+    anon: float
+
+    def __str__(self) -> str:
+        return f"{self.rss:,.0f} MB (anon {self.anon:,.0f})"
+
+
 @dataclass
 class Server:
     process: subprocess.Popen[bytes]
     port: int
 
-    def rss_mb(self) -> float:
+    def memory(self) -> Memory:
+        """VmRSS, and of it RssAnon (the heap: what a leak grows; RssFile is the
+        database's pages mapped by SQLite's mmap, the page cache)."""
+        found: dict[str, float] = {}
         with Path(f"/proc/{self.process.pid}/status").open(encoding="ascii") as status:
             for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        raise RuntimeError("no VmRSS")
+                name, _, value = line.partition(":")
+                if name in ("VmRSS", "RssAnon"):
+                    found[name] = int(value.split()[0]) / 1024
+        return Memory(found["VmRSS"], found["RssAnon"])
 
 
 @contextmanager
@@ -171,7 +188,7 @@ def server(url: str, work: Path) -> Iterator[Server]:
         log.close()
         errors = [
             line for line in (work / "server.log").read_text("utf-8", "replace").splitlines()
-            if line and not line.startswith((" ", "Traceback"))
+            if line and not line.startswith((" ", "Traceback", "web UI on"))
         ]  # fmt: skip
         if errors:
             print(f"the server logged {len(errors)} lines, the last: {errors[-1]}")
@@ -291,18 +308,33 @@ class Sampler:
 
     server: Server
     load: Load
-    samples: list[tuple[int, float]] = field(default_factory=list)
+    samples: list[tuple[int, Memory]] = field(default_factory=list)
+    peaks: dict[str, Memory] = field(default_factory=dict)  # the highest RSS in each phase
+    phase: str = "warm-up"
     stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self.thread = threading.Thread(target=self.loop, daemon=True)
 
     def loop(self) -> None:
-        while not self.stop.wait(0.2):
-            self.samples.append((self.load.done, self.server.rss_mb()))
+        while not self.stop.wait(0.1):
+            now = self.server.memory()
+            self.samples.append((self.load.done, now))
+            peak = self.peaks.get(self.phase, now)
+            self.peaks[self.phase] = Memory(max(now.rss, peak.rss), max(now.anon, peak.anon))
 
-    def at(self, done: int) -> float:
+    def at(self, done: int) -> Memory:
         return next((rss for n, rss in self.samples if n >= done), self.samples[-1][1])
+
+
+@contextmanager
+def phase(label: str, count: Callable[[], int], sampler: Sampler) -> Iterator[None]:
+    """Print how long a part of the run took (and how many page requests it made); the
+    sampler keeps the RSS peak of each part."""
+    started = time.perf_counter()
+    sampler.phase = label
+    yield
+    print(f"  {label}: {count():,} pages in {time.perf_counter() - started:,.0f} s", flush=True)
 
 
 def row(label: str, times: Sequence[float]) -> str:
@@ -342,29 +374,41 @@ def main() -> None:
     ):
         load = Load()
         pages, direct = page_worker(web.port), direct_worker(engine)
+        sampler = Sampler(web, load)
+        sampler.thread.start()
         # warm-up, untimed and uncounted: every query both ways, a few articles
         Load().run(1, queries, direct)
         Load().run(1, [search_path(q) for q in queries], pages)
         Load().run(1, [f"/articles/{rng.randint(1, n)}" for _ in range(50)], pages)
-        sampler = Sampler(web, load)
-        start_rss = web.rss_mb()
-        sampler.samples.append((0, start_rss))
-        sampler.thread.start()
+        start_rss = web.memory()
 
+        # search() and the page take turns, a round of the queries each, so that a busy
+        # spell of this shared machine falls on both alike
         rounds = max(1, args.searches // len(queries))
-        few = queries * 2
-        many = queries * rounds
-        direct_1 = Load().run(1, few, direct)
-        page_1 = load.run(1, [search_path(q) for q in few], pages)
-        direct_n = Load().run(args.clients, many, direct)
-        page_n = load.run(args.clients, [search_path(q) for q in many], pages)
-        facets = load.run(args.clients, [facets_path(q) for q in few], pages)
-        left = args.requests - load.done
+        paths = [search_path(q) for q in queries]
+        direct_1: list[float] = []
+        page_1: list[float] = []
+        direct_n: list[float] = []
+        page_n: list[float] = []
+        with phase("search, 1 thread / client", lambda: len(page_1), sampler):
+            for _ in range(2):
+                direct_1 += Load().run(1, queries, direct)
+                page_1 += load.run(1, paths, pages)
+        with phase(f"search, {args.clients} threads / clients", lambda: len(page_n), sampler):
+            for _ in range(rounds):
+                direct_n += Load().run(args.clients, queries, direct)
+                page_n += load.run(args.clients, paths, pages)
+        with phase("facets", lambda: len(facets), sampler):
+            facets = load.run(args.clients, [facets_path(q) for q in queries * 2], pages)
+        left = args.requests - load.done - ARTICLES_ONE_CLIENT
         ids = [f"/articles/{rng.randint(1, n)}" for _ in range(left)]
-        article_n = load.run(args.clients, ids, pages)
+        with phase(f"article pages, {args.clients} clients", lambda: len(article_n), sampler):
+            article_n = load.run(args.clients, ids, pages)
+        with phase("article pages, 1 client", lambda: len(article_1), sampler):
+            article_1 = load.run(1, ids[:ARTICLES_ONE_CLIENT], pages)
         sampler.stop.set()
         sampler.thread.join()
-        end_rss = web.rss_mb()
+        end_rss = web.memory()
     engine.dispose()
 
     print(f"\n{n:,} articles, {args.clients} clients, {load.done:,} page requests")
@@ -376,17 +420,18 @@ def main() -> None:
     print(row(f"search page, {args.clients} clients", page_n))
     print(row(f"facets of a search, {args.clients} clients", facets))
     print(row(f"article page, {args.clients} clients", article_n))
+    print(row("article page, 1 client", article_1))
     if load.failures:
         print(f"  {len(load.failures)} failed requests, the first: {load.failures[0]}")
 
     ratio_1 = ms(page_1, 0.95) / ms(direct_1, 0.95)
     ratio_n = ms(page_n, 0.95) / ms(direct_n, 0.95)
     middle = sampler.at(load.done // 2)
-    growth = (end_rss - middle) / middle
-    peak = max(rss for _, rss in sampler.samples)
+    growth = (end_rss.anon - middle.anon) / middle.anon
     print(
-        f"\nserver RSS: start {start_rss:,.0f} MB, middle ({load.done // 2:,} requests) "
-        f"{middle:,.0f} MB, end {end_rss:,.0f} MB, peak {peak:,.0f} MB"
+        f"\nserver RSS: start {start_rss}, middle ({load.done // 2:,} requests) {middle}, "
+        f"end {end_rss}\n  peaks: "
+        + "; ".join(f"{name} {peak}" for name, peak in sampler.peaks.items())
     )
     scale = "" if n == TARGET_ARTICLES else f" (at {n:,} articles, not the target's 200,000)"
     print(f"\nTargets{scale}:")
@@ -397,7 +442,7 @@ def main() -> None:
          f"{ratio_1:.2f}x", ratio_1 <= SEARCH_RATIO),
         (f"article page p95 <= {ARTICLE_P95_MS:.0f} ms, {args.clients} clients",
          f"{ms(article_n, 0.95):.1f} ms", ms(article_n, 0.95) <= ARTICLE_P95_MS),
-        ("server RSS flat (second half adds < 10 %)", f"{growth:+.1%}", growth < RSS_GROWTH),
+        ("server heap (RssAnon) flat: second half adds < 10 %", f"{growth:+.1%}", growth < RSS_GROWTH),
         ("no failed request", f"{len(load.failures)} failed", not load.failures),
     ]  # fmt: skip
     for what, figure, ok in verdicts:
