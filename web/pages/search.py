@@ -116,7 +116,7 @@ class Timeline:
     peak: int
 
 
-def timeline(facets: Facets, q: str, width: int = 640, height: int = 120) -> Timeline | None:
+def timeline(facets: Facets, q: str, width: int = 300, height: int = 90) -> Timeline | None:
     """Bars of hits a month (one a month that has any), laid out over every month from
     the first to the last; the template draws them as inline SVG."""
     if not facets.timeline:
