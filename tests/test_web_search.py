@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from warcio.archiveiterator import ArchiveIterator
 
 from archive.models import Article, ArticleVersion, Site
 from archive.search import search
@@ -275,6 +276,17 @@ def test_export_needs_a_login_and_reads_back_in_pandas(world: WebWorld, client: 
     assert len(pd.read_parquet(io.BytesIO(parquet.content))) == len(matches(world, "统战"))
     xlsx = client.get("/api/export", params={"format": "xlsx", "q": "座谈会"})
     assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"
+    warc = client.get("/api/export", params={"format": "warc", "q": "座谈会"})
+    assert warc.headers["content-type"] == "application/warc" and warc.content[:2] == b"\x1f\x8b"
+    assert warc.headers["content-disposition"].endswith('.warc.gz"')
+    responses = [
+        r.rec_headers.get_header("WARC-Target-URI")
+        for r in ArchiveIterator(io.BytesIO(warc.content))
+        if r.rec_type == "response"
+    ]
+    assert sorted(responses) == sorted(
+        url for url, i in world.ids.items() if i in {f["id"] for f in matches(world, "座谈会")}
+    )
     for params, status in [({"format": "pdf"}, 400), ({"format": "csv", "q": '"统战'}, 400),
                            ({"format": "csv", "fields": "id,nope"}, 400),
                            ({"format": "csv", "collection": "nosuch"}, 400),

@@ -10,7 +10,7 @@ import re
 from typing import Annotated, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy.orm import Session
 from starlette.responses import Response
@@ -208,7 +208,7 @@ def api_collections(session: Annotated[Session, Depends(db)]) -> JSONResponse:
 )
 def api_collection(
     session: Annotated[Session, Depends(db)],
-    name: str,
+    name: Annotated[str, Path(description="The collection's name.")],
     limit: Annotated[int, Query(ge=1, le=10_000, description="How many articles to list.")] = 50,
 ) -> JSONResponse:
     try:
