@@ -159,6 +159,7 @@ def test_collections_through_the_forms(world: WebWorld) -> None:
         assert client.get("/collections/nosuch").status_code == 404
         # exports of a collection: the pinned versions of a frozen one, by default
         pinned = client.get("/api/export", params={"collection": "frozen", "format": "jsonl"})
+        assert "filename*=UTF-8''ufarchive-frozen-" in pinned.headers["content-disposition"]
         records = pd.read_json(io.BytesIO(pinned.content), lines=True, dtype=False)
         assert sorted(records["id"]) == sorted(frozen)
         assert EDITED_BODY in records["body"].tolist()

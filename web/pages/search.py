@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -337,8 +337,10 @@ def api_export(
         name=filename, description=describe(selection),
     )  # fmt: skip
     chunks = open_stream(state.sessions, selection, format, options)
+    disposition = f'attachment; filename="{filename}"'
+    if collection:  # its name too, for browsers that read RFC 6266's filename*
+        named = f"ufarchive-{collection}-{stamp}.{EXTENSIONS[format]}"
+        disposition += f"; filename*=UTF-8''{quote(named, safe='')}"
     return StreamingResponse(
-        chunks,
-        media_type=MEDIA_TYPES[format],
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        chunks, media_type=MEDIA_TYPES[format], headers={"Content-Disposition": disposition}
     )
