@@ -281,3 +281,31 @@ def test_works_without_javascript(site: Site) -> None:
     assert page.locator("main del").count() and page.locator("main ins").count()
     context.close()
     assert not site.dialogs and not site.foreign
+
+
+def test_every_page_keeps_to_its_policy(site: Site) -> None:
+    """Each page of the UI renders under its CSP with nothing refused (an inline script or
+    style would show as a console report) and nothing fetched from elsewhere."""
+    site.console.clear()
+    context = site.context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    edited = site.id(EDITED_URL)
+    tour = [
+        ("/?q=统战&sort=newest", "14-search-newest"), ("/facets?q=统战", "15-facets"),
+        (f"/articles/{edited}?script=hans", "16-article-hans"),
+        (f"/articles/{edited}/diff?a=1&b=2", "17-diff"), ("/browse", "18-browse"),
+        ("/sites", "19-sites"), ("/sites/zytzb", "20-site"), ("/changes", "21-changes"),
+        ("/collections", "22-collections"), ("/login", "23-login"), ("/api/docs", "24-api-docs"),
+    ]  # fmt: skip
+    for path, name in tour:
+        response = page.goto(site.origin + path)
+        assert response is not None and response.status == 200, (path, response)
+        page.wait_for_load_state("load")
+        assert not site.console, (path, site.console)
+        site.shot(page, name)
+    missing = page.goto(site.origin + "/articles/999999")
+    assert missing is not None and missing.status == 404
+    assert "返回搜索" in page.inner_text("main") and "Traceback" not in page.content()
+    site.shot(page, "25-not-found")
+    context.close()
+    assert not site.dialogs and not site.foreign, (site.dialogs, site.foreign)
