@@ -399,7 +399,7 @@ def main() -> None:
                 direct_n += Load().run(args.clients, queries, direct)
                 page_n += load.run(args.clients, paths, pages)
         with phase("facets", lambda: len(facets), sampler):
-            facets = load.run(args.clients, [facets_path(q) for q in queries * 2], pages)
+            facets = load.run(args.clients, [facets_path(q) for q in queries], pages)
         left = args.requests - load.done - ARTICLES_ONE_CLIENT
         ids = [f"/articles/{rng.randint(1, n)}" for _ in range(left)]
         with phase(f"article pages, {args.clients} clients", lambda: len(article_n), sampler):
