@@ -54,10 +54,16 @@ def test_crawls_killed_at_random_moments_lose_nothing(
     tmp_path: Path, sqlite_url: str, big_site: SiteServer
 ) -> None:
     archive = archive_of(tmp_path, sqlite_url, big_site).configure()
-    for after, delay in ((0, 1.0), (30, 0.2)):  # while it starts, while it stores
-        assert kill_crawl_at(archive, delay, after_articles=after) != "finished before the kill"
-        assert problems(archive) == []
-    assert [r.status for r in archive.runs()] == ["killed", "killed"]
+    big_site.latency = 0.02  # a crawl still storing when the kill lands, on a fast machine too
+    try:
+        for after, delay in ((0, 1.0), (30, 0.2)):  # while it starts, while it stores
+            assert kill_crawl_at(archive, delay, after_articles=after) != "finished before the kill"
+            assert problems(archive) == []
+    finally:
+        big_site.latency = 0.0
+    statuses = [r.status for r in archive.runs()]
+    # a kill that lands after the run was closed (its process was exiting) leaves it succeeded
+    assert statuses[0] == "killed" and statuses[1] in ("killed", "succeeded"), statuses
     result = archive.crawl()
     assert result.returncode == 0, result.stderr
     assert problems(archive, pages=PAGES) == []
