@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from openapi_spec_validator import validate
 from typer.testing import CliRunner
 
 from archive.users import add_user
@@ -52,6 +53,14 @@ def test_openapi_document_and_docs_page(world: WebWorld) -> None:
     with world.client() as client:
         document = client.get("/api/openapi.json").json()
         assert document["openapi"].startswith("3.")
+        validate(document)  # raises on any violation of the OpenAPI 3 schema
+        paths = document["paths"]
+        for path in ("/api/search", "/api/articles/{article_id}", "/api/articles/{article_id}/versions",
+                     "/api/articles/{article_id}/diff", "/api/sites", "/api/runs", "/api/changes",
+                     "/api/export"):  # fmt: skip
+            assert path in paths, sorted(paths)
+            for operation in paths[path].values():
+                assert operation.get("summary") or operation.get("description"), path
         docs = client.get("/api/docs")
         assert docs.status_code == 200 and "/api/openapi.json" in docs.text
         assert "cdn" not in docs.text.lower()
