@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
-import httpx
+import httpx2 as httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select, text

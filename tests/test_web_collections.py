@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 from urllib.parse import quote
 
-import httpx
+import httpx2 as httpx
 import pandas as pd
 import pytest
 from sqlalchemy import select
