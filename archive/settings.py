@@ -313,6 +313,13 @@ class WebSettings(_Strict):
         "(give every web process of one archive the same key). Treated as a secret.",
     )
     session_hours: int = Field(12, ge=1, description="A login lasts this long.")
+    workers: int = Field(
+        0,
+        ge=0,
+        le=32,
+        description="Processes of `ufarchive serve`; 0: one a CPU core, at most 4 (one Python "
+        "process serves about one core's worth of pages). `schedule --web` serves in one.",
+    )
     login_attempts_per_minute: int = Field(
         5, ge=1, description="Failed logins allowed per client address and minute."
     )

@@ -1068,6 +1068,10 @@ def serve(
         str | None, typer.Option(help="Address to bind (default web.host, 127.0.0.1).")
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default web.port, 8410).")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=32, help="Processes (default web.workers: one a core, at most 4)."),
+    ] = None,
 ) -> None:
     """Serve the web UI for searching, browsing and reading the archive."""
     from web.server import exposure_warning
@@ -1078,7 +1082,7 @@ def serve(
     warning = exposure_warning(config, bind)
     if warning:
         err.print(warning, markup=False)
-    run_web(config, bind, config.web.port if port is None else port)
+    run_web(config, bind, config.web.port if port is None else port, workers)
 
 
 @collections_app.command("list")

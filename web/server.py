@@ -4,13 +4,16 @@ beside the scheduler (`ufarchive schedule --web`, what `make run` starts)."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 
 import uvicorn
+from fastapi import FastAPI
 
-from archive.settings import Settings
-from web.app import create_app, is_loopback
+from archive.db import check_schema, make_engine
+from archive.settings import Settings, load_settings
+from web.app import create_app, is_loopback, secret_key
 
 log = logging.getLogger("ufarchive.web")
 
@@ -37,12 +40,38 @@ def url_of(host: str, port: int) -> str:
     return f"http://[{shown}]:{port}/" if ":" in shown else f"http://{shown}:{port}/"
 
 
-def serve(settings: Settings, host: str, port: int, announce: bool = True) -> None:
-    """Until SIGINT/SIGTERM (uvicorn's own handlers)."""
-    server = _server(settings, host, port)
+def worker_count(settings: Settings, asked: int | None = None) -> int:
+    count = settings.web.workers if asked is None else asked
+    return count or max(1, min(os.cpu_count() or 1, 4))
+
+
+def app_from_environment() -> FastAPI:
+    """The app of each process of `serve` with several workers: settings from the same
+    UFARCHIVE_* environment and config folder as the command that started them."""
+    return create_app(load_settings())
+
+
+def serve(
+    settings: Settings, host: str, port: int, workers: int | None = None, announce: bool = True
+) -> None:
+    """Until SIGINT/SIGTERM (uvicorn's own handlers). Several workers share one socket
+    (uvicorn's supervisor); one Python process serves about one core's worth of pages."""
+    count = worker_count(settings, workers)
     if announce:
-        print(f"web UI on {url_of(host, port)} (Ctrl-C stops it)", flush=True)
-    server.run()
+        print(f"web UI on {url_of(host, port)} ({count} processes; Ctrl-C stops it)", flush=True)
+    if count == 1:
+        _server(settings, host, port).run()
+        return
+    engine = make_engine(settings.database_url)
+    try:
+        check_schema(engine)  # one line here, not a traceback from every worker
+    finally:
+        engine.dispose()
+    secret_key(settings)  # made once, before the workers would race to make it
+    uvicorn.run(
+        "web.server:app_from_environment", factory=True, workers=count, host=host, port=port,
+        log_level="warning", access_log=False, proxy_headers=False, server_header=False,
+    )  # fmt: skip
 
 
 class WebThread:
