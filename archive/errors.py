@@ -30,10 +30,3 @@ class SiteConfigError(ConfigError):
 
 class DatabaseError(UfarchiveError):
     """The database cannot be reached or its schema is not what this version expects."""
-
-
-class NotImplementedYetError(UfarchiveError):
-    """A command whose issue has not landed yet."""
-
-    def __init__(self, command: str) -> None:
-        super().__init__(f"{command}: not implemented yet")

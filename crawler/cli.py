@@ -17,13 +17,13 @@ import traceback
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from archive.errors import NotImplementedYetError, UfarchiveError
+from archive.errors import UfarchiveError
 from archive.redact import redact
 
 if TYPE_CHECKING:
@@ -155,10 +155,6 @@ def settings() -> Settings:
     from archive.settings import load_settings
 
     return load_settings()
-
-
-def not_implemented(command: str) -> NoReturn:
-    raise NotImplementedYetError(command)
 
 
 def first_line(exc: BaseException) -> str:

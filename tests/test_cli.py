@@ -10,33 +10,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import crawler.cli
 from archive.db import head_revision
 from crawler.cli import app
 
-# Each command of DESIGN.md with arguments that pass parsing; they answer "not implemented
-# yet" with exit 2 until their issue lands (then the issue's own tests take over).
-NOT_YET = [
-    ["serve", "--port", "0"],
-]
-NOT_YET_NAMES: dict[str, dict[str, str]] = {}
 HELP = [
     ["db", "upgrade"], ["db", "current"], ["sites", "list"], ["sites", "check"],
     *[[c] for c in ("crawl", "schedule", "runs", "status", "extract", "reparse", "search", "show",
                     "export", "dedup", "reindex", "serve", "stats")],
     *[["collections", c] for c in ("list", "create", "add", "remove", "show", "rename", "delete")],
 ]  # fmt: skip
-
-
-@pytest.mark.parametrize("args", NOT_YET, ids=" ".join)
-def test_commands_not_implemented_yet_say_so(args: list[str], env: dict[str, str]) -> None:
-    result = CliRunner().invoke(app, args, env=env)
-    assert result.exit_code == 2, result.output
-    command = " ".join(args[:2]) if args[0] == "collections" else args[0]
-    for value, name in NOT_YET_NAMES.get(args[0], {}).items():
-        if value in args:
-            command = name
-    assert result.stderr.strip() == f"error: {command}: not implemented yet"
 
 
 @pytest.mark.parametrize("args", HELP, ids=" ".join)
@@ -86,15 +68,17 @@ def test_an_internal_error_is_one_line_and_a_log(
     def broken() -> None:
         raise RuntimeError("disk on fire\nsecond line")
 
-    monkeypatch.setattr(crawler.cli, "not_implemented", lambda command: broken())
-    result = CliRunner().invoke(app, ["serve"], env=env)
+    import crawler.scheduling
+
+    monkeypatch.setattr(crawler.scheduling, "site_statuses", lambda settings: broken())
+    result = CliRunner().invoke(app, ["status"], env=env)
     assert result.exit_code == 1
     log = tmp_path / "data" / "logs" / "ufarchive.log"
     assert result.stderr.strip() == (
         f"internal error: RuntimeError: disk on fire (traceback in {log}; rerun with --debug)"
     )
     assert "Traceback (most recent call last)" in log.read_text(encoding="utf-8")
-    result = CliRunner().invoke(app, ["--debug", "serve"], env=env)
+    result = CliRunner().invoke(app, ["--debug", "status"], env=env)
     assert isinstance(result.exception, RuntimeError)
 
 
