@@ -4,7 +4,7 @@ The archive is bench/search.py's synthetic one (default 200,000 articles in SQLi
 characters of Chinese news words each, 20 sites, five years, ~3 % traditional script),
 built once and kept under data/bench/ (`--cache`), reused while its article count is the
 same. The server is `ufarchive serve` in a process of its own on 127.0.0.1 and a free
-port, so its memory is its own (VmRSS in /proc). Clients are threads holding keep-alive
+port, so its memory is its own (VmRSS in /proc, summed over its worker processes). Clients are threads holding keep-alive
 HTTP/1.1 connections (http.client), 8 by default.
 
 Measured in one run, so that the load of this shared machine falls on both sides alike:
@@ -27,6 +27,7 @@ Measured in one run, so that the load of this shared machine falls on both sides
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import os
 import random
@@ -138,15 +139,29 @@ class Server:
     process: subprocess.Popen[bytes]
     port: int
 
+    def pids(self) -> list[int]:
+        """The server and its worker processes (`serve` runs web.workers of them)."""
+        found = [self.process.pid]
+        for pid in found:
+            with contextlib.suppress(OSError):
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text(encoding="ascii")
+                found += [int(c) for c in children.split()]
+        return found
+
     def memory(self) -> Memory:
         """VmRSS, and of it RssAnon (the heap: what a leak grows; RssFile is the
-        database's pages mapped by SQLite's mmap, the page cache)."""
-        found: dict[str, float] = {}
-        with Path(f"/proc/{self.process.pid}/status").open(encoding="ascii") as status:
-            for line in status:
-                name, _, value = line.partition(":")
-                if name in ("VmRSS", "RssAnon"):
-                    found[name] = int(value.split()[0]) / 1024
+        database's pages mapped by SQLite's mmap, the page cache), summed over the
+        server's processes."""
+        found = {"VmRSS": 0.0, "RssAnon": 0.0}
+        for pid in self.pids():
+            with (
+                contextlib.suppress(OSError),
+                Path(f"/proc/{pid}/status").open(encoding="ascii") as status,
+            ):
+                for line in status:
+                    name, _, value = line.partition(":")
+                    if name in found:
+                        found[name] += int(value.split()[0]) / 1024
         return Memory(found["VmRSS"], found["RssAnon"])
 
 
