@@ -18,8 +18,15 @@ from sqlalchemy.orm import Session
 
 from archive.db import make_engine, make_sessionmaker, upgrade
 from archive.models import Article, ArticleVersion, Site
-from archive.search import index_articles
-from archive.store import ArticleFields, Fetch, Takedown, apply_takedown, ensure_site, save_article
+from archive.store import (
+    ArticleFields,
+    Fetch,
+    Takedown,
+    apply_takedown,
+    ensure_site,
+    save_article,
+    update_derived,
+)
 from archive.warc import WarcFileWriter
 
 T0 = datetime(2024, 3, 5, 2, 0, tzinfo=UTC)
@@ -123,7 +130,7 @@ class ExportWorld:
         with self.session() as session:
             site_id = ensure_site(session, site, site).id
             article_id, _ = save_article(session, site_id, fetch, ArticleFields(**fields))
-            index_articles(session, [article_id])
+            update_derived(session, [article_id])  # clusters and search index, as the crawler does
         self.ids[url] = article_id
         return article_id
 

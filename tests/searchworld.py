@@ -15,7 +15,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
-from archive.dedup import cluster_articles
 from archive.models import Article
 from archive.search import index_articles
 from archive.users import add_user
@@ -50,12 +49,11 @@ def database(kind: str, root: Path) -> Iterator[str]:
 
 
 def build_world(root: Path, url: str, bulk: int = 0) -> WebWorld:
-    """The web world, clustered, with a user; `bulk` more articles (site "bulk", all
+    """The web world with a user; `bulk` more articles (site "bulk", all
     containing 统战, not clustered) in the search index, for pages of results."""
-    world = make_web_world(root, url)
+    world = make_web_world(root, url)  # clustered as it is stored
+    ids = list(world.ids.values())
     with world.session() as session:
-        ids = list(session.scalars(select(Article.id).order_by(Article.id)))
-        cluster_articles(session, ids)
         add_user(session, USER, PASSWORD)
     if bulk:
         bulk_articles(url, bulk)

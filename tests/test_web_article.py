@@ -19,7 +19,6 @@ from sqlalchemy.engine import make_url
 from warcio.archiveiterator import ArchiveIterator
 
 from archive.collections import create_collection, show_collection
-from archive.dedup import cluster_articles
 from archive.diff import diff_versions
 from archive.models import ArticleVersion, Snapshot
 from archive.store import Takedown, apply_takedown
@@ -98,7 +97,6 @@ def site(
         world.store("zytzb", IMAGES_URL, dict(IMAGES_FIELDS), T0 + timedelta(days=3, hours=2))
         moved = world.store("zytzb", MOVED_URL, dict(MOVED_FIELDS), T0 + timedelta(days=3, hours=3))
         with world.session() as session:
-            cluster_articles(session, sorted(world.ids.values()))
             at = T0 + timedelta(days=4)
             takedown = Takedown(moved, "moved", at, {"status": 301}, target_url=IMAGES_URL,
                                 target_canonical=IMAGES_URL)  # fmt: skip

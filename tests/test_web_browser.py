@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from archive.dedup import cluster_articles
 from tests.browser import artifacts_dir, chromium, live_server, need_chromium
 from tests.exportworld import ARTICLES
 from tests.webworld import COPY_URL, HOSTILE_URL, ORIGINAL_URL, XSS_URL, WebWorld, make_web_world
@@ -101,8 +100,6 @@ def site(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) 
     need_chromium()  # skip (or fail under CI=true) before building anything
     root = tmp_path_factory.mktemp("browser")
     world = make_web_world(root, f"sqlite:///{root / 'data' / 'ufarchive.sqlite3'}")
-    with world.session() as session:  # as the crawler does after storing (update_derived)
-        cluster_articles(session, [world.ids[ORIGINAL_URL], world.ids[COPY_URL]])
     shots = artifacts_dir("web-browser")
     for old in shots.glob("*.png"):
         old.unlink()
