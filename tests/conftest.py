@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -44,9 +45,15 @@ def postgres_unavailable() -> str | None:
     return _postgres_problem[0]
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database of this test's own, dropped afterwards."""
+@contextlib.contextmanager
+def fresh_database(kind: str, root: Path) -> Iterator[str]:
+    """A database of the caller's own: SQLite in root/data, or a new PostgreSQL database
+    dropped afterwards (skipped when PostgreSQL is down, failed under CI=true). For
+    module-scoped worlds; tests take the `database_url` fixture."""
+    if kind == "sqlite":
+        (root / "data").mkdir(parents=True, exist_ok=True)
+        yield f"sqlite:///{root / 'data' / 'ufarchive.sqlite3'}"
+        return
     problem = postgres_unavailable()
     if problem:
         if os.environ.get("CI") == "true":
@@ -63,6 +70,13 @@ def postgres_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_url(tmp_path: Path) -> Iterator[str]:
+    """A fresh PostgreSQL database of this test's own, dropped afterwards."""
+    with fresh_database("postgresql", tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -5,47 +5,23 @@ write path does), and a user who can log in."""
 from __future__ import annotations
 
 import re
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import select
 
 from archive.models import Article
 from archive.search import index_articles
 from archive.users import add_user
-from tests.conftest import postgres_admin_url, postgres_unavailable
+from tests.conftest import fresh_database
 from tests.exportworld import bulk_articles
 from tests.webworld import WebWorld, make_web_world
 
 USER, PASSWORD = "archivist", "correct horse"
 
 
-@contextmanager
-def database(kind: str, root: Path) -> Iterator[str]:
-    """A fresh database of the module's own (PostgreSQL: created here, dropped after)."""
-    if kind == "sqlite":
-        yield f"sqlite:///{root / 'data' / 'ufarchive.sqlite3'}"
-        return
-    problem = postgres_unavailable()
-    if problem:
-        pytest.skip(problem)
-    admin = create_engine(postgres_admin_url(), isolation_level="AUTOCOMMIT")
-    name = f"ufarchive_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield (
-            make_url(postgres_admin_url()).set(database=name).render_as_string(hide_password=False)
-        )
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+#: A fresh database of the module's own (PostgreSQL: created here, dropped after).
+database = fresh_database
 
 
 def build_world(root: Path, url: str, bulk: int = 0) -> WebWorld:

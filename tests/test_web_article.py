@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import html
 import re
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,8 +13,7 @@ from io import BytesIO
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import select
 from warcio.archiveiterator import ArchiveIterator
 
 from archive.collections import create_collection, show_collection
@@ -24,7 +22,7 @@ from archive.models import ArticleVersion, Snapshot
 from archive.store import Takedown, apply_takedown
 from archive.users import add_user
 from archive.warc import warc_path
-from tests.conftest import postgres_admin_url, postgres_unavailable
+from tests.conftest import fresh_database
 from tests.exportworld import ARTICLES, EDITED_BODY, GONE_URL, T0
 from tests.webworld import (
     COPY_URL,
@@ -77,22 +75,7 @@ def site(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Fixture]:
     root = tmp_path_factory.mktemp(f"article-{request.param}")
-    admin = None
-    if request.param == "sqlite":
-        (root / "data").mkdir()
-        url = f"sqlite:///{root / 'data' / 'ufarchive.sqlite3'}"
-    else:
-        problem = postgres_unavailable()
-        if problem:
-            pytest.skip(problem)
-        admin = create_engine(postgres_admin_url(), isolation_level="AUTOCOMMIT")
-        name = f"ufarchive_test_{uuid.uuid4().hex[:12]}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        url = (
-            make_url(postgres_admin_url()).set(database=name).render_as_string(hide_password=False)
-        )
-    try:
+    with fresh_database(request.param, root) as url:
         world = make_web_world(root, url)
         world.store("zytzb", IMAGES_URL, dict(IMAGES_FIELDS), T0 + timedelta(days=3, hours=2))
         moved = world.store("zytzb", MOVED_URL, dict(MOVED_FIELDS), T0 + timedelta(days=3, hours=3))
@@ -103,11 +86,6 @@ def site(
             apply_takedown(session, takedown)
         with world.client() as client:
             yield Fixture(world, client)
-    finally:
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
 
 
 def main(page: str) -> str:

@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterator
@@ -22,14 +21,13 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import select
 
 from archive.alerts import FAILING, set_alert
 from archive.browse import BEIJING
 from archive.db import make_engine, upgrade
 from archive.models import Article, ArticleEvent, CrawlRun, Site
-from tests.conftest import postgres_admin_url, postgres_unavailable
+from tests.conftest import fresh_database
 from tests.exportworld import ARTICLES, EDITED_BODY, GONE_URL, T0
 from tests.webworld import XSS, XSS_URL, WebWorld, make_web_world
 
@@ -73,25 +71,8 @@ def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WebWorld]:
     root = tmp_path_factory.mktemp(f"browse-{request.param}")
-    if request.param == "sqlite":
-        yield _build(root, f"sqlite:///{root / 'data' / 'ufarchive.sqlite3'}")
-        return
-    problem = postgres_unavailable()
-    if problem:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{problem} (CI=true: the suite needs it)")
-        pytest.skip(problem)
-    admin = create_engine(postgres_admin_url(), isolation_level="AUTOCOMMIT")
-    name = f"ufarchive_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = make_url(postgres_admin_url()).set(database=name)
-        yield _build(root, url.render_as_string(hide_password=False))
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_database(request.param, root) as url:
+        yield _build(root, url)
 
 
 @pytest.fixture(scope="module")
