@@ -1176,20 +1176,6 @@ def collections_delete(
     delete(settings(), out, name, yes)
 
 
-@contextlib.contextmanager
-def archive_write(config: Settings) -> Iterator[Any]:
-    """A session on an up-to-date archive that commits at the end (nothing on an error)."""
-    from archive.db import check_schema, make_engine, make_sessionmaker
-
-    engine = make_engine(config.database_url)
-    try:
-        check_schema(engine)
-        with make_sessionmaker(engine)() as session, session.begin():
-            yield session
-    finally:
-        engine.dispose()
-
-
 @users_app.command("add")
 def users_add(
     name: Annotated[str, typer.Argument(help="Login name.")],
@@ -1202,13 +1188,14 @@ def users_add(
 ) -> None:
     """Add a web UI user (asks for the password twice; it is stored only as a hash)."""
     from archive.users import add_user, check_password
+    from crawler.analysts import write_session
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
     check_password(password)
-    with archive_write(settings()) as session:
+    with write_session(settings()) as session:
         add_user(session, name, password, replace=replace)
     out.print(f"user {name} {'updated' if replace else 'added'}", markup=False)
 
@@ -1228,8 +1215,9 @@ def users_list() -> None:
 def users_remove(name: Annotated[str, typer.Argument(help="Login name.")]) -> None:
     """Remove a web UI user."""
     from archive.users import remove_user
+    from crawler.analysts import write_session
 
-    with archive_write(settings()) as session:
+    with write_session(settings()) as session:
         remove_user(session, name)
     out.print(f"user {name} removed", markup=False)
 
