@@ -166,7 +166,7 @@ class Server:
 
 
 @contextmanager
-def server(url: str, work: Path) -> Iterator[Server]:
+def server(url: str, work: Path, workers: int | None = None) -> Iterator[Server]:
     """`ufarchive serve` on 127.0.0.1 and a free port, until the block ends."""
     (work / "config" / "sites").mkdir(parents=True, exist_ok=True)
     env = {
@@ -178,6 +178,8 @@ def server(url: str, work: Path) -> Iterator[Server]:
     port = free_port()
     command = [str(Path(sys.executable).with_name("ufarchive")), "serve"]
     command += ["--host", "127.0.0.1", "--port", str(port)]
+    if workers:
+        command += ["--workers", str(workers)]
     log = (work / "server.log").open("wb")
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -363,6 +365,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--articles", type=int, default=TARGET_ARTICLES, help="archive size")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients")
+    parser.add_argument(
+        "--server-workers", type=int, help="processes of `serve` (default: web.workers, one a core)"
+    )
     parser.add_argument("--requests", type=int, default=10_000, help="page requests in all")
     parser.add_argument(
         "--searches", type=int, default=2_000, help="of which search pages (the rest articles)"
@@ -385,7 +390,7 @@ def main() -> None:
     engine = make_engine(url)
     with (
         tempfile.TemporaryDirectory(prefix="ufarchive-bench-web-") as tmp,
-        server(url, Path(tmp)) as web,
+        server(url, Path(tmp), args.server_workers) as web,
     ):
         load = Load()
         pages, direct = page_worker(web.port), direct_worker(engine)
