@@ -6,33 +6,48 @@ import pkgutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import archive
+import web
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def archive_modules() -> list[str]:
-    names = ["archive"]
-    for info in pkgutil.walk_packages(archive.__path__, "archive."):
+def modules_of(package: ModuleType) -> list[str]:
+    names = [package.__name__]
+    for info in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
         if ".migrations" not in info.name:
             names.append(info.name)
     return names
 
 
-def test_archive_never_imports_crawler_or_scrapy() -> None:
-    modules = archive_modules()
-    assert "archive.models" in modules and "archive.db" in modules
+def imported_with(modules: list[str], forbidden: tuple[str, ...]) -> str:
+    """What of `forbidden` importing every one of `modules` pulls in (a fresh process)."""
     code = (
         "import importlib, sys\n"
         f"for name in {modules!r}: importlib.import_module(name)\n"
-        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('scrapy', 'crawler', 'twisted'))\n"
+        f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {forbidden!r})\n"
         "print(','.join(bad))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
-    assert result.stdout.strip() == "", f"archive pulled in: {result.stdout.strip()}"
+    return result.stdout.strip()
+
+
+def test_archive_never_imports_crawler_web_or_scrapy() -> None:
+    modules = modules_of(archive)
+    assert "archive.models" in modules and "archive.db" in modules
+    pulled = imported_with(modules, ("scrapy", "crawler", "twisted", "web", "fastapi"))
+    assert pulled == "", f"archive pulled in: {pulled}"
+
+
+def test_the_web_ui_reads_the_archive_without_the_crawler() -> None:
+    modules = modules_of(web)
+    assert "web.app" in modules and "web.pages.article" in modules
+    pulled = imported_with(modules, ("scrapy", "crawler", "twisted"))
+    assert pulled == "", f"web pulled in: {pulled}"
 
 
 def test_cli_help_does_not_load_heavy_modules() -> None:
