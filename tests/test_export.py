@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -200,6 +201,29 @@ def test_xlsx_goes_on_in_a_new_sheet_past_the_row_limit(world: ExportWorld, tmp_
     want = expected(world)
     assert [r[:2] for r in first[1:] + second[1:]] == [(r["id"], r["title"]) for r in want]
     assert len(first) == 5 and len(second) == len(want) - 4 + 1
+
+
+def test_xlsx_goes_on_in_a_new_sheet_before_a_member_needs_zip64(
+    world: ExportWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sheet ends while one more row of the largest kind still fits under the zip
+    member limit (2 GiB here; a byte budget just above one row's worst case in the test),
+    so a million-row export never needs ZIP64 nor fails at Python's zipfile limit."""
+    from archive.exporters import xlsx
+
+    worst = 3 * (2 + 1) * (xlsx.CELL_LIMIT + 200)  # --fields id,body and the truncated column
+    monkeypatch.setattr(xlsx, "ZIP32_LIMIT", worst + 50_000)
+    out = tmp_path / "bytes.xlsx"
+    export(world, "--format", "xlsx", "--output", str(out), "--fields", "id,body")
+    book = load_workbook(out, read_only=True)
+    assert len(book.sheetnames) >= 2
+    rows = [
+        row for name in book.sheetnames for row in list(book[name].iter_rows(values_only=True))[1:]
+    ]
+    assert [r[0] for r in rows] == [r["id"] for r in expected(world)]
+    with zipfile.ZipFile(out) as package:
+        sheets = [i for i in package.infolist() if i.filename.startswith("xl/worksheets/")]
+        assert all(i.file_size <= worst + 50_000 for i in sheets)
 
 
 def test_fields_and_filters_choose_columns_and_rows(world: ExportWorld, tmp_path: Path) -> None:
