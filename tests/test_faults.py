@@ -184,7 +184,7 @@ def test_a_hostile_site_is_bounded_in_time_and_memory(tmp_path: Path, sqlite_url
         archive = Archive(tmp_path, sqlite_url, f"{site.base}/tzyw/index.html", "127.0.0.1",
                           follow=r"/tzyw/links\.html$")  # fmt: skip
         archive.configure(
-            timeout=8, max_bytes=8_000_000, max_pages=250,
+            timeout=4, max_bytes=8_000_000, max_pages=250,
             extra=f"sitemap_urls: [{site.base}/sitemap.xml.gz]\n",
         )  # fmt: skip
         threading.Timer(120, site.stop).start()  # never outlive the test, whatever happens
