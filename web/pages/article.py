@@ -20,6 +20,7 @@ from starlette.responses import Response
 from archive.articles import (
     article_detail,
     article_version,
+    article_with_versions,
     captured_page,
     cluster_credit,
     record_bytes,
@@ -27,6 +28,7 @@ from archive.articles import (
 )
 from archive.diff import diff_versions
 from archive.facets import frozen_names
+from archive.models import Snapshot
 from archive.text import to_simplified, to_traditional
 from web.deps import current_user, db, render, web_state
 from web.sanitize import decode_page, sanitize_page
@@ -131,8 +133,11 @@ def provenance_note(provenance: dict[str, Any] | None, name: str) -> str | None:
 def article_page(
     request: Request, session: DB, article_id: ArticleId, script: Script = None
 ) -> Response:
-    detail = article_detail(session, article_id)
-    version, snapshot = article_version(session, article_id)
+    detail, versions = article_with_versions(session, article_id)
+    if not versions:  # an article always has a version; this says so if one had none
+        article_version(session, article_id)
+    version = versions[-1]
+    snapshot = session.get(Snapshot, version.snapshot_id) if version.snapshot_id else None
     show = converter(script)
     provenance = detail.get("provenance")
     fields = []
@@ -155,7 +160,7 @@ def article_page(
     # only frozen collections take articles one by one (a saved one is its query)
     names = frozen_names(session)[:MAX_COLLECTION_FORMS] if user else []
     collections = [{"name": n, "path": quote(n, safe="")} for n in names]
-    permalink = str(request.url_for("article_page", article_id=article_id))
+    permalink = f"{request.base_url}articles/{article_id}"  # url_for walks every route
     next_path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return render(
         request, "article.html", title=show(detail.get("title") or f"文章 {article_id}"),
