@@ -254,9 +254,22 @@ def child(args: argparse.Namespace) -> None:
 
         from archive.export import record_query
 
+        # pandas holds the whole result (~2.2 GB a 100,000 articles): capped, so that at
+        # 1M it ends in a MemoryError of its own instead of the machine's OOM killer
         sql = str(record_query().compile(engine, compile_kwargs={"literal_binds": True}))
-        frame = pd.read_sql(sql, engine)
-        frame.to_csv(out, index=False)
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        resource.setrlimit(resource.RLIMIT_AS, (int(args.pandas_memory_gb * 2**30), hard))
+        try:
+            frame = pd.read_sql(sql, engine)
+            frame.to_csv(out, index=False)
+        except MemoryError:
+            frame = None
+            resource.setrlimit(resource.RLIMIT_AS, (soft, hard))  # room to report it
+            out.touch()
+            print(json.dumps({"rows": 0, "seconds": time.perf_counter() - started,
+                              "cpu": cpu_seconds(), "rss_mb": peak_rss_mb(), "bytes": 0,
+                              "failed": f"MemoryError under a {args.pandas_memory_gb:g} GB cap"}))  # fmt: skip
+            return
         rows = len(frame)
     else:
         with make_sessionmaker(engine)() as session, session.begin():
@@ -266,10 +279,14 @@ def child(args: argparse.Namespace) -> None:
         rows = result.rows
     seconds = time.perf_counter() - started
     engine.dispose()
-    usage = resource.getrusage(resource.RUSAGE_SELF)
     size = out.stat().st_size
-    print(json.dumps({"rows": rows, "seconds": seconds, "cpu": usage.ru_utime + usage.ru_stime,
+    print(json.dumps({"rows": rows, "seconds": seconds, "cpu": cpu_seconds(),
                       "rss_mb": peak_rss_mb(), "bytes": size}))  # fmt: skip
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def peak_rss_mb() -> float:
@@ -281,10 +298,12 @@ def peak_rss_mb() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def run_child(url: str, fmt: str, out: Path, data_dir: Path) -> dict[str, Any]:
+def run_child(
+    url: str, fmt: str, out: Path, data_dir: Path, pandas_memory_gb: float
+) -> dict[str, Any]:
     result = subprocess.run(
         [sys.executable, __file__, "--child", "--url", url, "--format", fmt, "--out", str(out),
-         "--data-dir", str(data_dir)],
+         "--data-dir", str(data_dir), "--pandas-memory-gb", str(pandas_memory_gb)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     if result.returncode != 0:
@@ -299,15 +318,20 @@ def run_child(url: str, fmt: str, out: Path, data_dir: Path) -> dict[str, Any]:
 
 
 def measure(
-    label: str, urls: dict[int, str], formats: list[str], work: Path, data_dir: Path
-) -> dict[tuple[str, int], dict[str, Any]]:
+    label: str, urls: dict[int, str], formats: list[str], work: Path, data_dir: Path,
+    pandas_memory_gb: float,
+) -> dict[tuple[str, int], dict[str, Any]]:  # fmt: skip
     figures: dict[tuple[str, int], dict[str, Any]] = {}
     for fmt in formats:  # a format's two sizes one after the other: the same load on both
         for size, url in urls.items():
             ext = "csv" if fmt == "pandas" else fmt
             # a file of this backend's own: two runs may share the folder (--keep)
-            got = run_child(url, fmt, work / f"out-{label}-{fmt}.{ext}", data_dir)
+            got = run_child(url, fmt, work / f"out-{label}-{fmt}.{ext}", data_dir, pandas_memory_gb)
             figures[fmt, size] = got
+            if got.get("failed"):
+                print(f"  {label} {size:>9,} {fmt:8} FAILED after {got['seconds']:.1f} s: "
+                      f"{got['failed']} (peak RSS {got['rss_mb']:,.0f} MB)", flush=True)  # fmt: skip
+                continue
             print(f"  {label} {size:>9,} {fmt:8} {got['rows']:>9,} rows {got['seconds']:7.1f} s "
                   f"{got['rows'] / got['seconds']:>9,.0f} rows/s ({got['rows'] / got['cpu']:>7,.0f} a CPU s)  "
                   f"peak RSS {got['rss_mb']:7.1f} MB  {got['bytes'] / 1e6:8.1f} MB", flush=True)  # fmt: skip
@@ -326,6 +350,11 @@ def report(
     verdicts = []
     for fmt in dict.fromkeys(f for f, _ in figures):
         a, b = figures[fmt, small], figures[fmt, big]
+        if a.get("failed") or b.get("failed"):
+            failed = a if a.get("failed") else b
+            lines.append(f"| {fmt} | {failed['failed']} after {failed['seconds']:,.0f} s, "
+                         f"peak RSS {failed['rss_mb']:,.0f} MB | | | | | | |")  # fmt: skip
+            continue
         growth = b["rss_mb"] - a["rss_mb"]
         lines.append(
             f"| {fmt} | {a['rows'] / a['seconds']:,.0f} | {b['rows'] / b['seconds']:,.0f} | "
@@ -337,7 +366,14 @@ def report(
             verdicts.append(
                 f"{label} {fmt}: RSS growth {growth:+.0f} MB {'ok' if ok else 'OVER'} (<= {TARGET_RSS_GROWTH_MB})"
             )
-    if ("pandas", big) in figures and ("csv", big) in figures:
+    if figures.get(("pandas", big), {}).get("failed") and ("csv", big) in figures:
+        peer = figures["pandas", big]
+        verdicts.append(
+            f"{label} csv vs pandas.read_sql().to_csv() at {big:,}: pandas failed "
+            f"({peer['failed']}, peak RSS {peer['rss_mb']:,.0f} MB); ours "
+            f"{figures['csv', big]['rss_mb']:,.0f} MB"
+        )
+    elif ("pandas", big) in figures and ("csv", big) in figures:
         ours, peer = figures["csv", big], figures["pandas", big]
         speed = (ours["rows"] / ours["seconds"]) / (peer["rows"] / peer["seconds"])
         memory = ours["rss_mb"] / peer["rss_mb"]
@@ -368,6 +404,10 @@ def main() -> None:
     parser.add_argument("--format", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--pandas-memory-gb", type=float, default=18.0,
+        help="address-space cap of the pandas peer (it holds the whole result)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.child:
         child(args)
@@ -404,7 +444,9 @@ def main() -> None:
                           f"{path.stat().st_size / 1e9:.2f} GB", flush=True)  # fmt: skip
                 urls[size] = f"sqlite:///{path}"
             report_lines += report(
-                "SQLite", measure("SQLite", urls, formats, work, data_dir), *sizes
+                "SQLite",
+                measure("SQLite", urls, formats, work, data_dir, args.pandas_memory_gb),
+                *sizes,
             )
         if not args.no_pg:
             from sqlalchemy import create_engine
@@ -437,7 +479,9 @@ def main() -> None:
                 urls[size] = url
             admin.dispose()
             report_lines += report(
-                "PostgreSQL", measure("PostgreSQL", urls, formats, work, data_dir), *sizes
+                "PostgreSQL",
+                measure("PostgreSQL", urls, formats, work, data_dir, args.pandas_memory_gb),
+                *sizes,
             )
     finally:
         if pg_names:
