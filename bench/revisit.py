@@ -12,6 +12,9 @@
      what a crawler without cheap checks pays.
    Ratio revisit / full (target < 1/5), by the crawl's own clock (Scrapy's elapsed time,
    excluding process start) and by wall time (including it).
+   And the floor, just before the revisit and with the same requests: a bare Scrapy
+   spider (no pipeline, no middlewares of ours, a callback that does nothing) sending the
+   same conditional requests, in a process of its own. What Scrapy alone costs for them.
 
     .venv/bin/python bench/revisit.py [--part select|run|both] [--articles 200000]
         [--pages 2000] [--postgres URL]
@@ -20,9 +23,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +46,13 @@ from archive.db import make_engine, make_sessionmaker, upgrade  # noqa: E402
 from archive.models import CrawlRun  # noqa: E402
 from archive.revisit import next_check, revisit_budget  # noqa: E402
 from archive.settings import RevisitSettings, load_settings  # noqa: E402
-from archive.store import ARTICLES, SNAPSHOTS, due_articles, known_by_ids  # noqa: E402
+from archive.store import (  # noqa: E402
+    ARTICLES,
+    SNAPSHOTS,
+    due_articles,
+    known_articles,
+    known_by_ids,
+)
 from crawler.runner import run_crawl  # noqa: E402
 from crawler.spider import REVISIT_BATCH  # noqa: E402
 from tests.siteserver import SiteServer  # noqa: E402
@@ -247,6 +258,62 @@ def timed_run(env: dict[str, str]) -> tuple[float, float, Any]:
     return (finished - started).total_seconds(), wall, run
 
 
+def bare_spider(requests_file: str) -> None:
+    """The floor (a child process): the same conditional requests through a bare Scrapy
+    spider; prints its crawl seconds (from the engine's start) as the last line."""
+    started = time.perf_counter()
+    import scrapy
+    from scrapy.crawler import CrawlerProcess
+
+    wanted = json.loads(Path(requests_file).read_text(encoding="utf-8"))
+    clock: dict[str, float] = {}
+
+    class Bare(scrapy.Spider):
+        name = "bare"
+
+        async def start(self) -> Any:
+            clock["start"] = time.perf_counter()
+            for url, headers in wanted:
+                yield scrapy.Request(url, headers=headers, dont_filter=True,
+                                     meta={"handle_httpstatus_list": [304]})  # fmt: skip
+
+        def parse(self, response: Any) -> None:
+            return None
+
+    process = CrawlerProcess({
+        "LOG_ENABLED": False, "TELNETCONSOLE_ENABLED": False, "ROBOTSTXT_OBEY": False,
+        "COOKIES_ENABLED": False, "CONCURRENT_REQUESTS": 16,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": 16, "DOWNLOAD_DELAY": 0,
+    })  # fmt: skip
+    process.crawl(Bare)
+    process.start()
+    ended = time.perf_counter()
+    print(json.dumps({"crawl": ended - clock["start"], "process": ended - started}))
+
+
+def timed_bare(env: dict[str, str], base: Path) -> tuple[float, float]:
+    """(crawl s, wall s) of the bare spider asking for every stored article conditionally."""
+    settings = load_settings(env)
+    engine = make_engine(settings.database_url)
+    with make_sessionmaker(engine)() as session:
+        site_id = session.scalar(text("SELECT id FROM sites WHERE name = 'bench'"))
+        known = known_articles(session, site_id).values()
+    engine.dispose()
+    wanted = [
+        (k.url, {"If-None-Match": k.etag} if k.etag else {"If-Modified-Since": k.last_modified})
+        for k in known
+    ]
+    path = base / "bare-requests.json"
+    path.write_text(json.dumps(wanted), encoding="utf-8")
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, __file__, "--bare-spider", str(path)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    wall = time.perf_counter() - started
+    return json.loads(done.stdout.strip().splitlines()[-1])["crawl"], wall
+
+
 def part_run(pages: int) -> None:
     rng = random.Random(3)
     seeds = [rng.random() for _ in range(pages)]
@@ -275,6 +342,7 @@ def part_run(pages: int) -> None:
             # revisit: conditional requests honoured; 5 % edited since
             for i in edited:
                 server.put(f"/tzyw/a/{i}.html", article_html(i, random.Random(seeds[i]), 318, True))
+            bare = timed_bare(env, base)  # the same requests, Scrapy alone
             revisit = timed_run(env)
             # full refetch: conditional headers ignored, a counter in every page
             server.conditional = False
@@ -293,10 +361,14 @@ def part_run(pages: int) -> None:
     ):
         print(f"{name:<16}{crawl_s:>9.1f}{wall_s:>9.1f}{run.revisits_checked:>9}{run.revisits_not_modified:>7}"
               f"{run.articles_changed:>9}{run.articles_unchanged:>7}{run.bytes_received / 1e6:>8.1f}")  # fmt: skip
+    print(f"{'bare Scrapy':<16}{bare[0]:>9.1f}{bare[1]:>9.1f}   (the revisit's requests, "
+          "a callback that does nothing)")  # fmt: skip
     assert r.revisits_not_modified == pages - len(edited) and r.articles_changed == len(edited)
     assert f.articles_changed == 0 and f.articles_unchanged == pages
     print(f"ratio revisit / full refetch: {revisit[0] / full[0]:.2f} by crawl time, "
           f"{revisit[1] / full[1]:.2f} by wall time (target < 0.20)")  # fmt: skip
+    print(f"floor, bare Scrapy / full refetch: {bare[0] / full[0]:.2f} by crawl time, "
+          f"{bare[1] / full[1]:.2f} by wall time")  # fmt: skip
 
 
 def main() -> None:
@@ -304,10 +376,14 @@ def main() -> None:
     parser.add_argument("--part", choices=("select", "run", "both"), default="both")
     parser.add_argument("--articles", type=int, default=200_000)
     parser.add_argument("--pages", type=int, default=2000)
+    parser.add_argument("--bare-spider", help=argparse.SUPPRESS)
     parser.add_argument(
         "--postgres", default=os.environ.get("UFARCHIVE_TEST_POSTGRES_URL", DEFAULT_POSTGRES)
     )
     args = parser.parse_args()
+    if args.bare_spider:
+        bare_spider(args.bare_spider)
+        return
     if args.part in ("select", "both"):
         part_select(args.articles, args.postgres)
     if args.part in ("run", "both"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Collection, Iterable
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -59,9 +60,16 @@ def is_listed(host: str, listed: Collection[str]) -> bool:
 def refusal(url: str, allowed_domains: Collection[str]) -> str | None:
     """Why a request to `url` must not be made for a site, or None when it may."""
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        return f"{parts.scheme or 'no'} scheme: only http and https are fetched"
-    host = (parts.hostname or "").rstrip(".")
+    return _refusal(parts.scheme, parts.hostname or "", tuple(allowed_domains))
+
+
+@lru_cache(maxsize=4096)
+def _refusal(scheme: str, host: str, allowed_domains: tuple[str, ...]) -> str | None:
+    """`refusal` by scheme and host: every request is checked twice (scheduled, sent), and
+    a site's requests share a handful of hosts."""
+    if scheme not in ("http", "https"):
+        return f"{scheme or 'no'} scheme: only http and https are fetched"
+    host = host.rstrip(".")
     if not host:
         return "no host"
     if not is_allowed_host(host, allowed_domains):

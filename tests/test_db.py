@@ -16,11 +16,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from archive import dedup
 from archive.db import (
+    SCHEMA_HEAD,
     alembic_config,
     check_schema,
     current_revision,
     head_revision,
     make_engine,
+    stored_revision,
     table_names,
     upgrade,
 )
@@ -55,11 +57,16 @@ def test_upgrade_is_idempotent(database_url: str) -> None:
             check_schema(engine)
         upgrade(engine)
         upgrade(engine)
-        assert current_revision(engine) == head_revision()
+        assert current_revision(engine) == head_revision() == stored_revision(engine)
         check_schema(engine)
         assert set(table_names(engine)) >= EXPECTED_TABLES
     finally:
         engine.dispose()
+
+
+def test_the_schema_head_constant_is_alembics_head() -> None:
+    """check_schema compares with SCHEMA_HEAD; a new migration must move it too."""
+    assert head_revision() == SCHEMA_HEAD, "set archive.db.SCHEMA_HEAD to the new migration"
 
 
 def test_migrations_match_the_models(engine: Engine) -> None:
