@@ -277,15 +277,24 @@ def _add_filter(parsed: Query, name: str, value: str, negated: bool) -> None:
         parsed.fields.append((name, value, negated))
 
 
+#: The years a since:/until: date may name: until: takes the whole period it names, so its
+#: end must still be a date, and years past int range overflowed (bench/fuzz.py found it).
+DATE_YEARS = (1000, 9998)
+
+
 def parse_day(value: str, query: str, name: str) -> datetime:
     """YYYY-MM-DD, YYYY-MM or YYYY, in Beijing time like the pages."""
     try:
         parts = [int(p) for p in value.split("-")]
         day = date(*(parts + [1] * (3 - len(parts)))) if 1 <= len(parts) <= 3 else None
-    except ValueError:
+    except (ValueError, OverflowError):
         day = None
-    if day is None:
-        raise QueryError(query, f"{name}:{value} is not a date (YYYY-MM-DD, YYYY-MM or YYYY)")
+    if day is None or not DATE_YEARS[0] <= day.year <= DATE_YEARS[1]:
+        raise QueryError(
+            query,
+            f"{name}:{value} is not a date (YYYY-MM-DD, YYYY-MM or YYYY, "
+            f"years {DATE_YEARS[0]} to {DATE_YEARS[1]})",
+        )
     return datetime.combine(day, time(), BEIJING)
 
 

@@ -25,6 +25,7 @@ import archive.search
 from archive.db import alembic_config, make_engine
 from archive.models import Article, ArticleVersion, SearchDoc, Site
 from archive.search import (
+    BEIJING,
     QueryError,
     SearchResult,
     Term,
@@ -72,6 +73,10 @@ def test_query_terms_are_normalised_like_the_index(raw: str, want: Term) -> None
         ("统战 OR -侨务", "OR cannot join an exclusion"),
         ("publisher:人民网 统战", "unknown field publisher:"),
         ("统战 since:2024-13-01", "since:2024-13-01 is not a date"),
+        # found by bench/fuzz.py: a year past int range overflowed, until:9999 ran off
+        # the calendar (until: takes the whole year)
+        ("统战 since:9999-99-9920242024", "since:9999-99-9920242024 is not a date"),
+        ("统战 until:9999", "until:9999 is not a date"),
         ("统战 -until:2024", "-until: means nothing"),
     ],
 )
@@ -79,6 +84,11 @@ def test_a_malformed_query_gets_a_one_line_error(query: str, problem: str) -> No
     with pytest.raises(QueryError) as caught:
         parse_query(query)
     assert problem in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_the_calendar_edges_a_query_may_name() -> None:
+    assert parse_query("until:9998-12-31").until == datetime(9999, 1, 1, tzinfo=BEIJING)
+    assert parse_query("since:1000").since == datetime(1000, 1, 1, tzinfo=BEIJING)
 
 
 def test_a_snippet_marks_matches_in_the_pages_own_script() -> None:
