@@ -502,6 +502,18 @@ class CollectionItem(Base):
     collection: Mapped[Collection] = relationship(back_populates="items")
 
 
+class LoginFailure(Base):
+    """A failed login (archive.users.login_blocked): kept in the database so that every
+    process of `serve` counts the same attempts; rows older than an hour are deleted."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64))  # the client's address
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class User(Base):
     """Someone who logs in to the web UI (archive.users); the password only as an argon2 hash."""
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from archive.errors import UfarchiveError
-from archive.models import User, utcnow
+from archive.models import LoginFailure, User, utcnow
 
 NAME = re.compile(r"^[\w.@-]{1,128}$")
 MIN_PASSWORD = 8
@@ -70,3 +71,27 @@ def remove_user(session: Session, name: str) -> None:
     if user is None:
         raise UserError(f"user {name}: no such user")
     session.delete(user)
+
+
+#: How long failed logins are kept (the limit counts the last minute of them).
+FAILURES_KEPT = timedelta(hours=1)
+
+
+def login_blocked(session: Session, key: str, per_minute: int, now: datetime | None = None) -> bool:
+    """Whether `key` (a client address) failed `per_minute` logins in the last minute.
+    Counted in the database, so the limit holds across every process of `serve`."""
+    since = (now or utcnow()) - timedelta(minutes=1)
+    failures = session.scalar(
+        select(func.count())
+        .select_from(LoginFailure)
+        .where(LoginFailure.key == key, LoginFailure.at > since)
+    )
+    return int(failures or 0) >= per_minute
+
+
+def login_failed(session: Session, key: str, now: datetime | None = None) -> None:
+    """Record a failed login of `key` and forget failures older than FAILURES_KEPT; the
+    caller commits."""
+    now = now or utcnow()
+    session.execute(delete(LoginFailure).where(LoginFailure.at < now - FAILURES_KEPT))
+    session.execute(insert(LoginFailure).values(key=key[:64], at=now))

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from openapi_spec_validator import validate
+from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from archive.models import LoginFailure
 from archive.users import add_user
 from crawler.cli import app as cli
 from tests.webworld import WebWorld, make_web_world
@@ -87,6 +89,22 @@ def test_login_logout_and_rate_limit(world: WebWorld) -> None:
         for _ in range(2):  # three failures in all
             assert login(client, password="wrong again") == 401
         assert login(client) == 429  # even the right password, until a minute has passed
+
+
+def test_failed_logins_are_counted_across_the_processes_of_serve(world: WebWorld) -> None:
+    """`serve` runs a process a core: each is an app of its own on the same database, and
+    a failure in one counts in the other (the count lives in the database)."""
+    with world.session() as session:
+        add_user(session, "archivist", "correct horse")
+    with (
+        world.client(login_attempts_per_minute=2) as first,
+        world.client(login_attempts_per_minute=2) as second,
+    ):
+        assert login(first, password="wrong one") == 401
+        assert login(second, password="wrong two") == 401
+        assert login(first) == 429 and login(second) == 429
+    with world.session() as session:
+        assert session.scalar(select(func.count()).select_from(LoginFailure)) == 2
 
 
 def test_a_private_archive_asks_for_a_login_everywhere(world: WebWorld) -> None:

@@ -123,7 +123,6 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url="/api/openapi.json",
     )
     app.state.web = WebState(settings, engine, make_sessionmaker(engine))
-    app.state.login_limiter = auth.RateLimiter(settings.web.login_attempts_per_minute)
 
     app.add_middleware(AccessMiddleware, public=settings.web.public)
     # Added last, so it runs first: the session is there for `access` and the routes.

@@ -1,12 +1,10 @@
 """Logging in and out: users from the database (archive.users), a signed session cookie
 (Starlette's SessionMiddleware: itsdangerous, HttpOnly, SameSite=Lax), failed logins
-limited per client address."""
+limited per client address (counted in the database, so across every process of `serve`)."""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import deque
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -15,37 +13,10 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from archive.users import authenticate
+from archive.users import authenticate, login_blocked, login_failed
 from web.deps import check_csrf, db, render, web_state
 
 router = APIRouter(include_in_schema=False)
-
-
-class RateLimiter:
-    """Failed attempts per key in a sliding minute (in memory: one web process; behind
-    several, put the limit in the proxy too)."""
-
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def blocked(self, key: str) -> bool:
-        with self._lock:
-            times = self._failures.get(key)
-            if not times:
-                return False
-            cutoff = time.monotonic() - 60
-            while times and times[0] < cutoff:
-                times.popleft()
-            return len(times) >= self.per_minute
-
-    def failed(self, key: str) -> None:
-        with self._lock:
-            self._failures.setdefault(key, deque()).append(time.monotonic())
-            if len(self._failures) > 10_000:  # forget the oldest keys; memory stays bounded
-                for old in list(self._failures)[:5_000]:
-                    del self._failures[old]
 
 
 def safe_next(target: str | None) -> str:
@@ -71,16 +42,17 @@ def login(
     password: Annotated[str, Form()],
     next: Annotated[str, Form()] = "/",
 ) -> Response:
-    limiter: RateLimiter = request.app.state.login_limiter
+    per_minute = web_state(request).settings.web.login_attempts_per_minute
     key = request.client.host if request.client else "unknown"
-    if limiter.blocked(key):
+    if login_blocked(session, key, per_minute):
         return render(
             request, "login.html", status_code=429, title="登录", next=safe_next(next),
             error="登录失败次数过多，请一分钟后再试。 Too many failed logins; wait a minute.",
         )  # fmt: skip
     user = authenticate(session, name, password)
     if user is None:
-        limiter.failed(key)
+        login_failed(session, key)
+        session.commit()
         return render(
             request, "login.html", status_code=401, title="登录", next=safe_next(next),
             error="用户名或密码错误。 Wrong name or password.",
