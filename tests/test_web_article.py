@@ -318,7 +318,8 @@ def test_unknown_article_is_404_page_and_json(site: Fixture) -> None:
                  "/articles/999999/archived/raw", "/articles/999999/warc"):  # fmt: skip
         page = site.client.get(path)
         assert page.status_code == 404, path
-        assert "article 999999: no such article" in page.text and "Traceback" not in page.text
+        assert "找不到 (not found): article 999999: no such article" in page.text
+        assert "Traceback" not in page.text
     for path in (
         "/api/articles/999999",
         "/api/articles/999999/versions",

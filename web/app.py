@@ -189,7 +189,10 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UfarchiveError)
     async def archive_error(request: Request, exc: UfarchiveError) -> Response:
         status = 404 if type(exc).__name__.endswith("NotFoundError") else 400
-        return _error(request, status, str(exc).strip().splitlines()[0])
+        message = str(exc).strip().splitlines()[0]
+        if status == 404 and not _wants_json(request):  # the API keeps the CLI's words
+            message = f"找不到 (not found): {message}"
+        return _error(request, status, message)
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> Response:

@@ -134,9 +134,7 @@ def article_page(
     request: Request, session: DB, article_id: ArticleId, script: Script = None
 ) -> Response:
     detail, versions = article_with_versions(session, article_id)
-    if not versions:  # an article always has a version; this says so if one had none
-        article_version(session, article_id)
-    version = versions[-1]
+    version = versions[-1]  # the current one: archive.store gives every article a version 1
     snapshot = session.get(Snapshot, version.snapshot_id) if version.snapshot_id else None
     show = converter(script)
     provenance = detail.get("provenance")
