@@ -36,6 +36,7 @@ asked for. A malformed query raises QueryError, a one-line message.
 from __future__ import annotations
 
 import html
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -76,6 +77,16 @@ TITLE_WEIGHT = 4.0  # a match in the title counts four times one in the body
 FTS_HASHSIZE = 64 << 20
 FETCH_SLACK = 20  # rows read past twice the page, for copies collapsed away
 RANK_WINDOW = 20_000  # relevance ranks at most this many matches, the newest (SQLite)
+# PostgreSQL's ts_rank_cd reads each ranked match's whole tsvector out of TOAST (about
+# 30 us each): it ranks the newest 5,000 (a common word took 2.2 s ranked whole at 200k).
+PG_RANK_WINDOW = 5_000
+# Newest first on PostgreSQL, for a query the planner expects in many documents: the
+# newest documents are tested one by one, down the doc_id index, instead of reading every
+# match out of the GIN index to sort them (434-510 ms for a common word at 200k). Tried
+# when the expected matches among at most PG_PROBE_MAX documents are PROBE_MARGIN times
+# the rows wanted; if they fall short, the GIN plan answers as before.
+PG_PROBE_MAX = 5_000
+PROBE_MARGIN = 3
 SNIPPET_CHARS = 120
 BEIJING = timezone(timedelta(hours=8))
 FIELDS = ("site", "source", "editor", "author", "since", "until", "status", "changed")
@@ -568,9 +579,20 @@ def search(
     conn = session.connection()
     found = _collapse(conn, parsed, sort, limit, offset, all_copies)
     total = _count(conn, parsed) if count else len(found)
-    windowed = sort == "relevance" and parsed.has_text and conn.dialect.name == "sqlite"
-    ranked = RANK_WINDOW if windowed and total > RANK_WINDOW else None
+    window = rank_window(conn, parsed)
+    ranked = (
+        window if window and sort == "relevance" and parsed.has_text and total > window else None
+    )
     return SearchResult(parsed, total, _hits(conn, parsed, found), ranked)
+
+
+def rank_window(conn: Connection, parsed: Query) -> int | None:
+    """How many of the newest matches relevance ranks at most (None: all of them). On
+    PostgreSQL only a query without filters is windowed: the window is of text matches,
+    and a filter applied after it could leave out matches it never saw."""
+    if conn.dialect.name != "postgresql":
+        return RANK_WINDOW
+    return None if _has_filters(parsed) else PG_RANK_WINDOW
 
 
 def count_matches(session: Session, query: str) -> int:
@@ -643,26 +665,47 @@ def _tsquery(terms: Sequence[Sequence[Term]], excluded: Sequence[Term]) -> Colum
     return sql_cast(literal(" & ".join(parts)), TSQUERY)
 
 
-def _select(conn: Connection, parsed: Query, sort: Order, limit: int | None = None) -> Select[Any]:
+def _select(
+    conn: Connection, parsed: Query, sort: Order, limit: int | None = None, probe: int | None = None
+) -> Select[Any]:
     """Matching articles as (article id, cluster id, score), in the order asked for
-    (sort None: unordered, for counting), at most `limit` of them."""
+    (sort None: unordered, for counting), at most `limit` of them. On PostgreSQL `probe`
+    tests only the newest `probe` documents (see PG_PROBE_MAX)."""
     postgres = conn.dialect.name == "postgresql"
     score: ColumnElement[Any] = literal(None)
     if parsed.has_text and not postgres:
         return _fts_select(conn, parsed, sort, limit)
     if parsed.has_text:  # PostgreSQL
         tsquery = _tsquery(parsed.clauses, parsed.excluded)
-        if sort == "relevance":
-            score = func.ts_rank_cd(literal_column(_TS_WEIGHTS), DOCS.c.vector, tsquery)
         # The matches first, from the GIN index: left to itself the planner walks the
         # doc_id index newest first and tests every row's tsvector (58 ms for a phrase
-        # found once in 5,000 articles; bench/search.py).
-        matched = (
-            select(DOCS.c.article_id, DOCS.c.doc_id, score.label("score"))
-            .where(DOCS.c.vector.bool_op("@@")(tsquery))
-            .cte("matched")
-            .prefix_with("MATERIALIZED")
+        # found once in 5,000 articles; bench/search.py). With `probe`, that walk is
+        # what is wanted, and bounded.
+        source: Any = DOCS
+        if probe:
+            source = (
+                select(DOCS.c.article_id, DOCS.c.doc_id, DOCS.c.vector)
+                .order_by(DOCS.c.doc_id.desc())
+                .limit(probe)
+                .subquery("recent")
+            )
+        if sort == "relevance" and not rank_window(conn, parsed):  # every match ranked
+            score = func.ts_rank_cd(literal_column(_TS_WEIGHTS), source.c.vector, tsquery)
+        hits = select(source.c.article_id, source.c.doc_id, score.label("score")).where(
+            source.c.vector.bool_op("@@")(tsquery)
         )
+        window = rank_window(conn, parsed) if sort == "relevance" else None
+        if window:  # the newest matches, then only their tsvectors read again and ranked
+            hits = hits.order_by(source.c.doc_id.desc()).limit(window)
+        matched = hits.cte("matched").prefix_with("MATERIALIZED")
+        if window:
+            ranked = func.ts_rank_cd(literal_column(_TS_WEIGHTS), DOCS.c.vector, tsquery)
+            matched = (
+                select(matched.c.article_id, matched.c.doc_id, ranked.label("score"))
+                .join(DOCS, DOCS.c.doc_id == matched.c.doc_id)
+                .cte("scored")
+                .prefix_with("MATERIALIZED")
+            )
         query = (
             select(matched.c.article_id, ARTICLES.c.cluster_id, matched.c.score)
             .select_from(matched)
@@ -828,6 +871,15 @@ def _collapse(
     Rows are read in pages and collapsed here (eight times more while copies leave the
     page short); a LIMIT lets SQLite keep a top-N sort instead of sorting every match."""
     fetch = (offset + limit) * 2 + FETCH_SLACK
+    postgres = conn.dialect.name == "postgresql"
+    if sort == "newest" and parsed.has_text and postgres and not _has_filters(parsed):
+        probe = _probe_size(conn, parsed, fetch)
+        if probe is not None:
+            rows = conn.execute(_select(conn, parsed, "newest", fetch, probe=probe)).all()
+            page = _page(rows, offset, limit, all_copies)
+            # `fetch` rows from the newest documents are the newest matches of all
+            if len(rows) >= fetch and len(page) >= limit:
+                return page
     if sort == "newest" and parsed.has_text and conn.dialect.name == "sqlite":
         # FTS5 reads a doclist backwards about half as fast as forwards: a query with few
         # matches (a rare phrase, whose whole doclists are read either way) is read forwards
@@ -841,6 +893,26 @@ def _collapse(
         if len(page) >= limit or len(rows) < fetch:
             return page
         fetch *= 8
+
+
+def _probe_size(conn: Connection, parsed: Query, fetch: int) -> int | None:
+    """How many of the newest documents to test for `fetch` newest matches, from the
+    planner's estimate of the query's matches (its tsvector statistics); None when the
+    GIN index is the better way (a rare query) or there are no statistics yet."""
+    documents = conn.scalar(
+        text("SELECT reltuples FROM pg_class WHERE oid = 'search_docs'::regclass")
+    )
+    if not documents or documents <= 0:
+        return None
+    tsquery = _tsquery(parsed.clauses, parsed.excluded)
+    count = select(literal(1)).select_from(DOCS).where(DOCS.c.vector.bool_op("@@")(tsquery))
+    compiled = count.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+    plan = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled}").scalar()
+    expected = float(plan[0]["Plan"]["Plan Rows"]) if plan else 0.0
+    if expected <= 0:
+        return None
+    probe = math.ceil(fetch * PROBE_MARGIN * float(documents) / expected)
+    return probe if probe <= PG_PROBE_MAX else None
 
 
 def _page(
