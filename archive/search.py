@@ -78,15 +78,17 @@ FTS_HASHSIZE = 64 << 20
 FETCH_SLACK = 20  # rows read past twice the page, for copies collapsed away
 RANK_WINDOW = 20_000  # relevance ranks at most this many matches, the newest (SQLite)
 # PostgreSQL's ts_rank_cd reads each ranked match's whole tsvector out of TOAST (about
-# 30 us each): it ranks the newest 5,000 (a common word took 2.2 s ranked whole at 200k).
-PG_RANK_WINDOW = 5_000
+# 20 us each): it ranks the newest 2,000 (a common word took 2.2 s ranked whole at 200k).
+PG_RANK_WINDOW = 2_000
 # Newest first on PostgreSQL, for a query the planner expects in many documents: the
 # newest documents are tested one by one, down the doc_id index, instead of reading every
 # match out of the GIN index to sort them (434-510 ms for a common word at 200k). Tried
 # when the expected matches among at most PG_PROBE_MAX documents are PROBE_MARGIN times
 # the rows wanted; if they fall short, the GIN plan answers as before.
-PG_PROBE_MAX = 5_000
+PG_PROBE_MAX = 5_000  # documents probed for a page newest first (about 9 us each)
+PG_RANK_PROBE_MAX = 20_000  # documents probed for relevance's window
 PROBE_MARGIN = 3
+GIN_MATCH_SHARE = 10  # a probed document costs about this many one-token GIN matches
 SNIPPET_CHARS = 120
 BEIJING = timezone(timedelta(hours=8))
 FIELDS = ("site", "source", "editor", "author", "since", "until", "status", "changed")
@@ -694,20 +696,29 @@ def _select(
         hits = select(source.c.article_id, source.c.doc_id, score.label("score")).where(
             source.c.vector.bool_op("@@")(tsquery)
         )
-        window = rank_window(conn, parsed) if sort == "relevance" else None
-        if window:  # the newest matches, then only their tsvectors read again and ranked
-            hits = hits.order_by(source.c.doc_id.desc()).limit(window)
         matched = hits.cte("matched").prefix_with("MATERIALIZED")
-        if window:
+        window = rank_window(conn, parsed) if sort == "relevance" else None
+        filled: list[Any] = []
+        if window:  # of the matches the newest, and only their tsvectors read again, ranked
+            newest_hits = (
+                select(matched.c.article_id, matched.c.doc_id)
+                .order_by(matched.c.doc_id.desc())
+                .limit(window)
+                .cte("newest_hits")
+                .prefix_with("MATERIALIZED")
+            )
             ranked = func.ts_rank_cd(literal_column(_TS_WEIGHTS), DOCS.c.vector, tsquery)
             matched = (
-                select(matched.c.article_id, matched.c.doc_id, ranked.label("score"))
-                .join(DOCS, DOCS.c.doc_id == matched.c.doc_id)
+                select(newest_hits.c.article_id, newest_hits.c.doc_id, ranked.label("score"))
+                .join(DOCS, DOCS.c.doc_id == newest_hits.c.doc_id)
                 .cte("scored")
                 .prefix_with("MATERIALIZED")
             )
+            if probe:  # whether the probed documents held a whole window (see _collapse)
+                window_size = select(func.count()).select_from(newest_hits).scalar_subquery()
+                filled = [window_size.label("filled")]
         query = (
-            select(matched.c.article_id, ARTICLES.c.cluster_id, matched.c.score)
+            select(matched.c.article_id, ARTICLES.c.cluster_id, matched.c.score, *filled)
             .select_from(matched)
             .join(ARTICLES, ARTICLES.c.id == matched.c.article_id)
         )
@@ -873,13 +884,23 @@ def _collapse(
     fetch = (offset + limit) * 2 + FETCH_SLACK
     postgres = conn.dialect.name == "postgresql"
     if sort == "newest" and parsed.has_text and postgres and not _has_filters(parsed):
-        probe = _probe_size(conn, parsed, fetch)
+        probe = _probe_size(conn, parsed, fetch, PG_PROBE_MAX)
         if probe is not None:
             rows = conn.execute(_select(conn, parsed, "newest", fetch, probe=probe)).all()
             page = _page(rows, offset, limit, all_copies)
             # `fetch` rows from the newest documents are the newest matches of all
             if len(rows) >= fetch and len(page) >= limit:
                 return page
+    if sort == "relevance" and parsed.has_text and postgres and not _has_filters(parsed):
+        window = rank_window(conn, parsed) or 0
+        probe = _probe_size(conn, parsed, window, PG_RANK_PROBE_MAX)
+        if probe is not None:
+            rows = conn.execute(_select(conn, parsed, "relevance", fetch, probe=probe)).all()
+            # a whole window among the probed documents is the newest matches' window
+            if rows and rows[0].filled >= window:
+                page = _page([row[:3] for row in rows], offset, limit, all_copies)
+                if len(page) >= limit or len(rows) < fetch:
+                    return page
     if sort == "newest" and parsed.has_text and conn.dialect.name == "sqlite":
         # FTS5 reads a doclist backwards about half as fast as forwards: a query with few
         # matches (a rare phrase, whose whole doclists are read either way) is read forwards
@@ -895,8 +916,8 @@ def _collapse(
         fetch *= 8
 
 
-def _probe_size(conn: Connection, parsed: Query, fetch: int) -> int | None:
-    """How many of the newest documents to test for `fetch` newest matches, from the
+def _probe_size(conn: Connection, parsed: Query, fetch: int, most: int) -> int | None:
+    """How many of the newest documents (at most `most`) to test for `fetch` newest matches, from the
     planner's estimate of the query's matches (its tsvector statistics); None when the
     GIN index is the better way (a rare query) or there are no statistics yet."""
     documents = conn.scalar(
@@ -912,7 +933,12 @@ def _probe_size(conn: Connection, parsed: Query, fetch: int) -> int | None:
     if expected <= 0:
         return None
     probe = math.ceil(fetch * PROBE_MARGIN * float(documents) / expected)
-    return probe if probe <= PG_PROBE_MAX else None
+    # Each document probed costs a read of its tsvector out of TOAST. So does each GIN
+    # candidate of a term of several tokens (its positions are checked), while a match of
+    # one token comes from the index alone, about a tenth of that (bench/search.py).
+    positional = any(len(term.tokens) > 1 for clause in parsed.clauses for term in clause)
+    cheaper = probe < expected if positional else probe * GIN_MATCH_SHARE < expected
+    return probe if cheaper and probe <= most else None
 
 
 def _page(

@@ -292,39 +292,62 @@ def test_relevance_ranks_the_newest_matches_when_there_are_too_many(
 def test_newest_first_on_postgresql_walks_the_newest_documents_for_a_common_word(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A word the planner expects in many documents is found newest first by testing the
-    newest documents down the doc_id index; the pages are those of the GIN plan."""
+    """A word the planner expects in many documents is found newest first (and relevance's
+    window of its newest matches) by testing the newest documents down the doc_id index;
+    the pages are those of the GIN plan."""
     with world.session() as session:
         if session.connection().dialect.name != "postgresql":
             pytest.skip("the probe plan is PostgreSQL's")
         session.execute(text("ANALYZE search_docs"))  # the planner's figures, as autovacuum's
         session.commit()
     monkeypatch.setattr(archive.search, "FETCH_SLACK", 0)
-    probes: list[int | None] = []
+    # this world is small: the costs that choose the probe, set so that it is chosen
+    monkeypatch.setattr(archive.search, "GIN_MATCH_SHARE", 1)
+    monkeypatch.setattr(archive.search, "PROBE_MARGIN", 2)
+    calls: list[list[int | None]] = []  # the probe of each _select, a list a search
     select_ = archive.search._select
 
     def observed(*args: Any, **kwargs: Any) -> Any:
-        probes.append(kwargs.get("probe"))
+        calls[-1].append(kwargs.get("probe"))
         return select_(*args, **kwargs)
 
     monkeypatch.setattr(archive.search, "_select", observed)
 
+    def run(session: Session, sort: str, **kwargs: Any) -> SearchResult:
+        calls.append([])
+        return search(session, "统战", sort=sort, **kwargs)  # type: ignore[arg-type]
+
+    def answered_by_probe() -> bool:  # one query, probing, and no GIN plan after it
+        return any(len(c) == 1 and c[0] for c in calls)
+
     def pages() -> list[list[int]]:
         with world.session() as session:
-            total = search(session, "统战", sort="newest", limit=100).total
+            total = run(session, "newest", limit=100).total
             return [
-                [
-                    h.record["id"]
-                    for h in search(session, "统战", sort="newest", limit=2, offset=k).hits
-                ]
+                [h.record["id"] for h in run(session, "newest", limit=2, offset=k).hits]
                 for k in range(0, total, 2)
             ]
 
     probed = pages()
-    assert any(probes), "the probe plan was not tried"
+    assert answered_by_probe(), calls
     monkeypatch.setattr(archive.search, "PG_PROBE_MAX", 0)  # the GIN plan only
-    probes.clear()
-    assert pages() == probed and len(probed) > 2 and not any(probes)
+    calls.clear()
+    assert pages() == probed and len(probed) > 2 and not any(any(c) for c in calls)
+
+    # relevance's window of the newest matches, found the same way or from the GIN index
+    monkeypatch.setattr(archive.search, "PG_RANK_WINDOW", 4)
+
+    def ranked() -> tuple[list[int], int | None]:
+        with world.session() as session:
+            result = run(session, "relevance", limit=3, all_copies=True)
+        return [h.record["id"] for h in result.hits], result.ranked
+
+    calls.clear()
+    by_probe = ranked()
+    assert answered_by_probe(), calls
+    monkeypatch.setattr(archive.search, "PG_RANK_PROBE_MAX", 0)
+    calls.clear()
+    assert ranked() == by_probe and by_probe[1] == 4 and not any(any(c) for c in calls)
 
 
 def test_an_upgrade_to_a_new_index_format_rebuilds_the_index(world: World) -> None:
