@@ -73,7 +73,10 @@ def test_a_scheduler_killed_with_its_crawls_recovers(
     tmp_path: Path, sqlite_url: str, big_site: SiteServer
 ) -> None:
     archive = archive_of(tmp_path, sqlite_url, big_site).configure()
-    big_site.latency = 0.02  # the crawl is still running when the kill lands, on a fast machine too
+    # the crawl is still running when the kill lands, on a fast machine too: the stored
+    # count it waits for shows at the crawl's first flush (1 s), and 80 pages at 8 at a
+    # time take 10 x 0.25 s (0.02 s was too little once crawl processes started faster)
+    big_site.latency = 0.25
     try:
         kill_scheduler_at(archive, 0.0, after_articles=20)
     finally:
