@@ -691,13 +691,13 @@ def _select(
                 .limit(probe)
                 .subquery("recent")
             )
-        if sort == "relevance" and not rank_window(conn, parsed):  # every match ranked
+        window = rank_window(conn, parsed) if sort == "relevance" else None
+        if sort == "relevance" and not window:  # every match ranked
             score = func.ts_rank_cd(literal_column(_TS_WEIGHTS), source.c.vector, tsquery)
         hits = select(source.c.article_id, source.c.doc_id, score.label("score")).where(
             source.c.vector.bool_op("@@")(tsquery)
         )
         matched = hits.cte("matched").prefix_with("MATERIALIZED")
-        window = rank_window(conn, parsed) if sort == "relevance" else None
         filled: list[Any] = []
         if window:  # of the matches the newest, and only their tsvectors read again, ranked
             newest_hits = (
