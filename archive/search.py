@@ -345,7 +345,8 @@ def site_token(site_id: int) -> str:
     return f"s{site_id}"
 
 
-def _current(conn: Connection, article_ids: Sequence[int]) -> list[Indexable]:
+def current_items(conn: Connection, article_ids: Sequence[int]) -> list[Indexable]:
+    """What the index holds of these articles: their current version, time and site."""
     rows = conn.execute(
         select(
             ARTICLES.c.id,
@@ -375,11 +376,20 @@ def index_articles(session: Session, article_ids: Iterable[int]) -> int:
     done = 0
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
-        items = _current(conn, chunk)
-        _forget(conn, chunk)
-        write_entries(conn, [(item, entry_text(item)) for item in items])
+        items = current_items(conn, chunk)
+        index_entries(conn, chunk, [(item, entry_text(item)) for item in items])
         done += len(items)
     return done
+
+
+def index_entries(
+    conn: Connection,
+    article_ids: Sequence[int],
+    entries: Sequence[tuple[Indexable, tuple[str, str]]],
+) -> None:
+    """Replace these articles' index entries with these (tokenised already, see entry_text)."""
+    _forget(conn, article_ids)
+    write_entries(conn, entries)
 
 
 def entry_text(item: Indexable) -> tuple[str, str]:
@@ -1077,7 +1087,7 @@ def rebuild_index(
 
     if workers < 1 or len(batches) < 2:
         for chunk in batches:
-            items = _current(conn, chunk)
+            items = current_items(conn, chunk)
             write(items, entry_texts(items))
     else:
         _rebuild_in_workers(conn, batches, workers, write)
@@ -1109,7 +1119,7 @@ def _rebuild_in_workers(
     with ProcessPoolExecutor(max_workers=workers) as pool:
         pending: deque[tuple[list[Indexable], Future[list[tuple[str, str]]]]] = deque()
         for chunk in batches:
-            items = _current(conn, chunk)
+            items = current_items(conn, chunk)
             pending.append((items, pool.submit(entry_texts, items)))
             if len(pending) > workers:
                 items, future = pending.popleft()

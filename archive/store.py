@@ -31,6 +31,7 @@ from archive.models import (
     CrawlRun,
     EventKind,
     RunStatus,
+    SearchDoc,
     Site,
     Snapshot,
     utcnow,
@@ -715,8 +716,87 @@ def update_derived(session: Session, article_ids: Sequence[int]) -> None:
     transaction: their republication clusters and their search index entries."""
     if not article_ids:  # most batches of a revisit run: spare the imports (numpy, ...)
         return
-    from archive.dedup import cluster_articles
-    from archive.search import index_articles
+    ids = list(dict.fromkeys(article_ids))
+    session.flush()
+    for start in range(0, len(ids), DERIVE_CHUNK):
+        chunk = ids[start : start + DERIVE_CHUNK]
+        apply_derived(session, chunk, prepare_derived(session.connection(), chunk))
 
-    cluster_articles(session, article_ids)
-    index_articles(session, article_ids)
+
+#: Articles derived at a time: one read of their versions, one clustering pass, one
+#: index write.
+DERIVE_CHUNK = 500
+
+
+@dataclass
+class DerivedWork:
+    """What update_derived writes for some articles, computed from the versions that were
+    current when they were read: their index entries (tokenised) and their comparison
+    data (shingles, MinHash bands). Computing it takes no lock, so another process can do
+    it while the crawl commits (crawler.derive)."""
+
+    items: list[Any]  # archive.search.Indexable, one per article that has a current version
+    texts: list[tuple[str, str]]
+    prepared: list[Any]  # archive.dedup.Prepared, in the same order
+
+
+def prepare_derived(conn: Any, article_ids: Sequence[int]) -> DerivedWork:
+    """Read these articles' current versions and compute their derived data; no writes."""
+    from archive.dedup import prepare
+    from archive.search import current_items, entry_texts
+
+    items = current_items(conn, article_ids)
+    return DerivedWork(
+        items, entry_texts(items), [prepare(item.article_id, item.body) for item in items]
+    )
+
+
+def apply_derived(
+    session: Session, article_ids: Sequence[int], work: DerivedWork, recheck: bool = False
+) -> None:
+    """Write `work` (for `article_ids`), in the caller's transaction. With `recheck` (work
+    computed outside this transaction) an article whose current version has changed since
+    is derived again here, from the version now current."""
+    from archive.dedup import cluster_articles
+    from archive.search import index_entries
+
+    items, texts, prepared = work.items, work.texts, work.prepared
+    stale: list[int] = []
+    if recheck:
+        current = dict(
+            session.execute(
+                select(Article.id, Article.version).where(Article.id.in_(article_ids))
+            ).tuples()
+        )
+        fresh = [current.get(item.article_id) == item.version for item in items]
+        seen = {item.article_id for item in items}
+        stale = [i for i in article_ids if i not in seen and i in current]
+        stale += [item.article_id for item, ok in zip(items, fresh, strict=True) if not ok]
+        items = [x for x, ok in zip(items, fresh, strict=True) if ok]
+        texts = [x for x, ok in zip(work.texts, fresh, strict=True) if ok]
+        prepared = [x for x, ok in zip(work.prepared, fresh, strict=True) if ok]
+        article_ids = [item.article_id for item in items]
+    if article_ids:
+        cluster_articles(session, article_ids, prepared)
+        index_entries(session.connection(), article_ids, list(zip(items, texts, strict=True)))
+    if stale:
+        update_derived(session, stale)
+
+
+def underived(session: Session, site_id: int) -> list[int]:
+    """A site's articles whose current version is not (yet) in the search index: left over
+    when a derive process (crawler.derive) or its crawl stopped before deriving them."""
+    return list(
+        session.scalars(
+            select(Article.id)
+            .join(
+                ArticleVersion,
+                (ArticleVersion.article_id == Article.id)
+                & (ArticleVersion.version == Article.version),
+            )
+            .outerjoin(SearchDoc, SearchDoc.article_id == Article.id)
+            .where(Article.site_id == site_id)
+            .where(SearchDoc.version.is_(None) | (SearchDoc.version != Article.version))
+            .order_by(Article.id)
+        )
+    )
