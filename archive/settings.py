@@ -146,6 +146,13 @@ class CrawlSettings(_Strict):
     warc_max_bytes: int = Field(
         1_000_000_000, ge=1_000_000, description="A WARC file past this size rotates to a new one."
     )
+    derive_process_after: int | None = Field(
+        200,
+        ge=0,
+        description="Once a run has stored this many new or changed articles, their search "
+        "entries and republication clusters are made by a second process (a second core); "
+        "null: always in the crawl process.",
+    )
     # Distributed crawling (crawler.distributed): `schedule` pushes each due site's run into
     # Redis for `ufarchive worker` processes instead of crawling it in a child process.
     mode: Literal["local", "distributed"] = Field(

@@ -763,11 +763,12 @@ def apply_derived(
     items, texts, prepared = work.items, work.texts, work.prepared
     stale: list[int] = []
     if recheck:
-        current = dict(
-            session.execute(
+        current = {
+            row[0]: row[1]
+            for row in session.execute(
                 select(Article.id, Article.version).where(Article.id.in_(article_ids))
-            ).tuples()
-        )
+            )
+        }
         fresh = [current.get(item.article_id) == item.version for item in items]
         seen = {item.article_id for item in items}
         stale = [i for i in article_ids if i not in seen and i in current]

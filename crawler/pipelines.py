@@ -35,6 +35,7 @@ from archive.db import is_disconnect, retrying
 from archive.models import utcnow
 from archive.revisit import judge_revisits
 from archive.store import (
+    DERIVE_CHUNK,
     ArticleFields,
     Check,
     Fetch,
@@ -45,9 +46,11 @@ from archive.store import (
     record_checks,
     record_failed_checks,
     save_article,
+    underived,
     update_derived,
 )
 from archive.warc import payload_digest
+from crawler.derive import DeriveProcess
 from crawler.extract import EXTRACTOR_VERSION, Article, extract
 from crawler.extract.decode import Decoded, decode_page
 from crawler.items import FetchedPage
@@ -97,11 +100,18 @@ def header_value(headers: list[tuple[str, str]], name: str) -> str | None:
 
 
 class ArchivePipeline:
+    #: A crawl of one site hands its derived data to a second process once it is big
+    #: enough (`crawl.derive_process_after`, crawler.derive); workers (crawler.worker) are
+    #: themselves the unit that scales, and derive in their own process.
+    derive_process = True
+
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         self.pending: list[Pending] = []
         self.takedowns: list[Takedown] = []
         self.timer: task.LoopingCall | None = None
+        self.deriver: DeriveProcess | None = None
+        self.to_derive: list[int] = []  # of the batch being stored, for the derive process
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ArchivePipeline:
@@ -120,6 +130,7 @@ class ArchivePipeline:
         if self.timer is not None and self.timer.running:
             self.timer.stop()
         self.commit()
+        self.finish_derived()
         self.finish_revisits()
 
     def process_item(self, item: Any) -> Any:
@@ -265,6 +276,9 @@ class ArchivePipeline:
         not known to the archive, so the next run fetches them again."""
         if not self.pending:
             return
+        deriver = self.deriver
+        if deriver is not None and len(self.pending) < BATCH_SIZE * 4 and deriver.writer_busy():
+            return  # the derive process is writing: store this batch on a later call
         batch, self.pending = self.pending, []
         try:
             self.store(batch)
@@ -299,6 +313,7 @@ class ArchivePipeline:
                 if not is_deadlock(exc) or attempt == DEADLOCK_RETRIES:
                     raise
                 log.warning("batch of %d pages hit a deadlock; storing it again", len(batch))
+        self.hand_over_derived()
         for page, cause in failed:
             self.unstored(page.item, cause)
         for page in retry:  # now the other row is visible: this becomes an update
@@ -352,6 +367,7 @@ class ArchivePipeline:
                     log.exception("could not record %d checks", len(checks))
                     failed.extend((page, exc) for page in checks)
             to_cluster: list[int] = []
+            self.to_derive = []
             for page in batch:
                 if page.kind in ("check", "revisit"):
                     continue
@@ -370,7 +386,10 @@ class ArchivePipeline:
                 outcomes.append((page, outcome))
                 if article_id is not None and outcome in ("new", "changed"):
                     to_cluster.append(article_id)
-            update_derived(session, to_cluster)  # in the same transaction as the articles
+            if self.deriver is not None:  # sent once this transaction has committed
+                self.to_derive = to_cluster
+            else:
+                update_derived(session, to_cluster)  # in the same transaction as the articles
         return outcomes, retry, failed
 
     def store_checks(self, session: Any, pages: list[Pending]) -> None:
@@ -410,6 +429,45 @@ class ArchivePipeline:
         return save_article(
             session, run.site_id, page.fetch, page.fields, expect_new, policy=run.policy
         )
+
+    # --- derived data (crawler.derive) -------------------------------------------------------
+
+    def hand_over_derived(self) -> None:
+        """After a commit: send its new and changed articles to the derive process (if it
+        is gone, derive them here), and start the process once the run is big enough."""
+        ids, self.to_derive = self.to_derive, []
+        if ids and self.deriver is not None and not self.deriver.send(ids):
+            with self.run.sessions() as session, session.begin():
+                update_derived(session, ids)
+        after = self.run.settings.crawl.derive_process_after
+        if self.deriver is None and self.derive_process and after is not None:
+            counters = self.run.counters
+            if counters.articles_new + counters.articles_changed >= after:
+                log.info("deriving in a second process from now on")
+                assert self.crawler.stats is not None
+                self.crawler.stats.set_value("ufarchive/derive_process", 1)
+                self.deriver = DeriveProcess(self.run.settings.database_url)
+
+    def finish_derived(self) -> None:
+        """Wait for the derive process, then derive here whatever of the site is still
+        missing from the index (what the process could not do, or a killed run left)."""
+        if self.deriver is not None:
+            self.deriver.finish()
+            self.deriver = None
+        if not self.derive_process:
+            return
+        run = self.run
+        try:
+            with run.sessions() as session:
+                left = underived(session, run.site_id)
+            for start in range(0, len(left), DERIVE_CHUNK):
+                with run.sessions() as session, session.begin():
+                    update_derived(session, left[start : start + DERIVE_CHUNK])
+        except SQLAlchemyError as exc:  # the next run tries again
+            log.error("could not derive %s's remaining articles: %s", run.site.name, exc)
+            return
+        if left:
+            log.info("derived %d articles the derive process had not", len(left))
 
     # --- the end of the run -----------------------------------------------------------------
 

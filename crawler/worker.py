@@ -244,6 +244,8 @@ class WorkerPipeline(ArchivePipeline):
     """ArchivePipeline that counts its commits, so the scheduler knows when a page it let
     go of is stored (its request may then leave the in-flight hash)."""
 
+    derive_process = False  # a worker is the unit that scales (crawler.pipelines)
+
     def commit(self) -> None:
         super().commit()
         run = self.run

@@ -64,6 +64,7 @@ crawl:
   redirect_max_times: 5
   depth_limit: {depth_limit}
   stop_pagination_when_no_new: {stop_pagination}
+  derive_process_after: {derive_after}
 revisit:
   enabled: {revisit}
 """
@@ -113,6 +114,7 @@ class World:
         max_pages: int = 2000,
         revisit: bool = True,
         extra: str = "",
+        derive_process_after: int | None = 200,
     ) -> None:
         """Write settings.yaml and the site files; `extra` is appended to settings.yaml
         (more keys of its `revisit:` section, indented by two spaces)."""
@@ -122,6 +124,7 @@ class World:
                 depth_limit=depth_limit,
                 stop_pagination=str(stop_pagination).lower(),
                 revisit=str(revisit).lower(),
+                derive_after="null" if derive_process_after is None else derive_process_after,
             )
             + extra,
             encoding="utf-8",
