@@ -49,9 +49,9 @@ class DeriveProcess:
             self.probe = sqlite3.connect(parsed.database, timeout=0, isolation_level=None)
 
     def writer_busy(self) -> bool:
-        """Is the database's write lock held right now (SQLite: by this process's
-        transaction)? The crawl then keeps its batch a little longer instead of waiting for
-        the lock with its reactor stopped; PostgreSQL has no such lock."""
+        """Is SQLite's write lock held right now (by the derive process, mostly)? The crawl
+        then keeps its batch a little longer instead of waiting for the lock with its
+        reactor stopped. PostgreSQL has no such lock: False."""
         if self.probe is None:
             return False
         try:

@@ -129,7 +129,7 @@ class ArchivePipeline:
     def close_spider(self) -> None:
         if self.timer is not None and self.timer.running:
             self.timer.stop()
-        self.commit()
+        self.commit(wait=True)
         self.finish_derived()
         self.finish_revisits()
 
@@ -270,15 +270,21 @@ class ArchivePipeline:
 
     # --- storing --------------------------------------------------------------------------
 
-    def commit(self) -> None:
+    def commit(self, wait: bool = False) -> None:
         """Sync the WARC file, then store every pending page in one transaction. Pages that
         cannot be stored are recorded as errors of kind "store" and fail the run; they are
-        not known to the archive, so the next run fetches them again."""
+        not known to the archive, so the next run fetches them again. While the derive
+        process writes, the pages wait for a later call (up to 4 batches), unless `wait`."""
         if not self.pending:
             return
         deriver = self.deriver
-        if deriver is not None and len(self.pending) < BATCH_SIZE * 4 and deriver.writer_busy():
-            return  # the derive process is writing: store this batch on a later call
+        if (
+            not wait
+            and deriver is not None
+            and len(self.pending) < BATCH_SIZE * 4
+            and deriver.writer_busy()
+        ):
+            return
         batch, self.pending = self.pending, []
         try:
             self.store(batch)

@@ -246,8 +246,8 @@ class WorkerPipeline(ArchivePipeline):
 
     derive_process = False  # a worker is the unit that scales (crawler.pipelines)
 
-    def commit(self) -> None:
-        super().commit()
+    def commit(self, wait: bool = False) -> None:
+        super().commit(wait)
         run = self.run
         if isinstance(run, SharedRunState):
             run.commits += 1

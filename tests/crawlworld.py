@@ -64,7 +64,6 @@ crawl:
   redirect_max_times: 5
   depth_limit: {depth_limit}
   stop_pagination_when_no_new: {stop_pagination}
-  derive_process_after: {derive_after}
 revisit:
   enabled: {revisit}
 """
@@ -124,7 +123,11 @@ class World:
                 depth_limit=depth_limit,
                 stop_pagination=str(stop_pagination).lower(),
                 revisit=str(revisit).lower(),
-                derive_after="null" if derive_process_after is None else derive_process_after,
+            ).replace(
+                "\nrevisit:",
+                "\n  derive_process_after: "
+                + ("null" if derive_process_after is None else str(derive_process_after))
+                + "\nrevisit:",
             )
             + extra,
             encoding="utf-8",
