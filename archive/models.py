@@ -447,16 +447,21 @@ class SearchDoc(Base):
     """An article's entry in the search index (archive.search): which version is indexed
     and its place in newest-first order (`doc_id`, also the rowid of the SQLite FTS5
     table `search_fts`, made by the migrations, not here). On PostgreSQL `vector` holds
-    the tokens (GIN-indexed); on SQLite it stays empty."""
+    the tokens (GIN-indexed); on SQLite it stays empty. `site_id` is the article's site,
+    kept here so that a site's newest entries come off one index (a `site:` filter)."""
 
     __tablename__ = "search_docs"
-    __table_args__ = (Index("ix_search_docs_vector", "vector", postgresql_using="gin"),)
+    __table_args__ = (
+        Index("ix_search_docs_vector", "vector", postgresql_using="gin"),
+        Index("ix_search_docs_site_doc", "site_id", "doc_id"),
+    )
 
     article_id: Mapped[int] = mapped_column(
         ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
     )
     doc_id: Mapped[int] = mapped_column(BigInteger, unique=True)
     version: Mapped[int] = mapped_column(Integer)
+    site_id: Mapped[int] = mapped_column(Integer)
     vector: Mapped[str | None] = mapped_column(TSVECTOR().with_variant(Text(), "sqlite"))
 
 

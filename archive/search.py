@@ -89,6 +89,7 @@ PG_PROBE_MAX = 5_000  # documents probed for a page newest first (about 9 us eac
 PG_RANK_PROBE_MAX = 20_000  # documents probed for relevance's window
 PROBE_MARGIN = 3
 GIN_MATCH_SHARE = 10  # a probed document costs about this many one-token GIN matches
+WALK_SHARE = 5  # ... and about this many documents walked past that fail a filter
 SNIPPET_CHARS = 120
 BEIJING = timezone(timedelta(hours=8))
 FIELDS = ("site", "source", "editor", "author", "since", "until", "status", "changed")
@@ -500,6 +501,7 @@ def write_entries(
                 "article_id": item.article_id,
                 "doc_id": wanted[item.article_id],
                 "version": item.version,
+                "site_id": item.site_id,
                 "vector": ts_vector(*texts) if postgres else None,
             }
             for item, texts in entries
@@ -598,13 +600,9 @@ def search(
     return SearchResult(parsed, total, _hits(conn, parsed, found), ranked)
 
 
-def rank_window(conn: Connection, parsed: Query) -> int | None:
-    """How many of the newest matches relevance ranks at most (None: all of them). On
-    PostgreSQL only a query without filters is windowed: the window is of text matches,
-    and a filter applied after it could leave out matches it never saw."""
-    if conn.dialect.name != "postgresql":
-        return RANK_WINDOW
-    return None if _has_filters(parsed) else PG_RANK_WINDOW
+def rank_window(conn: Connection, parsed: Query) -> int:
+    """How many of the newest matches (those that pass the filters) relevance ranks at most."""
+    return PG_RANK_WINDOW if conn.dialect.name == "postgresql" else RANK_WINDOW
 
 
 def count_matches(session: Session, query: str) -> int:
@@ -684,68 +682,23 @@ def _select(
     (sort None: unordered, for counting), at most `limit` of them. On PostgreSQL `probe`
     tests only the newest `probe` documents (see PG_PROBE_MAX)."""
     postgres = conn.dialect.name == "postgresql"
-    score: ColumnElement[Any] = literal(None)
-    if parsed.has_text and not postgres:
+    if parsed.has_text and postgres:
+        return _pg_select(conn, parsed, sort, limit, probe)
+    if parsed.has_text:
         return _fts_select(conn, parsed, sort, limit)
-    if parsed.has_text:  # PostgreSQL
-        tsquery = _tsquery(parsed.clauses, parsed.excluded)
-        # The matches first, from the GIN index: left to itself the planner walks the
-        # doc_id index newest first and tests every row's tsvector (58 ms for a phrase
-        # found once in 5,000 articles; bench/search.py). With `probe`, that walk is
-        # what is wanted, and bounded.
-        source: Any = DOCS
-        if probe:
-            source = (
-                select(DOCS.c.article_id, DOCS.c.doc_id, DOCS.c.vector)
-                .order_by(DOCS.c.doc_id.desc())
-                .limit(probe)
-                .subquery("recent")
-            )
-        window = rank_window(conn, parsed) if sort == "relevance" else None
-        if sort == "relevance" and not window:  # every match ranked
-            score = func.ts_rank_cd(literal_column(_TS_WEIGHTS), source.c.vector, tsquery)
-        hits = select(source.c.article_id, source.c.doc_id, score.label("score")).where(
-            source.c.vector.bool_op("@@")(tsquery)
-        )
-        matched = hits.cte("matched").prefix_with("MATERIALIZED")
-        filled: list[Any] = []
-        if window:  # of the matches the newest, and only their tsvectors read again, ranked
-            newest_hits = (
-                select(matched.c.article_id, matched.c.doc_id)
-                .order_by(matched.c.doc_id.desc())
-                .limit(window)
-                .cte("newest_hits")
-                .prefix_with("MATERIALIZED")
-            )
-            ranked = func.ts_rank_cd(literal_column(_TS_WEIGHTS), DOCS.c.vector, tsquery)
-            matched = (
-                select(newest_hits.c.article_id, newest_hits.c.doc_id, ranked.label("score"))
-                .join(DOCS, DOCS.c.doc_id == newest_hits.c.doc_id)
-                .cte("scored")
-                .prefix_with("MATERIALIZED")
-            )
-            if probe:  # whether the probed documents held a whole window (see _collapse)
-                window_size = select(func.count()).select_from(newest_hits).scalar_subquery()
-                filled = [window_size.label("filled")]
-        query = (
-            select(matched.c.article_id, ARTICLES.c.cluster_id, matched.c.score, *filled)
-            .select_from(matched)
-            .join(ARTICLES, ARTICLES.c.id == matched.c.article_id)
-        )
-        newest, best = matched.c.doc_id.desc(), matched.c.score.desc()
-    else:
-        query = (
-            select(DOCS.c.article_id, ARTICLES.c.cluster_id, score)
-            .select_from(DOCS)
-            .join(ARTICLES, ARTICLES.c.id == DOCS.c.article_id)
-        )
-        newest = best = DOCS.c.doc_id.desc()
-        if parsed.excluded and postgres:
-            tsquery = _tsquery([parsed.excluded], [])
-            query = query.where(not_(DOCS.c.vector.bool_op("@@")(tsquery)))
-        elif parsed.excluded:  # nothing to include: everything but the excluded
-            excluded = " OR ".join(t.fts5() for t in parsed.excluded)
-            query = query.where(DOCS.c.doc_id.not_in(select(FTS.c.rowid).where(_fts_match(excluded))))  # fmt: skip
+    score: ColumnElement[Any] = literal(None)
+    query = (
+        select(DOCS.c.article_id, ARTICLES.c.cluster_id, score)
+        .select_from(DOCS)
+        .join(ARTICLES, ARTICLES.c.id == DOCS.c.article_id)
+    )
+    newest = best = DOCS.c.doc_id.desc()
+    if parsed.excluded and postgres:
+        tsquery = _tsquery([parsed.excluded], [])
+        query = query.where(not_(DOCS.c.vector.bool_op("@@")(tsquery)))
+    elif parsed.excluded:  # nothing to include: everything but the excluded
+        excluded = " OR ".join(t.fts5() for t in parsed.excluded)
+        query = query.where(DOCS.c.doc_id.not_in(select(FTS.c.rowid).where(_fts_match(excluded))))  # fmt: skip
     if parsed.sites or parsed.not_sites:
         query = query.join(SITES, SITES.c.id == ARTICLES.c.site_id)
     if parsed.fields:
@@ -754,11 +707,109 @@ def _select(
             and_(VERSIONS.c.article_id == ARTICLES.c.id, VERSIONS.c.version == ARTICLES.c.version),
         )
     query = query.where(*_filters(parsed))
+    return _ordered(query, sort, newest, best, limit)
+
+
+def _pg_select(
+    conn: Connection, parsed: Query, sort: Order, limit: int | None, probe: int | None
+) -> Select[Any]:
+    """`_select` on PostgreSQL with words to find."""
+    score: ColumnElement[Any] = literal(None)
+    tsquery = _tsquery(parsed.clauses, parsed.excluded)
+    # The documents with the filters applied first (so windows and probes are of
+    # filtered matches), then the text: the planner takes the matches from the GIN
+    # index (left to itself it walks the doc_id index newest first and tests every
+    # row's tsvector: 58 ms for a phrase found once in 5,000 articles;
+    # bench/search.py). With `probe`, that walk is what is wanted, and bounded.
+    source = _pg_documents(conn, parsed, probe)
+    window = rank_window(conn, parsed) if sort == "relevance" else None
+    if sort == "relevance" and not window:  # every match ranked
+        score = func.ts_rank_cd(literal_column(_TS_WEIGHTS), source.c.vector, tsquery)
+    hits = select(source.c.article_id, source.c.doc_id, score.label("score")).where(
+        source.c.vector.bool_op("@@")(tsquery)
+    )
+    matched = hits.cte("matched").prefix_with("MATERIALIZED")
+    filled: list[Any] = []
+    if window:  # of the matches the newest, and only their tsvectors read again, ranked
+        newest_hits = (
+            select(matched.c.article_id, matched.c.doc_id)
+            .order_by(matched.c.doc_id.desc())
+            .limit(window)
+            .cte("newest_hits")
+            .prefix_with("MATERIALIZED")
+        )
+        ranked = func.ts_rank_cd(literal_column(_TS_WEIGHTS), DOCS.c.vector, tsquery)
+        matched = (
+            select(newest_hits.c.article_id, newest_hits.c.doc_id, ranked.label("score"))
+            .join(DOCS, DOCS.c.doc_id == newest_hits.c.doc_id)
+            .cte("scored")
+            .prefix_with("MATERIALIZED")
+        )
+        if probe:  # whether the probed documents held a whole window (see _collapse)
+            window_size = select(func.count()).select_from(newest_hits).scalar_subquery()
+            filled = [window_size.label("filled")]
+    if probe:  # fewer documents than asked for: every one that passes the filters
+        filled.append(select(func.count()).select_from(source).scalar_subquery().label("probed"))
+    query = (
+        select(matched.c.article_id, ARTICLES.c.cluster_id, matched.c.score, *filled)
+        .select_from(matched)
+        .join(ARTICLES, ARTICLES.c.id == matched.c.article_id)
+    )
+    newest, best = matched.c.doc_id.desc(), matched.c.score.desc()
+    return _ordered(query, sort, newest, best, limit)
+
+
+def _ordered(
+    query: Select[Any], sort: Order, newest: Any, best: Any, limit: int | None
+) -> Select[Any]:
     if sort == "newest":
         query = query.order_by(newest)
     elif sort == "relevance":
         query = query.order_by(best, newest)
     return query.limit(limit) if limit else query
+
+
+def _pg_documents(conn: Connection, parsed: Query, probe: int | None) -> Any:
+    """The documents a text query tests on PostgreSQL: those that pass its filters, and
+    with `probe` only the newest `probe` of them. The site is a column of search_docs
+    (indexed with doc_id, so one site's newest come straight off that index) and
+    `since` also a doc_id bound (keys are never earlier than their article's time)."""
+    where = _pg_site_filters(conn, parsed)
+    others = _filters(parsed, sites=False)
+    if parsed.since:
+        where.append(DOCS.c.doc_id >= order_key(parsed.since))
+    source: Any = DOCS
+    if others:
+        source = source.join(ARTICLES, ARTICLES.c.id == DOCS.c.article_id)
+    if parsed.fields:
+        source = source.join(
+            VERSIONS,
+            and_(VERSIONS.c.article_id == ARTICLES.c.id, VERSIONS.c.version == ARTICLES.c.version),
+        )
+    documents = (
+        select(DOCS.c.article_id, DOCS.c.doc_id, DOCS.c.vector)
+        .select_from(source)
+        .where(*where, *others)
+    )
+    if probe:  # materialised: counted as well as tested (see _collapse)
+        limited = documents.order_by(DOCS.c.doc_id.desc()).limit(probe)
+        return limited.cte("documents").prefix_with("MATERIALIZED")
+    return documents.subquery("documents")
+
+
+def _pg_site_filters(conn: Connection, parsed: Query) -> list[ColumnElement[bool]]:
+    """site: and -site: as conditions on search_docs.site_id (the names looked up first, so
+    that the planner sees the ids)."""
+
+    def ids(names: list[str]) -> list[int]:
+        return list(conn.scalars(select(SITES.c.id).where(SITES.c.name.in_(names))))
+
+    where: list[ColumnElement[bool]] = []
+    if parsed.sites:
+        where.append(DOCS.c.site_id.in_(ids(parsed.sites) or [0]))  # site ids start at 1
+    if parsed.not_sites and (unwanted := ids(parsed.not_sites)):
+        where.append(DOCS.c.site_id.not_in(unwanted))
+    return where
 
 
 def _fts_select(conn: Connection, parsed: Query, sort: Order, limit: int | None) -> Select[Any]:
@@ -893,21 +944,24 @@ def _collapse(
     page short); a LIMIT lets SQLite keep a top-N sort instead of sorting every match."""
     fetch = (offset + limit) * 2 + FETCH_SLACK
     postgres = conn.dialect.name == "postgresql"
-    if sort == "newest" and parsed.has_text and postgres and not _has_filters(parsed):
+    if sort == "newest" and parsed.has_text and postgres:
         probe = _probe_size(conn, parsed, fetch, PG_PROBE_MAX)
         if probe is not None:
             rows = conn.execute(_select(conn, parsed, "newest", fetch, probe=probe)).all()
-            page = _page(rows, offset, limit, all_copies)
-            # `fetch` rows from the newest documents are the newest matches of all
+            page = _page([row[:3] for row in rows], offset, limit, all_copies)
+            # `fetch` rows from the newest documents are the newest matches of all; and
+            # when the walk ran out of documents, what it found is every match
             if len(rows) >= fetch and len(page) >= limit:
                 return page
-    if sort == "relevance" and parsed.has_text and postgres and not _has_filters(parsed):
-        window = rank_window(conn, parsed) or 0
+            if rows and len(rows) < fetch and rows[0].probed < probe:
+                return page
+    if sort == "relevance" and parsed.has_text and postgres:
+        window = rank_window(conn, parsed)
         probe = _probe_size(conn, parsed, window, PG_RANK_PROBE_MAX)
         if probe is not None:
             rows = conn.execute(_select(conn, parsed, "relevance", fetch, probe=probe)).all()
             # a whole window among the probed documents is the newest matches' window
-            if rows and rows[0].filled >= window:
+            if rows and (rows[0].filled >= window or rows[0].probed < probe):
                 page = _page([row[:3] for row in rows], offset, limit, all_copies)
                 if len(page) >= limit or len(rows) < fetch:
                     return page
@@ -927,19 +981,18 @@ def _collapse(
 
 
 def _probe_size(conn: Connection, parsed: Query, fetch: int, most: int) -> int | None:
-    """How many of the newest documents (at most `most`) to test for `fetch` newest matches, from the
-    planner's estimate of the query's matches (its tsvector statistics); None when the
-    GIN index is the better way (a rare query) or there are no statistics yet."""
+    """How many of the newest documents that pass the filters (at most `most`) to test for
+    `fetch` newest matches, from the planner's estimates (its tsvector statistics); None
+    when the GIN index is the better way (a rare query) or there are no statistics yet."""
     documents = conn.scalar(
         text("SELECT reltuples FROM pg_class WHERE oid = 'search_docs'::regclass")
     )
     if not documents or documents <= 0:
         return None
     tsquery = _tsquery(parsed.clauses, parsed.excluded)
-    count = select(literal(1)).select_from(DOCS).where(DOCS.c.vector.bool_op("@@")(tsquery))
-    compiled = count.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
-    plan = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled}").scalar()
-    expected = float(plan[0]["Plan"]["Plan Rows"]) if plan else 0.0
+    expected = _planned_rows(
+        conn, select(literal(1)).select_from(DOCS).where(DOCS.c.vector.bool_op("@@")(tsquery))
+    )
     if expected <= 0:
         return None
     probe = math.ceil(fetch * PROBE_MARGIN * float(documents) / expected)
@@ -947,8 +1000,26 @@ def _probe_size(conn: Connection, parsed: Query, fetch: int, most: int) -> int |
     # candidate of a term of several tokens (its positions are checked), while a match of
     # one token comes from the index alone, about a tenth of that (bench/search.py).
     positional = any(len(term.tokens) > 1 for clause in parsed.clauses for term in clause)
-    cheaper = probe < expected if positional else probe * GIN_MATCH_SHARE < expected
-    return probe if cheaper and probe <= most else None
+    gin = expected if positional else expected / GIN_MATCH_SHARE
+    # One site's newest entries come off an index, and since: only shortens the walk;
+    # other filters are tested on the way down, past documents that fail them.
+    walked = probe
+    if _has_filters(parsed) and (len(parsed.sites) > 1 or parsed.not_sites or parsed.fields
+                                 or parsed.until or parsed.statuses or parsed.not_statuses
+                                 or parsed.changed is not None):  # fmt: skip
+        filtered = _planned_rows(
+            conn, select(literal(1)).select_from(_pg_documents(conn, parsed, None))
+        )
+        walked = math.ceil(probe * float(documents) / max(filtered, 1.0))
+    cost = probe + (walked - probe) / WALK_SHARE
+    return probe if cost < gin and probe <= most else None
+
+
+def _planned_rows(conn: Connection, query: Select[Any]) -> float:
+    """The planner's estimate of the rows of a query (one EXPLAIN, nothing run)."""
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+    plan = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled}").scalar()
+    return float(plan[0]["Plan"]["Plan Rows"]) if plan else 0.0
 
 
 def _page(

@@ -1,0 +1,45 @@
+"""search_docs.site_id: a `site:` filter on PostgreSQL walks one site's newest entries
+
+A text query with `site:` tested every match of its words and then joined each to its
+article to look at the site (about 2 s for a common word at 200,000 articles on
+PostgreSQL, bench/search.py). With the site beside the entry, indexed with doc_id, the
+site's newest entries come off one index and only those are tested. Filled from the
+articles; new entries carry it (archive.search.write_entries). SQLite keeps the column's
+default of 0 in its schema (its ALTER TABLE cannot drop one); nothing relies on it.
+
+Revision ID: 0019
+Revises: 0018
+Create Date: 2026-12-03
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0019"
+down_revision: str | None = "0018"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.add_column(
+        "search_docs",
+        sa.Column("site_id", sa.Integer(), nullable=False, server_default=sa.text("0")),
+    )
+    op.execute(
+        "UPDATE search_docs SET site_id ="
+        " (SELECT articles.site_id FROM articles WHERE articles.id = search_docs.article_id)"
+    )
+    if op.get_bind().dialect.name != "sqlite":
+        op.alter_column("search_docs", "site_id", server_default=None)
+    op.create_index("ix_search_docs_site_doc", "search_docs", ["site_id", "doc_id"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_search_docs_site_doc", table_name="search_docs")
+    with op.batch_alter_table("search_docs") as batch:
+        batch.drop_column("site_id")
