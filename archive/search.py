@@ -41,7 +41,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone
-from typing import Any, Literal, cast
+from typing import Any, Literal, NamedTuple, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -378,7 +378,8 @@ def index_articles(session: Session, article_ids: Iterable[int]) -> int:
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         items = current_items(conn, chunk)
-        index_entries(conn, chunk, [(item, entry_text(item)) for item in items])
+        vectors = conn.dialect.name == "postgresql"
+        index_entries(conn, chunk, [(item, entry_text(item, vectors)) for item in items])
         done += len(items)
     return done
 
@@ -386,16 +387,27 @@ def index_articles(session: Session, article_ids: Iterable[int]) -> int:
 def index_entries(
     conn: Connection,
     article_ids: Sequence[int],
-    entries: Sequence[tuple[Indexable, tuple[str, str]]],
+    entries: Sequence[tuple[Indexable, Entry]],
 ) -> None:
     """Replace these articles' index entries with these (tokenised already, see entry_text)."""
     _forget(conn, article_ids)
     write_entries(conn, entries)
 
 
-def entry_text(item: Indexable) -> tuple[str, str]:
-    """(title tokens, body tokens); picklable work for reindex's worker processes."""
-    return index_text(item.title), index_text(item.body)
+class Entry(NamedTuple):
+    """An article's index entry, made before the transaction that writes it (in a worker
+    process of reindex, or of the crawl's deriver): its title's and body's tokens (the
+    columns of SQLite's FTS5 table) and, for PostgreSQL, the tsvector literal."""
+
+    title: str
+    body: str
+    vector: str | None = None
+
+
+def entry_text(item: Indexable, vector: bool = False) -> Entry:
+    """The entry of an article, with its tsvector literal if `vector` (PostgreSQL)."""
+    title, body = index_text(item.title), index_text(item.body)
+    return Entry(title, body, ts_vector(title, body) if vector else None)
 
 
 def _forget(conn: Connection, article_ids: Sequence[int]) -> None:
@@ -486,7 +498,7 @@ def _held_from(conn: Connection, key: int) -> Iterator[int]:
 
 def write_entries(
     conn: Connection,
-    entries: Sequence[tuple[Indexable, tuple[str, str]]],
+    entries: Sequence[tuple[Indexable, Entry]],
     keys: dict[int, int] | None = None,
 ) -> None:
     """Insert index entries for articles that have none (at `keys`, or free ones)."""
@@ -502,17 +514,19 @@ def write_entries(
                 "doc_id": wanted[item.article_id],
                 "version": item.version,
                 "site_id": item.site_id,
-                "vector": ts_vector(*texts) if postgres else None,
+                "vector": (entry.vector or ts_vector(entry.title, entry.body))
+                if postgres
+                else None,
             }
-            for item, texts in entries
+            for item, entry in entries
         ],
     )
     if not postgres:
         conn.exec_driver_sql(
             "INSERT INTO search_fts (rowid, body, title, meta) VALUES (?, ?, ?, ?)",
             [
-                (wanted[item.article_id], body, title, site_token(item.site_id))
-                for item, (title, body) in entries
+                (wanted[item.article_id], entry.body, entry.title, site_token(item.site_id))
+                for item, entry in entries
             ],
         )
 
@@ -522,16 +536,28 @@ def ts_vector(title: str, body: str) -> str:
 
     PostgreSQL keeps positions up to 16383: tokens beyond it share that position, so a
     phrase in the far end of a very long article (over ~16,000 characters) can be found
-    where its bigrams only appear apart.
+    where its bigrams only appear apart. The lexemes come in PostgreSQL's own order (byte
+    order, which is code point order), so the server's sort finds them sorted; tokens
+    are letters and digits, so none needs quoting (see `tokens`).
     """
     positions: dict[str, list[str]] = {}
-    position = 0
-    for weight, part in (("A", title), ("", body)):
-        for token in part.split():
-            position += 1
-            positions.setdefault(token, []).append(f"{min(position, 16383)}{weight}")
-        position += 1  # no phrase across title and body
-    return " ".join(f"{_ts_quote(t)}:{','.join(p)}" for t, p in positions.items())
+    heads = title.split()
+    for position, token in enumerate(heads, start=1):
+        positions.setdefault(token, []).append(f"{min(position, 16383)}A")
+    get = positions.get
+    numbers = _POSITION_TEXT
+    # no phrase across title and body: one position left out between them
+    for position, token in enumerate(body.split(), start=len(heads) + 2):
+        number = numbers[position] if position < 16383 else "16383"
+        held = get(token)
+        if held is None:
+            positions[token] = [number]
+        else:
+            held.append(number)
+    return " ".join([f"'{t}':{','.join(p)}" for t, p in sorted(positions.items())])
+
+
+_POSITION_TEXT = [str(n) for n in range(16383)]
 
 
 def clear_index(session: Session) -> None:
@@ -1114,9 +1140,9 @@ def snippet(body: str, raw_terms: Sequence[str], width: int = SNIPPET_CHARS) -> 
 # --- rebuilding ----------------------------------------------------------------------------------
 
 
-def entry_texts(items: Sequence[Indexable]) -> list[tuple[str, str]]:
+def entry_texts(items: Sequence[Indexable], vector: bool = False) -> list[Entry]:
     """entry_text over a batch; picklable, for a worker process."""
-    return [entry_text(item) for item in items]
+    return [entry_text(item, vector) for item in items]
 
 
 def rebuild_index(
@@ -1144,7 +1170,7 @@ def rebuild_index(
     batches = [ids[start : start + batch] for start in range(0, len(ids), batch)]
     done, last = 0, None
 
-    def write(items: list[Indexable], texts: list[tuple[str, str]]) -> None:
+    def write(items: list[Indexable], texts: list[Entry]) -> None:
         nonlocal done, last
         keys = {}
         for item in sorted(items, key=lambda i: (i.when, i.article_id)):
@@ -1159,9 +1185,9 @@ def rebuild_index(
     if workers < 1 or len(batches) < 2:
         for chunk in batches:
             items = current_items(conn, chunk)
-            write(items, entry_texts(items))
+            write(items, entry_texts(items, postgres))
     else:
-        _rebuild_in_workers(conn, batches, workers, write)
+        _rebuild_in_workers(conn, batches, workers, postgres, write)
     if postgres:  # (a failure above rolls the DROP INDEX back with the rest)
         conn.execute(text("CREATE INDEX ix_search_docs_vector ON search_docs USING gin (vector)"))
     else:
@@ -1182,16 +1208,17 @@ def _rebuild_in_workers(
     conn: Connection,
     batches: list[list[int]],
     workers: int,
-    write: Callable[[list[Indexable], list[tuple[str, str]]], None],
+    vectors: bool,
+    write: Callable[[list[Indexable], list[Entry]], None],
 ) -> None:
     from collections import deque
     from concurrent.futures import Future, ProcessPoolExecutor
 
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        pending: deque[tuple[list[Indexable], Future[list[tuple[str, str]]]]] = deque()
+        pending: deque[tuple[list[Indexable], Future[list[Entry]]]] = deque()
         for chunk in batches:
             items = current_items(conn, chunk)
-            pending.append((items, pool.submit(entry_texts, items)))
+            pending.append((items, pool.submit(entry_texts, items, vectors)))
             if len(pending) > workers:
                 items, future = pending.popleft()
                 write(items, future.result())

@@ -736,7 +736,7 @@ class DerivedWork:
     it while the crawl commits (crawler.derive)."""
 
     items: list[Any]  # archive.search.Indexable, one per article that has a current version
-    texts: list[tuple[str, str]]
+    texts: list[Any]  # archive.search.Entry, in the same order
     prepared: list[Any]  # archive.dedup.Prepared, in the same order
 
 
@@ -746,8 +746,9 @@ def prepare_derived(conn: Any, article_ids: Sequence[int]) -> DerivedWork:
     from archive.search import current_items, entry_texts
 
     items = current_items(conn, article_ids)
+    vectors = conn.dialect.name == "postgresql"
     return DerivedWork(
-        items, entry_texts(items), [prepare(item.article_id, item.body) for item in items]
+        items, entry_texts(items, vectors), [prepare(item.article_id, item.body) for item in items]
     )
 
 

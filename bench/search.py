@@ -21,11 +21,13 @@ queries after one untimed pass over them; p50/p95 in ms. The peer, timed in the 
 run: a LIKE scan counting a 2-character word in the bodies.
 
     .venv/bin/python bench/search.py [--docs 1000000] [--pg-docs 200000] [--queries 50]
-        [--workers 1] [--keep PATH]
+        [--workers 1] [--keep PATH] [--pg-keep NAME]
         [--pg-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
 
 `--pg-docs 0` skips PostgreSQL; otherwise the bench creates its own database
 (`ufarchive_bench_<pid>`) on that server and drops it at the end, also on failure.
+`--pg-keep NAME` keeps it instead, and a later run with the same NAME queries it as it
+is (migrations applied, no fill and no build), to time a change to the queries.
 """
 
 from __future__ import annotations
@@ -369,9 +371,10 @@ def verdicts(result: Result) -> list[str]:
         for what, kind, target in figures
     ]
     rate = result.build_rate
-    lines.append(
-        line("index build >= 1,000 articles/s", f"{rate:,.0f} articles/s", rate >= BUILD_PER_S)
-    )
+    if rate:  # 0: a kept database, not built in this run
+        lines.append(
+            line("index build >= 1,000 articles/s", f"{rate:,.0f} articles/s", rate >= BUILD_PER_S)
+        )
     lines.append(line("index <= 1.5x the text size", f"{ratio:.2f}x", ratio <= SIZE_RATIO))
     return lines
 
@@ -423,19 +426,39 @@ def check_server(pg_url: str) -> None:
 def bench_postgres(
     corpus: Corpus, args: argparse.Namespace, queries: dict[str, list[str]]
 ) -> Result:
-    name = f"ufarchive_bench_{os.getpid()}"
+    keep = args.pg_keep
+    name = keep or f"ufarchive_bench_{os.getpid()}"
     admin = create_engine(args.pg_url, isolation_level="AUTOCOMMIT")
     url = make_url(args.pg_url).set(database=name).render_as_string(hide_password=False)
-    print(f"\nPostgreSQL: {args.pg_docs:,} articles in a new database {name}")
     with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0")
+        exists = bool(
+            conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+        )
+        if not exists:
+            conn.exec_driver_sql(f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0")
+    print(f"\nPostgreSQL: {args.pg_docs:,} articles in " + (
+        f"the kept database {name} (no fill, no build)" if exists else f"a new database {name}"
+    ))  # fmt: skip
     engines: list[Engine] = []
+    indexed, seconds, text_bytes = 0, 0.0, 0
     try:
         writer = make_engine(url, writer=True)
         engines.append(writer)
         upgrade(writer)
-        text_bytes, _ = store(writer, corpus, args.pg_docs)
-        indexed, seconds = build_index(writer, args.workers)
+        if exists:
+            with writer.connect() as conn:
+                stored = conn.scalar(text("SELECT count(*) FROM articles"))
+                text_bytes = int(conn.scalar(text(
+                    "SELECT sum(octet_length(coalesce(title, '')) + octet_length(body))"
+                    " FROM article_versions")) or 0)  # fmt: skip
+            if stored != args.pg_docs:
+                raise SystemExit(
+                    f"--pg-keep {name}: it holds {stored:,} articles, not {args.pg_docs:,}"
+                )
+            indexed = args.pg_docs
+        else:
+            text_bytes, _ = store(writer, corpus, args.pg_docs)
+            indexed, seconds = build_index(writer, args.workers)
         # autovacuum would get to it soon after a bulk load; the planner needs its figures
         with writer.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("VACUUM ANALYZE")
@@ -449,11 +472,15 @@ def bench_postgres(
     finally:
         for engine in engines:
             engine.dispose()
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not keep:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            print(f"  dropped the database {name}")
         admin.dispose()
-        print(f"  dropped the database {name}")
-    result = Result("PostgreSQL", args.pg_docs, indexed / seconds, index_bytes, text_bytes, kinds)
+    result = Result(
+        "PostgreSQL", args.pg_docs, indexed / seconds if seconds else 0.0, index_bytes,
+        text_bytes, kinds,
+    )  # fmt: skip
     report(
         result,
         seconds,
@@ -469,7 +496,10 @@ def mb(size: int) -> str:
 
 def report(result: Result, seconds: float, size: str, parts: list[tuple[str, int]]) -> None:
     print(f"\n{result.backend}, {result.docs:,} articles")
-    print(f"  index build: {result.build_rate:,.0f} articles/s ({seconds:,.1f} s)")
+    if seconds:
+        print(f"  index build: {result.build_rate:,.0f} articles/s ({seconds:,.1f} s)")
+    else:
+        print("  index build: not in this run (a kept database)")
     print(
         f"  index size: {size}; text (titles + bodies, UTF-8) {mb(result.text_bytes)}; "
         f"ratio {result.index_bytes / result.text_bytes:.2f}"
@@ -506,6 +536,12 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=50, help="timed repetitions a kind of query")
     parser.add_argument("--workers", type=int, default=1, help="tokenising processes for the build")
     parser.add_argument("--keep", metavar="PATH", help="keep the SQLite database at PATH")
+    parser.add_argument(
+        "--pg-keep",
+        metavar="NAME",
+        help="the PostgreSQL database NAME: made, filled and kept if it is not there, else "
+        "queried as it is (upgraded, no fill, no build: to time query changes quickly)",
+    )
     args = parser.parse_args()
     if args.docs < 100 or args.queries < 1 or args.pg_docs < 0:
         parser.error("--docs must be at least 100, --queries at least 1, --pg-docs 0 or more")

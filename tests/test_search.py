@@ -30,6 +30,7 @@ from archive.search import (
     QueryError,
     SearchResult,
     Term,
+    index_text,
     parse_query,
     search,
     snippet,
@@ -420,3 +421,24 @@ def test_articles_of_one_second_take_the_next_free_keys(
     with session_factory() as s:
         got = dict(s.execute(select(SearchDoc.article_id, SearchDoc.doc_id)).all())
     assert got == expected
+
+
+def test_tsvector_literals_are_in_postgresqls_own_form(postgres_url: str) -> None:
+    """ts_vector writes lexemes in PostgreSQL's order (so the server's sort finds them
+    sorted) and positions as it keeps them: the server reads each literal and writes it
+    back unchanged (title tokens weighted A, one position left out before the body)."""
+    engine = make_engine(postgres_url)
+    pages = [
+        ("统战要闻", "全国统战部长会议在京召开。统战工作，统一战线。"),
+        ("統戰新聞 2024", "海峽兩岸交流 abc123 第二屆 統戰 统战"),
+        ("", "α β 统" + "一" * 20),
+        ("标题", "统战" * 200),
+    ]
+    try:
+        with engine.connect() as conn:
+            for title, body in pages:
+                literal = archive.search.ts_vector(index_text(title), index_text(body))
+                echoed = conn.scalar(text("SELECT CAST(:v AS tsvector)::text"), {"v": literal})
+                assert echoed == literal
+    finally:
+        engine.dispose()

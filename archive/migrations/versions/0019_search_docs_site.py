@@ -1,4 +1,5 @@
-"""search_docs.site_id: a `site:` filter on PostgreSQL walks one site's newest entries
+"""search_docs.site_id (a `site:` filter walks one site's newest entries), and tsvectors
+stored uncompressed on PostgreSQL
 
 A text query with `site:` tested every match of its words and then joined each to its
 article to look at the site (about 2 s for a common word at 200,000 articles on
@@ -6,6 +7,11 @@ PostgreSQL, bench/search.py). With the site beside the entry, indexed with doc_i
 site's newest entries come off one index and only those are tested. Filled from the
 articles; new entries carry it (archive.search.write_entries). SQLite keeps the column's
 default of 0 in its schema (its ALTER TABLE cannot drop one); nothing relies on it.
+
+PostgreSQL tried to compress every tsvector (pglz) and gave up on each: a tsvector of
+bigrams does not compress (lz4 saves 5 %), and the attempt was a fifth of the time the
+server spent writing an entry (bench/search.py: perf). `STORAGE EXTERNAL` keeps them out
+of line without trying; it applies to entries written from now on (`reindex` rewrites all).
 
 Revision ID: 0019
 Revises: 0018
@@ -36,10 +42,13 @@ def upgrade() -> None:
     )
     if op.get_bind().dialect.name != "sqlite":
         op.alter_column("search_docs", "site_id", server_default=None)
+        op.execute("ALTER TABLE search_docs ALTER COLUMN vector SET STORAGE EXTERNAL")
     op.create_index("ix_search_docs_site_doc", "search_docs", ["site_id", "doc_id"])
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name != "sqlite":
+        op.execute("ALTER TABLE search_docs ALTER COLUMN vector SET STORAGE EXTENDED")
     op.drop_index("ix_search_docs_site_doc", table_name="search_docs")
     with op.batch_alter_table("search_docs") as batch:
         batch.drop_column("site_id")
