@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import insert, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
@@ -346,6 +346,34 @@ def test_newest_first_on_postgresql_walks_the_newest_documents_for_a_common_word
     monkeypatch.setattr(archive.search, "PG_RANK_PROBE_MAX", 0)
     calls.clear()
     assert ranked() == by_probe and by_probe[1] == 4 and not any(any(c) for c in calls)
+
+
+def test_postgresql_expects_a_phrase_as_often_as_its_rarest_bigram(world: World) -> None:
+    """The share of documents a query is expected in (which decides the probe) comes from
+    ANALYZE's lexeme frequencies: a phrase as its rarest bigram (the bigrams of a word come
+    together; the planner multiplies them as if independent), OR adds up, AND multiplies."""
+    with world.session() as session:
+        if session.connection().dialect.name != "postgresql":
+            pytest.skip("PostgreSQL's statistics")
+        session.execute(text("ANALYZE search_docs"))
+        session.commit()
+        conn = session.connection()
+        documents = session.scalar(select(func.count()).select_from(SearchDoc))
+        share = {
+            q: archive.search._text_share(conn, parse_query(q))
+            for q in ("统战工作", "统战", "工作", "统战工作 OR 统战", "统战 工作")
+        }
+        for q in ("统战工作", "统战", "工作"):
+            truth = archive.search.count_matches(session, q) / documents
+            assert share[q] == pytest.approx(truth, rel=0.01), q
+        stats = archive.search._lexeme_shares(conn)
+        assert stats is not None
+        independent = stats[0]["统战"] * stats[0]["战工"] * stats[0]["工作"]
+        assert share["统战工作"] > 1.5 * independent  # what the planner would expect
+        assert share["统战工作 OR 统战"] == pytest.approx(
+            min(1.0, share["统战工作"] + share["统战"])
+        )
+        assert share["统战 工作"] == pytest.approx(share["统战"] * share["工作"])
 
 
 def test_an_upgrade_to_a_new_index_format_rebuilds_the_index(world: World) -> None:
