@@ -1250,6 +1250,8 @@ def rebuild_index(
         _rebuild_in_workers(conn, batches, workers, postgres, write)
     if postgres:  # (a failure above rolls the DROP INDEX back with the rest)
         conn.execute(text("CREATE INDEX ix_search_docs_vector ON search_docs USING gin (vector)"))
+        # the lexeme frequencies that choose how a common word is searched (_text_share)
+        conn.execute(text("ANALYZE search_docs"))
     else:
         _fts_config(conn, ("automerge", 4), ("crisismerge", 16))  # FTS5's defaults again
         conn.execute(text("INSERT INTO search_fts (search_fts) VALUES ('optimize')"))
