@@ -50,6 +50,8 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
+    any_,
+    bindparam,
     column,
     func,
     literal,
@@ -61,7 +63,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy import cast as sql_cast
-from sqlalchemy.dialects.postgresql import TSQUERY
+from sqlalchemy.dialects.postgresql import ARRAY, TSQUERY, aggregate_order_by
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -81,14 +83,16 @@ RANK_WINDOW = 20_000  # relevance ranks at most this many matches, the newest (S
 # PostgreSQL's ts_rank_cd reads each ranked match's whole tsvector out of TOAST (about
 # 20 us each): it ranks the newest 2,000 (a common word took 2.2 s ranked whole at 200k).
 PG_RANK_WINDOW = 2_000
-# Newest first on PostgreSQL, for a query the planner expects in many documents: the
-# newest documents are tested one by one, down the doc_id index, instead of reading every
-# match out of the GIN index to sort them (434-510 ms for a common word at 200k). Tried
-# when the expected matches among at most PG_PROBE_MAX documents are PROBE_MARGIN times
-# the rows wanted; if they fall short, the GIN plan answers as before.
+# On PostgreSQL, for a query expected in many documents: the newest documents (that pass
+# the filters) are tested a step at a time, down the doc_id index, until the matches
+# wanted are found (a page newest first, or relevance's window), instead of reading every
+# match out of the GIN index to sort them (434-510 ms for a common word at 200k). A step
+# is PROBE_MARGIN times what the matches found so far (at first, the expected ones) say
+# is needed; past PG_PROBE_MAX documents (PG_RANK_PROBE_MAX for the window) the GIN plan
+# answers instead.
 PG_PROBE_MAX = 5_000  # documents probed for a page newest first (about 9 us each)
 PG_RANK_PROBE_MAX = 20_000  # documents probed for relevance's window
-PROBE_MARGIN = 3
+PROBE_MARGIN = 1.5
 GIN_MATCH_SHARE = 10  # a probed document costs about this many one-token GIN matches
 WALK_SHARE = 5  # ... and about this many documents walked past that fail a filter
 SNIPPET_CHARS = 120
@@ -620,14 +624,12 @@ def search(
     conn = session.connection()
     found = _collapse(conn, parsed, sort, limit, offset, all_copies)
     total = _count(conn, parsed) if count else len(found)
-    window = rank_window(conn, parsed)
-    ranked = (
-        window if window and sort == "relevance" and parsed.has_text and total > window else None
-    )
+    window = rank_window(conn)
+    ranked = window if sort == "relevance" and parsed.has_text and total > window else None
     return SearchResult(parsed, total, _hits(conn, parsed, found), ranked)
 
 
-def rank_window(conn: Connection, parsed: Query) -> int:
+def rank_window(conn: Connection) -> int:
     """How many of the newest matches (those that pass the filters) relevance ranks at most."""
     return PG_RANK_WINDOW if conn.dialect.name == "postgresql" else RANK_WINDOW
 
@@ -702,15 +704,12 @@ def _tsquery(terms: Sequence[Sequence[Term]], excluded: Sequence[Term]) -> Colum
     return sql_cast(literal(" & ".join(parts)), TSQUERY)
 
 
-def _select(
-    conn: Connection, parsed: Query, sort: Order, limit: int | None = None, probe: int | None = None
-) -> Select[Any]:
+def _select(conn: Connection, parsed: Query, sort: Order, limit: int | None = None) -> Select[Any]:
     """Matching articles as (article id, cluster id, score), in the order asked for
-    (sort None: unordered, for counting), at most `limit` of them. On PostgreSQL `probe`
-    tests only the newest `probe` documents (see PG_PROBE_MAX)."""
+    (sort None: unordered, for counting), at most `limit` of them."""
     postgres = conn.dialect.name == "postgresql"
     if parsed.has_text and postgres:
-        return _pg_select(conn, parsed, sort, limit, probe)
+        return _pg_select(conn, parsed, sort, limit)
     if parsed.has_text:
         return _fts_select(conn, parsed, sort, limit)
     score: ColumnElement[Any] = literal(None)
@@ -737,31 +736,24 @@ def _select(
     return _ordered(query, sort, newest, best, limit)
 
 
-def _pg_select(
-    conn: Connection, parsed: Query, sort: Order, limit: int | None, probe: int | None
-) -> Select[Any]:
-    """`_select` on PostgreSQL with words to find."""
+def _pg_select(conn: Connection, parsed: Query, sort: Order, limit: int | None) -> Select[Any]:
+    """`_select` on PostgreSQL with words to find: the matches from the GIN index, the
+    filters applied to the documents first (so that relevance's window is of filtered
+    matches). Left to itself the planner walks the doc_id index newest first and tests
+    every row's tsvector (58 ms for a phrase found once in 5,000 articles;
+    bench/search.py); `_pg_probe` does that walk where it is the quicker way, bounded."""
     score: ColumnElement[Any] = literal(None)
     tsquery = _tsquery(parsed.clauses, parsed.excluded)
-    # The documents with the filters applied first (so windows and probes are of
-    # filtered matches), then the text: the planner takes the matches from the GIN
-    # index (left to itself it walks the doc_id index newest first and tests every
-    # row's tsvector: 58 ms for a phrase found once in 5,000 articles;
-    # bench/search.py). With `probe`, that walk is what is wanted, and bounded.
-    source = _pg_documents(conn, parsed, probe)
-    window = rank_window(conn, parsed) if sort == "relevance" else None
-    if sort == "relevance" and not window:  # every match ranked
-        score = func.ts_rank_cd(literal_column(_TS_WEIGHTS), source.c.vector, tsquery)
+    source = _pg_documents(conn, parsed)
     hits = select(source.c.article_id, source.c.doc_id, score.label("score")).where(
         source.c.vector.bool_op("@@")(tsquery)
     )
     matched = hits.cte("matched").prefix_with("MATERIALIZED")
-    filled: list[Any] = []
-    if window:  # of the matches the newest, and only their tsvectors read again, ranked
+    if sort == "relevance":  # of the matches the newest, and only their tsvectors read again
         newest_hits = (
             select(matched.c.article_id, matched.c.doc_id)
             .order_by(matched.c.doc_id.desc())
-            .limit(window)
+            .limit(rank_window(conn))
             .cte("newest_hits")
             .prefix_with("MATERIALIZED")
         )
@@ -772,18 +764,39 @@ def _pg_select(
             .cte("scored")
             .prefix_with("MATERIALIZED")
         )
-        if probe:  # whether the probed documents held a whole window (see _collapse)
-            window_size = select(func.count()).select_from(newest_hits).scalar_subquery()
-            filled = [window_size.label("filled")]
-    if probe:  # fewer documents than asked for: every one that passes the filters
-        filled.append(select(func.count()).select_from(source).scalar_subquery().label("probed"))
+    return _with_clusters(matched, sort, limit)
+
+
+def _with_clusters(hits: Any, sort: Order, limit: int | None) -> Select[Any]:
+    """(article id, cluster id, score) of `hits` (article_id, doc_id, score), in order; the
+    page taken before the articles are joined (joined first, every match was, and the
+    planner read every article for it: 85 of 112 ms for a word in 9,000 of 200,000)."""
+    if sort is not None and limit:
+        page = select(hits.c.article_id, hits.c.doc_id, hits.c.score)
+        hits = _ordered(page, sort, hits.c.doc_id.desc(), hits.c.score.desc(), limit).subquery()
     query = (
-        select(matched.c.article_id, ARTICLES.c.cluster_id, matched.c.score, *filled)
-        .select_from(matched)
-        .join(ARTICLES, ARTICLES.c.id == matched.c.article_id)
+        select(hits.c.article_id, ARTICLES.c.cluster_id, hits.c.score)
+        .select_from(hits)
+        .join(ARTICLES, ARTICLES.c.id == hits.c.article_id)
     )
-    newest, best = matched.c.doc_id.desc(), matched.c.score.desc()
-    return _ordered(query, sort, newest, best, limit)
+    return _ordered(query, sort, hits.c.doc_id.desc(), hits.c.score.desc(), None)
+
+
+def _pg_found(
+    conn: Connection, parsed: Query, doc_ids: list[int], sort: Sort, limit: int
+) -> Select[Any]:
+    """The documents `_pg_probe` found as (article id, cluster id, score): newest first, or
+    ranked (only these tsvectors read again)."""
+    score: ColumnElement[Any] = literal(None)
+    if sort == "relevance":
+        tsquery = _tsquery(parsed.clauses, parsed.excluded)
+        score = func.ts_rank_cd(literal_column(_TS_WEIGHTS), DOCS.c.vector, tsquery)
+    hits = (
+        select(DOCS.c.article_id, DOCS.c.doc_id, score.label("score"))
+        .where(DOCS.c.doc_id == any_(bindparam("found", doc_ids, type_=ARRAY(BigInteger))))
+        .subquery("found")
+    )
+    return _with_clusters(hits, sort, limit)
 
 
 def _ordered(
@@ -796,17 +809,22 @@ def _ordered(
     return query.limit(limit) if limit else query
 
 
-def _pg_documents(conn: Connection, parsed: Query, probe: int | None) -> Any:
-    """The documents a text query tests on PostgreSQL: those that pass its filters, and
-    with `probe` only the newest `probe` of them. The site is a column of search_docs
-    (indexed with doc_id, so one site's newest come straight off that index) and, for a
-    probe, `since` also a doc_id bound (keys are never earlier than their article's time)."""
+def _pg_documents(
+    conn: Connection, parsed: Query, step: int | None = None, below: int | None = None
+) -> Any:
+    """The documents a text query tests on PostgreSQL: those that pass its filters; with
+    `step`, only the newest `step` of them (below doc_id `below`). The site is a column of
+    search_docs (indexed with doc_id, so one site's newest come straight off that index)
+    and, for a step, `since` also a doc_id bound (keys are never earlier than their
+    article's time)."""
     where = _pg_site_filters(conn, parsed)
     others = _filters(parsed, sites=False)
-    if parsed.since and probe:  # (without a probe the planner would walk that range
+    if parsed.since and step:  # (without steps the planner would walk that range
         # testing every tsvector, where the GIN index is quicker: 475 ms for a word in
         # 5 % of 40,000 articles at 200k)
         where.append(DOCS.c.doc_id >= order_key(parsed.since))
+    if below is not None:
+        where.append(DOCS.c.doc_id < below)
     source: Any = DOCS
     if others:
         source = source.join(ARTICLES, ARTICLES.c.id == DOCS.c.article_id)
@@ -820,9 +838,8 @@ def _pg_documents(conn: Connection, parsed: Query, probe: int | None) -> Any:
         .select_from(source)
         .where(*where, *others)
     )
-    if probe:  # materialised: counted as well as tested (see _collapse)
-        limited = documents.order_by(DOCS.c.doc_id.desc()).limit(probe)
-        return limited.cte("documents").prefix_with("MATERIALIZED")
+    if step:
+        documents = documents.order_by(DOCS.c.doc_id.desc()).limit(step)
     return documents.subquery("documents")
 
 
@@ -973,27 +990,15 @@ def _collapse(
     page short); a LIMIT lets SQLite keep a top-N sort instead of sorting every match."""
     fetch = (offset + limit) * 2 + FETCH_SLACK
     postgres = conn.dialect.name == "postgresql"
-    if sort == "newest" and parsed.has_text and postgres:
-        probe = _probe_size(conn, parsed, fetch, PG_PROBE_MAX)
-        if probe is not None:
-            rows = conn.execute(_select(conn, parsed, "newest", fetch, probe=probe)).all()
-            page = _page([row[:3] for row in rows], offset, limit, all_copies)
-            # `fetch` rows from the newest documents are the newest matches of all; and
-            # when the walk ran out of documents, what it found is every match
-            if len(rows) >= fetch and len(page) >= limit:
+    if parsed.has_text and postgres:
+        newest = sort == "newest"
+        wanted, most = (fetch, PG_PROBE_MAX) if newest else (rank_window(conn), PG_RANK_PROBE_MAX)
+        found = _pg_probe(conn, parsed, wanted, most)
+        if found is not None:  # the newest matches: a page's worth, or the window to rank
+            rows = conn.execute(_pg_found(conn, parsed, found, sort, fetch)).all()
+            page = _page(rows, offset, limit, all_copies)
+            if len(page) >= limit or len(rows) < fetch:
                 return page
-            if rows and len(rows) < fetch and rows[0].probed < probe:
-                return page
-    if sort == "relevance" and parsed.has_text and postgres:
-        window = rank_window(conn, parsed)
-        probe = _probe_size(conn, parsed, window, PG_RANK_PROBE_MAX)
-        if probe is not None:
-            rows = conn.execute(_select(conn, parsed, "relevance", fetch, probe=probe)).all()
-            # a whole window among the probed documents is the newest matches' window
-            if rows and (rows[0].filled >= window or rows[0].probed < probe):
-                page = _page([row[:3] for row in rows], offset, limit, all_copies)
-                if len(page) >= limit or len(rows) < fetch:
-                    return page
     if sort == "newest" and parsed.has_text and conn.dialect.name == "sqlite":
         # FTS5 reads a doclist backwards about half as fast as forwards: a query with few
         # matches (a rare phrase, whose whole doclists are read either way) is read forwards
@@ -1009,10 +1014,43 @@ def _collapse(
         fetch *= 8
 
 
-def _probe_size(conn: Connection, parsed: Query, fetch: int, most: int) -> int | None:
-    """How many of the newest documents that pass the filters (at most `most`) to test for
-    `fetch` newest matches, from the share of documents expected to match (`_text_share`);
-    None when the GIN index is the better way (a rare query) or there are no statistics."""
+def _pg_probe(conn: Connection, parsed: Query, wanted: int, most: int) -> list[int] | None:
+    """The doc_ids of the newest `wanted` matches of a text query (of the documents that
+    pass its filters), newest first, found by testing the newest documents a step at a
+    time; all of them when there are fewer. None when the GIN index is the better way:
+    a rare query, no statistics yet, or more than `most` documents to test."""
+    first = _first_step(conn, parsed, wanted, most)
+    if first is None:
+        return None
+    tsquery = _tsquery(parsed.clauses, parsed.excluded)
+    found: list[int] = []
+    step, tested, below = first, 0, None
+    while True:
+        documents = _pg_documents(conn, parsed, step, below)
+        matches = aggregate_order_by(documents.c.doc_id, documents.c.doc_id.desc())
+        count, lowest, hits = conn.execute(
+            select(
+                func.count(),
+                func.min(documents.c.doc_id),
+                func.array_agg(matches).filter(documents.c.vector.bool_op("@@")(tsquery)),
+            )
+        ).one()
+        found.extend(hits or [])
+        tested += count
+        if len(found) >= wanted or count < step:
+            return found[:wanted]
+        # what the matches so far say is needed (none yet: as if there were one)
+        step = math.ceil((wanted - len(found)) * PROBE_MARGIN * tested / max(len(found), 1))
+        step = min(step, most - tested)
+        if step <= 0:
+            return None
+        below = lowest
+
+
+def _first_step(conn: Connection, parsed: Query, wanted: int, most: int) -> int | None:
+    """How many of the newest documents that pass the filters `_pg_probe` tests first, from
+    the share of documents expected to match (`_text_share`); None when the GIN index is
+    the better way (a rare query) or there are no statistics."""
     documents = conn.scalar(
         text("SELECT reltuples FROM pg_class WHERE oid = 'search_docs'::regclass")
     )
@@ -1020,7 +1058,7 @@ def _probe_size(conn: Connection, parsed: Query, fetch: int, most: int) -> int |
     if not share:
         return None
     expected = share * float(documents)
-    probe = math.ceil(fetch * PROBE_MARGIN / share)
+    probe = math.ceil(wanted / share)
     # Each document probed costs a read of its tsvector out of TOAST. So does each GIN
     # candidate of a term of several tokens (its positions are checked), while a match of
     # one token comes from the index alone, about a tenth of that (bench/search.py).
@@ -1032,12 +1070,12 @@ def _probe_size(conn: Connection, parsed: Query, fetch: int, most: int) -> int |
     if _has_filters(parsed) and (len(parsed.sites) > 1 or parsed.not_sites or parsed.fields
                                  or parsed.until or parsed.statuses or parsed.not_statuses
                                  or parsed.changed is not None):  # fmt: skip
-        filtered = _planned_rows(
-            conn, select(literal(1)).select_from(_pg_documents(conn, parsed, None))
-        )
+        filtered = _planned_rows(conn, select(literal(1)).select_from(_pg_documents(conn, parsed)))
         walked = math.ceil(probe * float(documents) / max(filtered, 1.0))
     cost = probe + (walked - probe) / WALK_SHARE
-    return probe if cost < gin and probe <= most else None
+    first = math.ceil(probe * PROBE_MARGIN)
+    # (a walk that would end near `most` would often end past it, its work thrown away)
+    return first if cost < gin and first <= most else None
 
 
 def _text_share(conn: Connection, parsed: Query) -> float | None:

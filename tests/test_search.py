@@ -284,39 +284,64 @@ def test_relevance_ranks_the_newest_matches_when_there_are_too_many(
     assert "note: relevance ranks the newest 5 matches" in result.stderr
 
 
-@pytest.mark.parametrize("query", ["统战", "统战 site:zytzb", "统战 since:2001-01-01"])
+@pytest.mark.parametrize(
+    ("query", "margin"),
+    [("统战", 2), ("统战", 0.3), ("统战 site:zytzb", 2), ("统战 since:2001-01-01", 0.3)],
+)
 def test_newest_first_on_postgresql_walks_the_newest_documents_for_a_common_word(
-    world: World, monkeypatch: pytest.MonkeyPatch, query: str
+    world: World, monkeypatch: pytest.MonkeyPatch, query: str, margin: float
 ) -> None:
-    """A word the planner expects in many documents is found newest first (and relevance's
-    window of its newest matches) by testing the newest documents down the doc_id index,
-    or down one site's entries, those that pass the filters; the pages are those of the
-    GIN plan."""
+    """A word expected in many documents is found newest first (and relevance's window of
+    its newest matches) by testing the newest documents that pass the filters, down the
+    doc_id index or one site's entries, in as many steps as it takes; the pages are those
+    of the GIN plan."""
     with world.session() as session:
         if session.connection().dialect.name != "postgresql":
             pytest.skip("the probe plan is PostgreSQL's")
         session.execute(text("ANALYZE search_docs"))  # the planner's figures, as autovacuum's
         session.commit()
     monkeypatch.setattr(archive.search, "FETCH_SLACK", 0)
-    # this world is small: the costs that choose the probe, set so that it is chosen
+    # this world is small: the costs that choose the probe, set so that it is chosen, and
+    # a first step too short, so that the walk goes on in further steps
     monkeypatch.setattr(archive.search, "GIN_MATCH_SHARE", 1)
-    monkeypatch.setattr(archive.search, "PROBE_MARGIN", 2)
-    calls: list[list[int | None]] = []  # the probe of each _select for a page, a list a search
-    select_ = archive.search._select
+    monkeypatch.setattr(archive.search, "PROBE_MARGIN", margin)
+    # what answered each search: "probe" (the walk found the matches), "step" (one step of
+    # a walk), "gin" (a page from the GIN plan)
+    calls: list[list[str]] = []
+    select_, probe_, documents_ = (
+        archive.search._select,
+        archive.search._pg_probe,
+        archive.search._pg_documents,
+    )
 
-    def observed(*args: Any, **kwargs: Any) -> Any:
+    def selected(*args: Any, **kwargs: Any) -> Any:
         if args[2] is not None:  # not the count (which goes through _select with filters)
-            calls[-1].append(kwargs.get("probe"))
+            calls[-1].append("gin")
         return select_(*args, **kwargs)
 
-    monkeypatch.setattr(archive.search, "_select", observed)
+    def probed(*args: Any, **kwargs: Any) -> Any:
+        found = probe_(*args, **kwargs)
+        calls[-1].append("probe" if found is not None else "no probe")
+        return found
+
+    def documents(*args: Any, **kwargs: Any) -> Any:
+        if len(args) > 2 and args[2]:
+            calls[-1].append("step")
+        return documents_(*args, **kwargs)
+
+    monkeypatch.setattr(archive.search, "_select", selected)
+    monkeypatch.setattr(archive.search, "_pg_probe", probed)
+    monkeypatch.setattr(archive.search, "_pg_documents", documents)
 
     def run(session: Session, sort: str, **kwargs: Any) -> SearchResult:
         calls.append([])
         return search(session, query, sort=sort, **kwargs)  # type: ignore[arg-type]
 
-    def answered_by_probe() -> bool:  # one query, probing, and no GIN plan after it
-        return any(len(c) == 1 and c[0] for c in calls)
+    def answered_by_probe() -> bool:  # the walk found the matches, no GIN plan after it
+        return any("probe" in c and "gin" not in c for c in calls)
+
+    def most_steps() -> int:
+        return max(c.count("step") for c in calls)
 
     def pages() -> list[list[int]]:
         with world.session() as session:
@@ -326,11 +351,13 @@ def test_newest_first_on_postgresql_walks_the_newest_documents_for_a_common_word
                 for k in range(0, total, 2)
             ]
 
-    probed = pages()
+    walked = pages()
     assert answered_by_probe(), calls
+    assert most_steps() > 1 if margin < 1 else most_steps() >= 1, calls
     monkeypatch.setattr(archive.search, "PG_PROBE_MAX", 0)  # the GIN plan only
     calls.clear()
-    assert pages() == probed and len(probed) > 2 and not any(any(c) for c in calls)
+    assert pages() == walked and len(walked) > 2
+    assert not any("probe" in c for c in calls), calls
 
     # relevance's window of the newest matches, found the same way or from the GIN index
     monkeypatch.setattr(archive.search, "PG_RANK_WINDOW", 4)
@@ -345,7 +372,8 @@ def test_newest_first_on_postgresql_walks_the_newest_documents_for_a_common_word
     assert answered_by_probe(), calls
     monkeypatch.setattr(archive.search, "PG_RANK_PROBE_MAX", 0)
     calls.clear()
-    assert ranked() == by_probe and by_probe[1] == 4 and not any(any(c) for c in calls)
+    assert ranked() == by_probe and by_probe[1] == 4
+    assert not any("probe" in c for c in calls), calls
 
 
 def test_postgresql_expects_a_phrase_as_often_as_its_rarest_bigram(world: World) -> None:
