@@ -550,19 +550,15 @@ def ts_vector(title: str, body: str) -> str:
     for position, token in enumerate(heads, start=1):
         positions.setdefault(token, []).append(f"{min(position, 16383)}A")
     get = positions.get
-    numbers = _POSITION_TEXT
     # no phrase across title and body: one position left out between them
     for position, token in enumerate(body.split(), start=len(heads) + 2):
-        number = numbers[position] if position < 16383 else "16383"
+        number = str(min(position, 16383))
         held = get(token)
         if held is None:
             positions[token] = [number]
         else:
             held.append(number)
     return " ".join([f"'{t}':{','.join(p)}" for t, p in sorted(positions.items())])
-
-
-_POSITION_TEXT = [str(n) for n in range(16383)]
 
 
 def clear_index(session: Session) -> None:
@@ -757,14 +753,18 @@ def _pg_select(conn: Connection, parsed: Query, sort: Order, limit: int | None) 
             .cte("newest_hits")
             .prefix_with("MATERIALIZED")
         )
-        ranked = func.ts_rank_cd(literal_column(_TS_WEIGHTS), DOCS.c.vector, tsquery)
         matched = (
-            select(newest_hits.c.article_id, newest_hits.c.doc_id, ranked.label("score"))
+            select(newest_hits.c.article_id, newest_hits.c.doc_id, _ts_rank(tsquery).label("score"))
             .join(DOCS, DOCS.c.doc_id == newest_hits.c.doc_id)
             .cte("scored")
             .prefix_with("MATERIALIZED")
         )
     return _with_clusters(matched, sort, limit)
+
+
+def _ts_rank(tsquery: ColumnElement[Any]) -> ColumnElement[Any]:
+    """ts_rank_cd of an entry's tsvector, the title weighted above the body."""
+    return func.ts_rank_cd(literal_column(_TS_WEIGHTS), DOCS.c.vector, tsquery)
 
 
 def _with_clusters(hits: Any, sort: Order, limit: int | None) -> Select[Any]:
@@ -789,8 +789,7 @@ def _pg_found(
     ranked (only these tsvectors read again)."""
     score: ColumnElement[Any] = literal(None)
     if sort == "relevance":
-        tsquery = _tsquery(parsed.clauses, parsed.excluded)
-        score = func.ts_rank_cd(literal_column(_TS_WEIGHTS), DOCS.c.vector, tsquery)
+        score = _ts_rank(_tsquery(parsed.clauses, parsed.excluded))
     hits = (
         select(DOCS.c.article_id, DOCS.c.doc_id, score.label("score"))
         .where(DOCS.c.doc_id == any_(bindparam("found", doc_ids, type_=ARRAY(BigInteger))))
@@ -847,13 +846,10 @@ def _pg_site_filters(conn: Connection, parsed: Query) -> list[ColumnElement[bool
     """site: and -site: as conditions on search_docs.site_id (the names looked up first, so
     that the planner sees the ids)."""
 
-    def ids(names: list[str]) -> list[int]:
-        return list(conn.scalars(select(SITES.c.id).where(SITES.c.name.in_(names))))
-
     where: list[ColumnElement[bool]] = []
-    if parsed.sites:
-        where.append(DOCS.c.site_id.in_(ids(parsed.sites) or [0]))  # site ids start at 1
-    if parsed.not_sites and (unwanted := ids(parsed.not_sites)):
+    if parsed.sites:  # no such site: an id no site has (they start at 1)
+        where.append(DOCS.c.site_id.in_(_site_ids(conn, parsed.sites) or [0]))
+    if parsed.not_sites and (unwanted := _site_ids(conn, parsed.not_sites)):
         where.append(DOCS.c.site_id.not_in(unwanted))
     return where
 
@@ -925,12 +921,15 @@ def _fts_select(conn: Connection, parsed: Query, sort: Order, limit: int | None)
     )
 
 
+def _site_ids(conn: Connection, names: list[str]) -> list[int]:
+    return list(conn.scalars(select(SITES.c.id).where(SITES.c.name.in_(names))))
+
+
 def _site_terms(conn: Connection, parsed: Query) -> tuple[str | None, str | None]:
     """FTS5 expressions for the sites wanted and the sites excluded (by their tokens)."""
 
     def tokens(names: list[str]) -> list[str]:
-        ids = conn.scalars(select(SITES.c.id).where(SITES.c.name.in_(names))).all()
-        return [f"meta : {site_token(site_id)}" for site_id in ids]
+        return [f"meta : {site_token(site_id)}" for site_id in _site_ids(conn, names)]
 
     wanted = excluded = None
     if parsed.sites:  # no such site: a token no article has (site ids start at 1)
