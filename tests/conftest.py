@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -16,6 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from archive.db import make_engine, make_sessionmaker, upgrade
 from tests.siteserver import SiteServer
+
+if TYPE_CHECKING:
+    from tests.crawlworld import CrawledWorlds
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SITES = FIXTURES / "sites"
@@ -110,15 +114,26 @@ def site_server() -> Iterator[Callable[..., SiteServer]]:
     """`site_server("zytzb")` serves tests/fixtures/sites/zytzb on a free port until the test ends."""
     started: list[SiteServer] = []
 
-    def serve(root: str | Path | None = None) -> SiteServer:
+    def serve(root: str | Path | None = None, port: int = 0) -> SiteServer:
         path = None if root is None else (SITES / root if isinstance(root, str) else root)
-        server = SiteServer(path).start()
+        server = SiteServer(path, port=port).start()
         started.append(server)
         return server
 
     yield serve
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def crawled_worlds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CrawledWorlds]:
+    """Fixture worlds crawled once per session, copied for each test that asks
+    (tests/crawlworld.py)."""
+    from tests.crawlworld import CrawledWorlds
+
+    worlds = CrawledWorlds(tmp_path_factory.mktemp("crawled-worlds"))
+    yield worlds
+    worlds.close()
 
 
 @pytest.fixture

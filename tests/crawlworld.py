@@ -4,20 +4,22 @@ pointing at them, a data dir and a database of the test's own."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from archive.db import make_engine, make_sessionmaker, upgrade
 from archive.models import Article, ArticleVersion, Site, Snapshot
 from archive.settings import load_settings
 from crawler.runner import RunView, run_crawl
-from tests.conftest import SITES
+from tests.conftest import SITES, fresh_database, postgres_admin_url
 from tests.siteserver import SiteServer
 
 # What each fixture site's file says besides its URLs (patterns as a real site file would).
@@ -198,3 +200,85 @@ def make_world(
     upgrade(engine)
     engine.dispose()
     return world
+
+
+@dataclass
+class _Template:
+    data_dir: Path  # the crawled data dir (and, on SQLite, its database)
+    database_url: str
+    ports: dict[str, int]  # each site's server port: the stored URLs name it
+
+
+class CrawledWorlds:
+    """Crawled fixture worlds made once per session and copied for each test.
+
+    The first test to ask for a set of sites on a database kind crawls them for real (as
+    `make_world` + `World.crawl`); every later one gets a copy of that archive (the data
+    dir copied; on PostgreSQL a database made from it as a template) and new servers of
+    the same sites on the same ports, so that the stored URLs hold and the test may
+    change pages, recrawl and write as if it had crawled itself. When a port has been
+    taken since, the test crawls its own world."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._templates: dict[tuple[str, tuple[str, ...]], _Template] = {}
+        self._stack = ExitStack()
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def world(
+        self,
+        tmp_path: Path,
+        database_url: str,
+        site_server: Callable[..., SiteServer],
+        sites: tuple[str, ...],
+    ) -> World:
+        kind = make_url(database_url).get_backend_name()
+        template = self._templates.get((kind, sites))
+        if template is None:
+            template = self._templates[(kind, sites)] = self._crawl(kind, sites)
+        world = World(tmp_path, database_url)
+        try:
+            for name in sites:
+                world.servers[name] = site_server(name, port=template.ports[name])
+        except OSError:  # a port taken since the template was crawled
+            for server in world.servers.values():
+                server.stop()
+            made = make_world(tmp_path, database_url, site_server, sites)
+            made.crawl()
+            return made
+        world.configure()
+        shutil.copytree(template.data_dir, world.data_dir, dirs_exist_ok=True)
+        if kind == "postgresql":
+            _copy_database(template.database_url, database_url)
+        return world
+
+    def _crawl(self, kind: str, sites: tuple[str, ...]) -> _Template:
+        root = self.root / f"{kind}-{'-'.join(sites)}"
+        root.mkdir(parents=True)
+        url = self._stack.enter_context(fresh_database(kind, root))
+        world = World(root, url)
+        with ExitStack() as servers:
+            for name in sites:
+                world.servers[name] = servers.enter_context(SiteServer(SITES / name))
+            world.configure()
+            engine = make_engine(url)
+            upgrade(engine)
+            engine.dispose()
+            for run in world.crawl().values():
+                assert run.status == "succeeded", (run.site, run.status, run.error)
+        ports = {name: server.port for name, server in world.servers.items()}
+        return _Template(world.data_dir, url, ports)
+
+
+def _copy_database(template_url: str, url: str) -> None:
+    """Replace the PostgreSQL database of `url` (fresh, empty) by a copy of the template's."""
+    name, template = make_url(url).database, make_url(template_url).database
+    admin = create_engine(postgres_admin_url(), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    finally:
+        admin.dispose()

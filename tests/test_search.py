@@ -39,7 +39,7 @@ from archive.search import (
 from archive.text import normalize
 from crawler.cli import app
 from tests.conftest import SITES
-from tests.crawlworld import World, expected, make_world
+from tests.crawlworld import CrawledWorlds, World, expected
 from tests.siteserver import SiteServer
 
 ALL_SITES = ("zytzb", "tzb_tw", "gbk_city")
@@ -105,10 +105,24 @@ def test_a_snippet_marks_matches_in_the_pages_own_script() -> None:
 
 
 @pytest.fixture
-def world(tmp_path: Path, database_url: str, site_server: Callable[..., SiteServer]) -> World:
-    made = make_world(tmp_path, database_url, site_server, ALL_SITES)
-    made.crawl()
-    return made
+def world(
+    tmp_path: Path,
+    database_url: str,
+    site_server: Callable[..., SiteServer],
+    crawled_worlds: CrawledWorlds,
+) -> World:
+    return crawled_worlds.world(tmp_path, database_url, site_server, ALL_SITES)
+
+
+@pytest.fixture
+def pg_world(
+    tmp_path: Path,
+    postgres_url: str,
+    site_server: Callable[..., SiteServer],
+    crawled_worlds: CrawledWorlds,
+) -> World:
+    """The same world on PostgreSQL only, for what only PostgreSQL does."""
+    return crawled_worlds.world(tmp_path, postgres_url, site_server, ALL_SITES)
 
 
 def texts(world: World) -> dict[int, tuple[str, str]]:
@@ -289,15 +303,14 @@ def test_relevance_ranks_the_newest_matches_when_there_are_too_many(
     [("统战", 2), ("统战", 0.3), ("统战 site:zytzb", 2), ("统战 since:2001-01-01", 0.3)],
 )
 def test_newest_first_on_postgresql_walks_the_newest_documents_for_a_common_word(
-    world: World, monkeypatch: pytest.MonkeyPatch, query: str, margin: float
+    pg_world: World, monkeypatch: pytest.MonkeyPatch, query: str, margin: float
 ) -> None:
     """A word expected in many documents is found newest first (and relevance's window of
     its newest matches) by testing the newest documents that pass the filters, down the
     doc_id index or one site's entries, in as many steps as it takes; the pages are those
     of the GIN plan."""
+    world = pg_world
     with world.session() as session:
-        if session.connection().dialect.name != "postgresql":
-            pytest.skip("the probe plan is PostgreSQL's")
         session.execute(text("ANALYZE search_docs"))  # the planner's figures, as autovacuum's
         session.commit()
     monkeypatch.setattr(archive.search, "FETCH_SLACK", 0)
@@ -376,13 +389,11 @@ def test_newest_first_on_postgresql_walks_the_newest_documents_for_a_common_word
     assert not any("probe" in c for c in calls), calls
 
 
-def test_postgresql_expects_a_phrase_as_often_as_its_rarest_bigram(world: World) -> None:
+def test_postgresql_expects_a_phrase_as_often_as_its_rarest_bigram(pg_world: World) -> None:
     """The share of documents a query is expected in (which decides the probe) comes from
     ANALYZE's lexeme frequencies: a phrase as its rarest bigram (the bigrams of a word come
     together; the planner multiplies them as if independent), OR adds up, AND multiplies."""
-    with world.session() as session:
-        if session.connection().dialect.name != "postgresql":
-            pytest.skip("PostgreSQL's statistics")
+    with pg_world.session() as session:
         session.execute(text("ANALYZE search_docs"))
         session.commit()
         conn = session.connection()
