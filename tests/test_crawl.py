@@ -16,7 +16,7 @@ from archive.models import Article, CrawlError, CrawlRun, Snapshot
 from archive.search import search
 from archive.warc import iter_records, read_record
 from crawler.cli import app
-from tests.crawlworld import World, expected, make_world
+from tests.crawlworld import CrawledWorlds, World, expected, make_world
 from tests.siteserver import SiteServer
 
 ALL_SITES = ("zytzb", "tzb_tw", "gbk_city")
@@ -25,6 +25,22 @@ ALL_SITES = ("zytzb", "tzb_tw", "gbk_city")
 @pytest.fixture
 def world(tmp_path: Path, database_url: str, site_server: Callable[..., SiteServer]) -> World:
     return make_world(tmp_path, database_url, site_server, ALL_SITES)
+
+
+@pytest.fixture
+def crawled(
+    tmp_path: Path,
+    database_url: str,
+    site_server: Callable[..., SiteServer],
+    crawled_worlds: CrawledWorlds,
+) -> Callable[..., World]:
+    """`crawled(*sites)`: the world after a first crawl of these sites (all by default),
+    for tests of what the next crawl does: a copy of the session's crawl of them."""
+
+    def make(*sites: str) -> World:
+        return crawled_worlds.world(tmp_path, database_url, site_server, sites or ALL_SITES)
+
+    return make
 
 
 def test_first_crawl_stores_every_article_of_every_site(world: World) -> None:
@@ -98,8 +114,10 @@ def test_every_snapshot_points_at_a_readable_warc_record(world: World) -> None:
     assert payload == served
 
 
-def test_recrawl_revisits_the_due_conditionally_and_a_304_stores_nothing(world: World) -> None:
-    world.crawl()
+def test_recrawl_revisits_the_due_conditionally_and_a_304_stores_nothing(
+    crawled: Callable[..., World],
+) -> None:
+    world = crawled()
     snapshots_before = len(world.snapshots())
     for server in world.servers.values():
         server.clear()
@@ -153,8 +171,10 @@ def test_without_revisits_a_recrawl_fetches_nothing_known_and_refresh_is_conditi
     assert len(world.snapshots()) == snapshots_before, "a 304 stores nothing new"
 
 
-def test_pagination_stops_when_a_listing_brings_nothing_new(world: World) -> None:
-    world.crawl("zytzb")
+def test_pagination_stops_when_a_listing_brings_nothing_new(
+    crawled: Callable[..., World],
+) -> None:
+    world = crawled("zytzb")
     server = world.servers["zytzb"]
     server.clear()
     world.crawl("zytzb")
@@ -164,8 +184,10 @@ def test_pagination_stops_when_a_listing_brings_nothing_new(world: World) -> Non
     assert all(listings.count(p) <= 1 for p in listings)
 
 
-def test_an_edited_page_gets_a_new_version_and_the_old_one_stays(world: World) -> None:
-    world.crawl("zytzb")
+def test_an_edited_page_gets_a_new_version_and_the_old_one_stays(
+    crawled: Callable[..., World],
+) -> None:
+    world = crawled("zytzb")
     server = world.servers["zytzb"]
     path = next(iter(expected("zytzb")["articles"]))
     original = (
@@ -249,8 +271,8 @@ def test_scrapy_crawl_news_runs_the_same_spider(world: World) -> None:
         assert run.status == "succeeded" and run.articles_new == len(expected("tzb_tw")["articles"])
 
 
-def test_nothing_stored_twice(world: World) -> None:
-    world.crawl()
+def test_nothing_stored_twice(crawled: Callable[..., World]) -> None:
+    world = crawled()
     world.crawl(refresh=True)
     with world.session() as session:
         urls = session.scalars(select(Article.canonical_url)).all()
