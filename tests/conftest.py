@@ -19,7 +19,7 @@ from archive.db import make_engine, make_sessionmaker, upgrade
 from tests.siteserver import SiteServer
 
 if TYPE_CHECKING:
-    from tests.crawlworld import CrawledWorlds
+    from tests.crawlworld import CrawledWorlds, World
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SITES = FIXTURES / "sites"
@@ -134,6 +134,22 @@ def crawled_worlds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Crawled
     worlds = CrawledWorlds(tmp_path_factory.mktemp("crawled-worlds"))
     yield worlds
     worlds.close()
+
+
+@pytest.fixture
+def crawled(
+    tmp_path: Path,
+    database_url: str,
+    site_server: Callable[..., SiteServer],
+    crawled_worlds: CrawledWorlds,
+) -> Callable[..., World]:
+    """`crawled("zytzb", ...)`: these fixture sites after a first crawl, in this test's
+    folder and database (a copy of the session's crawl of them)."""
+
+    def make(*sites: str) -> World:
+        return crawled_worlds.world(tmp_path, database_url, site_server, sites)
+
+    return make
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from archive.models import Article, CrawlError, CrawlRun, Snapshot
 from archive.search import search
 from archive.warc import iter_records, read_record
 from crawler.cli import app
-from tests.crawlworld import CrawledWorlds, World, expected, make_world
+from tests.crawlworld import World, expected, make_world
 from tests.siteserver import SiteServer
 
 ALL_SITES = ("zytzb", "tzb_tw", "gbk_city")
@@ -25,22 +25,6 @@ ALL_SITES = ("zytzb", "tzb_tw", "gbk_city")
 @pytest.fixture
 def world(tmp_path: Path, database_url: str, site_server: Callable[..., SiteServer]) -> World:
     return make_world(tmp_path, database_url, site_server, ALL_SITES)
-
-
-@pytest.fixture
-def crawled(
-    tmp_path: Path,
-    database_url: str,
-    site_server: Callable[..., SiteServer],
-    crawled_worlds: CrawledWorlds,
-) -> Callable[..., World]:
-    """`crawled(*sites)`: the world after a first crawl of these sites (all by default),
-    for tests of what the next crawl does: a copy of the session's crawl of them."""
-
-    def make(*sites: str) -> World:
-        return crawled_worlds.world(tmp_path, database_url, site_server, sites or ALL_SITES)
-
-    return make
 
 
 def test_first_crawl_stores_every_article_of_every_site(world: World) -> None:
@@ -117,7 +101,7 @@ def test_every_snapshot_points_at_a_readable_warc_record(world: World) -> None:
 def test_recrawl_revisits_the_due_conditionally_and_a_304_stores_nothing(
     crawled: Callable[..., World],
 ) -> None:
-    world = crawled()
+    world = crawled(*ALL_SITES)
     snapshots_before = len(world.snapshots())
     for server in world.servers.values():
         server.clear()
@@ -272,7 +256,7 @@ def test_scrapy_crawl_news_runs_the_same_spider(world: World) -> None:
 
 
 def test_nothing_stored_twice(crawled: Callable[..., World]) -> None:
-    world = crawled()
+    world = crawled(*ALL_SITES)
     world.crawl(refresh=True)
     with world.session() as session:
         urls = session.scalars(select(Article.canonical_url)).all()

@@ -23,21 +23,16 @@ from archive.fixity import run_audit, seal_unfinished, verify, walk_members
 from archive.models import Alert, FixityAudit, Snapshot
 from archive.warc import WarcFileWriter, is_being_written, open_marker, read_record
 from crawler.cli import app
-from tests.crawlworld import CrawledWorlds, World, make_world
+from tests.crawlworld import World, make_world
 from tests.siteserver import SiteServer
 
 WARCIO = [str(Path(sys.executable).parent / "warcio"), "check"]
 
 
 @pytest.fixture
-def world(
-    tmp_path: Path,
-    database_url: str,
-    site_server: Callable[..., SiteServer],
-    crawled_worlds: CrawledWorlds,
-) -> World:
+def world(crawled: Callable[..., World]) -> World:
     """zytzb crawled once (a copy of the session's crawl of it)."""
-    return crawled_worlds.world(tmp_path, database_url, site_server, ("zytzb",))
+    return crawled("zytzb")
 
 
 def run_verify(world: World, *args: str) -> tuple[int, str, str]:

@@ -37,7 +37,7 @@ from archive.store import (
 from archive.warc import WarcLocation
 from crawler.cli import app
 from tests.conftest import SITES
-from tests.crawlworld import CrawledWorlds, World, expected, make_world
+from tests.crawlworld import World, expected, make_world
 from tests.siteserver import SiteServer
 
 SITE = "qxtzb"
@@ -50,14 +50,9 @@ def page(path: str) -> str:
 
 
 @pytest.fixture
-def world(
-    tmp_path: Path,
-    database_url: str,
-    site_server: Callable[..., SiteServer],
-    crawled_worlds: CrawledWorlds,
-) -> World:
+def world(crawled: Callable[..., World]) -> World:
     """The county site crawled once (a copy of the session's crawl of it)."""
-    world = crawled_worlds.world(tmp_path, database_url, site_server, (SITE,))
+    world = crawled(SITE)
     assert set(world.articles(SITE)) == set(PATHS)
     return world
 

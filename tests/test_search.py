@@ -105,13 +105,9 @@ def test_a_snippet_marks_matches_in_the_pages_own_script() -> None:
 
 
 @pytest.fixture
-def world(
-    tmp_path: Path,
-    database_url: str,
-    site_server: Callable[..., SiteServer],
-    crawled_worlds: CrawledWorlds,
-) -> World:
-    return crawled_worlds.world(tmp_path, database_url, site_server, ALL_SITES)
+def world(crawled: Callable[..., World]) -> World:
+    """The three fixture sites crawled (a copy of the session's crawl of them)."""
+    return crawled(*ALL_SITES)
 
 
 @pytest.fixture
