@@ -9,7 +9,6 @@ the child (crash, kill): no run is left `running`.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import subprocess
@@ -284,9 +283,6 @@ def crawl_in_this_process(
     if jobdir:
         values["JOBDIR"] = jobdir
     process = CrawlerProcess(values)
-    # Scrapy leaves the root logger at NOTSET and filters in its handler, so every request
-    # and item built a DEBUG record only to drop it; the level on the logger skips that.
-    logging.getLogger().setLevel(values["LOG_LEVEL"])
     from archive import redact
 
     redact.install(redact.secret_values(settings))  # on the handler Scrapy just installed

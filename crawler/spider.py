@@ -82,6 +82,10 @@ class NewsSpider(scrapy.Spider):
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> NewsSpider:
         spider: NewsSpider = super().from_crawler(crawler, *args, **kwargs)
+        # Scrapy puts the root logger at NOTSET on every crawl() (it filters in its
+        # handler), so each request and item built a DEBUG record only to drop it: the
+        # level on the logger skips that. Set here, after crawl() has done so.
+        logging.getLogger().setLevel(crawler.settings.get("LOG_LEVEL"))
         spider.run = spider.open_run()
         spider.allowed_domains = list(spider.site.allowed_domains)
         crawler.signals.connect(spider.on_opened, signal=signals.spider_opened)
