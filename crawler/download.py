@@ -13,7 +13,8 @@ What we change: aiohttp resolves host names on its own, which would bypass
 crawler.resolver; here it asks the reactor's resolver (crawler.resolver.GuardedResolver,
 Scrapy installs it), so an unlisted non-public address is refused before any connection,
 as with Twisted's client. A refusal comes back as Scrapy's CannotResolveHostError
-(crawler.boundary records it).
+(crawler.boundary records it). And aiohttp's limit on a status or header line is raised
+from 8 KB to 64 KB: Twisted's client took a portal's oversized Set-Cookie.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from scrapy.core.downloader.handlers._base_streaming import BaseStreamingDownloa
 from scrapy.crawler import Crawler
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.ssl import _make_ssl_context
+
+MAX_HEADER_LINE = 65536
 
 
 class CrawlResolver(AbstractResolver):
@@ -77,4 +80,6 @@ class CrawlDownloadHandler(AiohttpDownloadHandler):
             auto_decompress=False,
             response_class=_ClientResponse,
             skip_auto_headers=("Accept", "Accept-Encoding", "Content-Type", "User-Agent"),
+            max_line_size=MAX_HEADER_LINE,
+            max_field_size=MAX_HEADER_LINE,
         )

@@ -9,11 +9,11 @@ the child (crash, kill): no run is left `running`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -114,7 +114,8 @@ def run_crawl(
                 while child.poll() is None:
                     if on_progress:  # the database may restart under a crawl: wait for it
                         on_progress(retrying(lambda: load_runs(sessions, run_ids), "progress"))
-                    time.sleep(POLL_SECONDS)
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        child.wait(timeout=POLL_SECONDS)  # returns as soon as the child ends
             except KeyboardInterrupt:
                 child.send_signal(signal.SIGINT)  # Scrapy stops gracefully and closes the runs
                 try:
