@@ -13,9 +13,8 @@
    Ratio revisit / full (target < 1/5), by the crawl's own clock (Scrapy's elapsed time,
    excluding process start) and by wall time (including it).
    And the floor, just before the revisit and with the same requests: a bare Scrapy
-   spider (no pipeline, no middlewares of ours, a callback that does nothing; the crawl's
-   HTTP client, crawler.download) sending the same conditional requests, in a process of
-   its own. What Scrapy alone costs for them.
+   spider (no pipeline, no middlewares of ours, a callback that does nothing) sending the
+   same conditional requests, in a process of its own. What Scrapy alone costs for them.
 
     .venv/bin/python bench/revisit.py [--part select|run|both] [--articles 200000]
         [--pages 2000] [--postgres URL]
@@ -285,8 +284,6 @@ def bare_spider(requests_file: str) -> None:
         "LOG_ENABLED": False, "TELNETCONSOLE_ENABLED": False, "ROBOTSTXT_OBEY": False,
         "COOKIES_ENABLED": False, "CONCURRENT_REQUESTS": 16,
         "CONCURRENT_REQUESTS_PER_DOMAIN": 16, "DOWNLOAD_DELAY": 0,
-        # the crawl's own HTTP client (aiohttp's; Twisted's costs 3-4x the CPU a request)
-        "DOWNLOAD_HANDLERS": {"http": "crawler.download.CrawlDownloadHandler"},
     })  # fmt: skip
     process.crawl(Bare)
     process.start()

@@ -20,7 +20,7 @@ from typing import Any
 
 from scrapy import signals
 from scrapy.crawler import Crawler
-from scrapy.exceptions import CannotResolveHostError, IgnoreRequest
+from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Request
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.error import DNSLookupError
@@ -79,7 +79,7 @@ class AddressRefusalMiddleware:
         return cls(crawler)
 
     def process_exception(self, request: Request, exception: Exception) -> None:
-        if not isinstance(exception, DNSLookupError | CannotResolveHostError):
+        if not isinstance(exception, DNSLookupError):
             return
         host = (urlparse_cached(request).hostname or "").lower()
         reason = REFUSED.get(host)

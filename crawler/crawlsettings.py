@@ -49,12 +49,6 @@ def scrapy_settings(settings: Settings, log_level: str = "INFO") -> dict[str, An
         },
         # name lookups that lead to unlisted non-public addresses fail (crawler.resolver)
         "TWISTED_DNS_RESOLVER": "crawler.resolver.GuardedResolver",
-        # aiohttp's client, resolving through that resolver: a quarter of the CPU of
-        # Twisted's per request (crawler.download)
-        "DOWNLOAD_HANDLERS": {
-            "http": "crawler.download.CrawlDownloadHandler",
-            "https": "crawler.download.CrawlDownloadHandler",
-        },
         "ITEM_PIPELINES": {"crawler.pipelines.ArchivePipeline": 300},
         # Scrapy 2.19 starts CONCURRENT_ITEMS (100) asyncio tasks for every callback's
         # output; ours yield one item or a page of links, and the pipeline is serial, so
