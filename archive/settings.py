@@ -243,6 +243,12 @@ class RevisitSettings(_Strict):
         "mass_gone_min): the takedowns are recorded and alert mass_gone is raised.",
     )
     mass_gone_min: int = Field(5, ge=1, description="The fewest takedowns that make mass_gone.")
+    quick_checks: bool = Field(
+        True,
+        description="Ask the due revisits first with a lean HTTP client under the crawl's "
+        "robots, boundary and politeness rules (crawler.checks): a 304 is recorded there, any "
+        "other answer is asked again through the crawl. False: every revisit goes through Scrapy.",
+    )
 
     @model_validator(mode="after")
     def _tiers_in_order(self) -> RevisitSettings:

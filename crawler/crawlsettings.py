@@ -46,6 +46,8 @@ def scrapy_settings(settings: Settings, log_level: str = "INFO") -> dict[str, An
             "crawler.middlewares.SharedRobotsTxtMiddleware": 100,
             # its process_exception runs before the retry's (higher runs first)
             "crawler.boundary.AddressRefusalMiddleware": 560,
+            # last before the download: a quick check's answer instead of one (crawler.checks)
+            "crawler.middlewares.PrefetchedMiddleware": 950,
         },
         # name lookups that lead to unlisted non-public addresses fail (crawler.resolver)
         "TWISTED_DNS_RESOLVER": "crawler.resolver.GuardedResolver",

@@ -7,26 +7,33 @@ struggling government server then gets hit again immediately. BackoffRetryMiddle
 `retry_after_max_seconds`.
 
 robots.txt for every request: SharedRobotsTxtMiddleware (see its docstring).
+
+A quick check's answer instead of a download: PrefetchedMiddleware (crawler.checks).
 """
 
 from __future__ import annotations
 
 import email.utils
+import ipaddress
 import time
+from dataclasses import dataclass
 
 from scrapy.crawler import Crawler
 from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.exceptions import NotConfigured
 from scrapy.http import Request, Response
+from scrapy.responsetypes import responsetypes
 from scrapy.robotstxt import RobotParser
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.misc import load_object
 from scrapy.utils.response import response_status_message
-from twisted.internet import reactor, task
+from twisted.internet import task
 
 RETRY_AFTER_CODES = (429, 503)
+#: The request meta key of an answer the crawl takes instead of downloading.
+META_KEY = "ufarchive_prefetched"
 
 
 class BackoffRetryMiddleware:
@@ -87,6 +94,10 @@ class BackoffRetryMiddleware:
 
 
 async def wait(seconds: float) -> None:
+    # imported here: importing the reactor installs one, and this module is imported
+    # (by crawler.spider) before Scrapy installs the asyncio reactor
+    from twisted.internet import reactor
+
     if seconds > 0:
         await maybe_deferred_to_future(task.deferLater(reactor, seconds, lambda: None))
 
@@ -121,3 +132,38 @@ class SharedRobotsTxtMiddleware(RobotsTxtMiddleware):
         parser = await super().robot_parser(request)
         current = self._parsers.get(urlparse_cached(request).netloc)
         return current if isinstance(current, RobotParser) else parser
+
+
+@dataclass
+class Answer:
+    """A quick check's answer other than a 304, for the crawl to judge (crawler.checks)."""
+
+    url: str
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    ip_address: str | None
+
+    def response(self, request: Request) -> Response:
+        headers: dict[str, list[str]] = {}
+        for key, value in self.headers:
+            headers.setdefault(key, []).append(value)
+        cls = responsetypes.from_args(headers=headers, url=self.url, body=self.body)  # type: ignore[arg-type]
+        return cls(
+            url=self.url, status=self.status, headers=headers, body=self.body,
+            request=request,
+            ip_address=ipaddress.ip_address(self.ip_address) if self.ip_address else None,
+        )  # fmt: skip
+
+
+class PrefetchedMiddleware:
+    """A downloader middleware, last before the download: a request that carries a
+    quick check's answer for its own URL gets that answer instead of a download. The
+    answer leaves the request's meta first, so a redirect or a retry made from it (which
+    copy the meta) downloads for real."""
+
+    def process_request(self, request: Request) -> Response | None:
+        answer = request.meta.pop(META_KEY, None)
+        if isinstance(answer, Answer) and answer.url == request.url:
+            return answer.response(request)
+        return None

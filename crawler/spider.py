@@ -12,8 +12,10 @@ article the archive lacks.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +47,7 @@ from crawler.boundary import RefusedRequestError
 from crawler.extract.decode import decode_html
 from crawler.items import FetchedPage
 from crawler.links import feed_entries, page_links, sitemap_entries
+from crawler.middlewares import META_KEY, Answer
 from crawler.runstate import RunState
 from crawler.sites import SiteConfig, load_site_file
 
@@ -165,7 +168,22 @@ class NewsSpider(scrapy.Spider):
 
     # --- requests -----------------------------------------------------------------------------
 
-    async def start(self) -> AsyncIterator[Request]:
+    async def start(self) -> AsyncIterator[Request | FetchedPage]:
+        later: list[Request] = []  # revisits the quick checks leave to the crawl
+        asked_all = False  # by quick checks
+        if self.run.due and self.run.policy.quick_checks:
+            from crawler import checks  # aiohttp: 0.2 s of import, for runs with revisits
+
+            reason = checks.unavailable(self.crawler)
+            if reason is None:
+                try:
+                    async for answer in self.quick_checks(later):
+                        yield answer
+                    asked_all = True
+                except Exception:  # a bug here must not cost the run its revisits
+                    log.exception("quick checks failed; the crawl asks the rest itself")
+            else:
+                log.info("no quick checks: %s", reason)
         site = self.site
         for url, callback in (
             *((u, self.parse_listing) for u in site.start_urls),
@@ -176,33 +194,80 @@ class NewsSpider(scrapy.Spider):
             if request is not None:
                 self.run.start_requests += 1
                 yield request
-        for request in self.revisit_requests():
+        for request in later:
             yield request
+        if not asked_all:  # known_request() skips the articles already asked
+            for request in self.revisit_requests():
+                yield request
+
+    def due_batches(self) -> Iterator[list[Known]]:
+        """The run's due articles, read a batch at a time as they are asked."""
+        due = self.run.due
+        for start in range(0, len(due), REVISIT_BATCH):
+            with self.run.sessions() as session:  # closed before the batch is asked
+                batch = known_by_ids(session, due[start : start + REVISIT_BATCH])
+            yield batch
 
     def revisit_requests(self) -> Iterator[Request]:
         """Conditional requests for the run's due articles, read as the scheduler asks."""
-        due = self.run.due
-        for start in range(0, len(due), REVISIT_BATCH):
-            with self.run.sessions() as session:
-                batch = known_by_ids(session, due[start : start + REVISIT_BATCH])
+        for batch in self.due_batches():
             for known in batch:
                 request = self.known_request(known, kind="revisit")
                 if request is not None:
                     yield request
 
+    async def quick_checks(self, later: list[Request]) -> AsyncIterator[Request | FetchedPage]:
+        """The due articles asked by crawler.checks before any other request of the run:
+        a 304 as the pipeline's page, another answer as the article's request carrying
+        it (no second download); the requests that got no answer into `later`, for after
+        the pass (they download, and must not add to its requests in flight)."""
+        from crawler.checks import QuickChecks
+
+        started = time.monotonic()
+        async with QuickChecks(self.crawler, self.site.allowed_domains) as checker:
+            batches = self.due_batches()
+            batch = next(batches, None)
+            # the next batch is asked while this one's answers go through the pipeline
+            asking = asyncio.ensure_future(checker.check(batch)) if batch else None
+            try:
+                while batch is not None and asking is not None:
+                    answers = await asking
+                    following = next(batches, None)
+                    asking = asyncio.ensure_future(checker.check(following)) if following else None
+                    for item in self.after_quick_checks(batch, answers, later):
+                        yield item
+                    batch = following
+            finally:
+                if asking is not None and not asking.done():
+                    asking.cancel()
+        stats = self.crawler.stats
+        stats = self.crawler.stats
+        assert stats is not None
+        counts = {
+            k: stats.get_value(f"ufarchive/quick_checks/{k}", 0) for k in ("304", "other", "none")
+        }
+        log.info("quick checks: %d 304, %d other answers, %d left to the crawl, in %.1f s",
+                 counts["304"], counts["other"], counts["none"], time.monotonic() - started)  # fmt: skip
+
     def request(self, url: str, callback: Any, kind: str, **kwargs: Any) -> Request | None:
         """A request within the run's page budget (`max_pages`), or None once it is spent."""
-        if self.budget_used >= self.site.max_pages:
-            assert self.crawler.stats is not None
-            self.crawler.stats.inc_value("ufarchive/max_pages_reached")
+        if not self.take_budget():
             return None
-        self.budget_used += 1
         meta = {"kind": kind, **kwargs.pop("meta", {})}
         if kind == "start" and self.settings.get("JOBDIR"):
             # A resumed crawl (JOBDIR) has seen its start URLs: fetch them again anyway, so
             # the run sees its site answer and picks up what was published meanwhile.
             kwargs["dont_filter"] = True
         return Request(url, callback=callback, errback=self.on_error, meta=meta, **kwargs)
+
+    def take_budget(self) -> bool:
+        """One page of the run's budget (`max_pages`), if any is left."""
+        if self.budget_used >= self.site.max_pages:
+            assert self.crawler.stats is not None
+            self.crawler.stats.inc_value("ufarchive/max_pages_reached")
+            return False
+        self.budget_used += 1
+        return True
 
     def article_request(self, url: str, updated: datetime | None = None) -> Request | None:
         """Fetch an article unless the archive has it unchanged; conditionally if it has it."""
@@ -248,6 +313,26 @@ class NewsSpider(scrapy.Spider):
         if request is not None:
             self.scheduled.add(canonical)
         return request
+
+    def after_quick_checks(
+        self, batch: list[Known], answers: list[FetchedPage | Answer | None], later: list[Request]
+    ) -> Iterator[Request | FetchedPage]:
+        """A 304 as the pipeline's page; another answer as the article's request carrying
+        it; no answer: the article's request, into `later`."""
+        for known, answer in zip(batch, answers, strict=True):
+            if isinstance(answer, FetchedPage):
+                if self.take_budget():  # (the due articles are within it: archive.revisit)
+                    self.scheduled.add(self.site.canonical(known.url))
+                    yield answer
+                continue
+            request = self.known_request(known, kind="revisit")
+            if request is None:
+                continue
+            if answer is None:
+                later.append(request)
+            else:
+                request.meta[META_KEY] = answer
+                yield request
 
     def is_allowed(self, url: str) -> bool:
         return self.site.is_allowed_host(urlsplit(url).hostname or "")

@@ -5,6 +5,7 @@ is down; the policy decides what is due, with a clock the test controls."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from warcio.archiveiterator import ArchiveIterator
 
 from archive.alerts import active_alerts
 from archive.articles import raw_bytes
-from archive.models import Article, ArticleEvent, Snapshot
+from archive.models import Article, ArticleEvent, CrawlRun, Snapshot
 from archive.revisit import check_interval, judge_revisits, next_check
 from archive.search import search
 from archive.settings import RevisitSettings, RevisitTier
@@ -490,3 +491,56 @@ def test_a_site_file_overrides_the_revisit_policy(tmp_path: Path) -> None:
         match=r"s.yaml: revisit: max_revisits: Input should be less than or equal to 1",
     ):
         load_site_file(path)
+
+
+# --- quick checks (crawler.checks) ---------------------------------------------------------
+
+
+def run_stats(world: World, run_id: int) -> dict[str, object]:
+    with world.session() as session:
+        stats: dict[str, object] = session.get_one(CrawlRun, run_id).stats or {}
+        return stats
+
+
+def edit_body(world: World, path: str) -> None:
+    first = expected(SITE)["articles"][path]["body_starts"]
+    world.servers[SITE].put(path, page(path).replace(first, "【更正】" + first, 1))
+
+
+def test_quick_checks_ask_each_due_article_once_within_the_crawl_politeness(world: World) -> None:
+    settings = world.config_dir / "settings.yaml"
+    settings.write_text(
+        settings.read_text(encoding="utf-8")
+        .replace("concurrent_requests_per_domain: 8", "concurrent_requests_per_domain: 2")
+        .replace("download_delay_seconds: 0\n", "download_delay_seconds: 0.2\n"),
+        encoding="utf-8",
+    )
+    server = world.servers[SITE]
+    edit_body(world, EDIT_BODY)
+    server.latency = 0.3
+    server.clear()
+    run = world.crawl()[SITE]
+    asked = [r for r in server.requests if r.url_path in PATHS]
+    # once each: the 304s, and the edited page whose 200 the crawl took as its download
+    assert sorted(r.url_path for r in asked) == sorted(PATHS)
+    assert all("if-none-match" in r.headers for r in asked)
+    assert server.max_active <= 2
+    starts = sorted(r.at for r in asked)
+    assert min(b - a for a, b in itertools.pairwise(starts)) >= 0.09  # 0.2 s x 0.5..1.5
+    stats = run_stats(world, run.run_id)
+    assert (stats["ufarchive/quick_checks/304"], stats["ufarchive/quick_checks/other"]) == (5, 1)
+    assert (run.revisits_checked, run.revisits_not_modified, run.articles_changed) == (6, 5, 1)
+    assert world.articles(SITE)[EDIT_BODY].version == 2
+    assert run.responses_by_status["304"] == 5
+
+
+def test_without_quick_checks_the_crawl_asks_and_finds_the_same(world: World) -> None:
+    world.configure(extra="  quick_checks: false\n")
+    edit_body(world, EDIT_BODY)
+    server = world.servers[SITE]
+    server.clear()
+    run = world.crawl()[SITE]
+    assert sorted(r.url_path for r in server.requests if r.url_path in PATHS) == sorted(PATHS)
+    assert not [k for k in run_stats(world, run.run_id) if k.startswith("ufarchive/quick_checks")]
+    assert (run.revisits_checked, run.revisits_not_modified, run.articles_changed) == (6, 5, 1)
+    assert world.articles(SITE)[EDIT_BODY].version == 2
