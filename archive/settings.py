@@ -245,9 +245,10 @@ class RevisitSettings(_Strict):
     mass_gone_min: int = Field(5, ge=1, description="The fewest takedowns that make mass_gone.")
     quick_checks: bool = Field(
         True,
-        description="Ask the due revisits first with a lean HTTP client under the crawl's "
-        "robots, boundary and politeness rules (crawler.checks): a 304 is recorded there, any "
-        "other answer is asked again through the crawl. False: every revisit goes through Scrapy.",
+        description="Ask the due articles first with a lean HTTP client (aiohttp), under "
+        "the crawl's robots.txt, boundary and politeness rules: a 304 is recorded without "
+        "Scrapy's engine, any other answer goes to the crawl as that article's download. "
+        "False: every revisit goes through Scrapy.",
     )
 
     @model_validator(mode="after")
