@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 from urllib.request import getproxies
 
 import aiohttp
+import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 from scrapy.crawler import Crawler
 from scrapy.downloadermiddlewares.httpcompression import ACCEPTED_ENCODINGS
@@ -49,6 +50,7 @@ from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Request
 from scrapy.utils.defer import maybe_deferred_to_future
+from w3lib.url import safe_url_string
 
 from archive.store import Known
 from crawler.addresses import refusal
@@ -254,11 +256,14 @@ class QuickChecks:
             headers["If-None-Match"] = known.etag
         if known.last_modified:
             headers["If-Modified-Since"] = known.last_modified
+        # the URL as Scrapy's Request spells it (the crawl matches its answer by it), sent
+        # as is (yarl would otherwise normalise its percent-encoding again)
+        url = safe_url_string(known.url)
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
             async with self.session.get(
-                known.url, headers=headers, allow_redirects=False
+                yarl.URL(url, encoded=True), headers=headers, allow_redirects=False
             ) as response:
                 status = response.status
                 transport = response.connection.transport if response.connection else None
@@ -276,7 +281,7 @@ class QuickChecks:
             return None  # past the size limit: the crawl asks, and records too_large
         ip = str(peer[0]) if peer else None
         if status != 304:
-            return Answer(known.url, status, raw, body, ip)
+            return Answer(url, status, raw, body, ip)
         stats = self.crawler.stats
         assert stats is not None
         stats.inc_value("downloader/request_count")
