@@ -5,8 +5,8 @@
 sitemaps (indexes and `lastmod`), stays inside `allowed_domains`, and is bounded by
 `max_pages` and the depth limit. Known articles are fetched again when they are due for
 a revisit (archive.revisit: by age and history, within `revisit.max_revisits` of the
-budget, most overdue first), when a feed or sitemap says they changed, or with
-`refresh`; always conditionally. Pagination stops at a listing page that brings no
+budget, most overdue first; asked first, by crawler.checks), when a feed or sitemap says
+they changed, or with `refresh`; always conditionally. Pagination stops at a listing page that brings no
 article the archive lacks.
 """
 
@@ -217,10 +217,12 @@ class NewsSpider(scrapy.Spider):
                     yield request
 
     async def quick_checks(self, later: list[Request]) -> AsyncIterator[Request | FetchedPage]:
-        """The due articles asked by crawler.checks before any other request of the run:
-        a 304 as the pipeline's page, another answer as the article's request carrying
-        it (no second download); the requests that got no answer into `later`, for after
-        the pass (they download, and must not add to its requests in flight)."""
+        """The due articles asked by crawler.checks before any other request of the run
+        (so the two never add up at a site; a run with many due articles, at a polite
+        delay, reaches its listing pages that much later): a 304 as the pipeline's page,
+        another answer as the article's request carrying it (no second download); the
+        requests that got no answer into `later`, for after the pass (they download, and
+        must not add to its requests in flight)."""
         from crawler.checks import QuickChecks
 
         started = time.monotonic()
@@ -240,7 +242,6 @@ class NewsSpider(scrapy.Spider):
             finally:
                 if asking is not None and not asking.done():
                     asking.cancel()
-        stats = self.crawler.stats
         stats = self.crawler.stats
         assert stats is not None
         counts = {
