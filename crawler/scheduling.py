@@ -57,7 +57,14 @@ from archive.models import CrawlRun, RunStatus, utcnow
 from archive.redact import redact_url
 from archive.settings import LoggingSettings, Settings, cron_trigger
 from archive.store import ensure_site, finish_run, start_run
-from crawler.runner import RunView, child_env, close_dead_runs, close_orphans, load_runs
+from crawler.runner import (
+    CrawlProcesses,
+    RunView,
+    child_env,
+    close_dead_runs,
+    close_orphans,
+    load_runs,
+)
 from crawler.sites import Schedule, SiteConfig, check_sites
 
 log = logging.getLogger("ufarchive.schedule")
@@ -133,6 +140,8 @@ class CrawlScheduler:
         self.stopping = threading.Event()
         self.lock = threading.Lock()
         self.children: dict[str, subprocess.Popen[bytes]] = {}
+        # a crawl process always started ahead: a run waits for no imports
+        self.processes = CrawlProcesses(ahead=settings.crawl.mode != "distributed")
         self.active = 0
         self.catchup: set[str] = set()
         self._redis: Any = None
@@ -160,6 +169,8 @@ class CrawlScheduler:
         self.drop_stale_jobdirs()
         if self.settings.crawl.mode == "distributed":
             self.adopt()
+        else:
+            self.processes.prepare(child_env(self.settings))
         self.scheduler.start()
         for site in self.sites.values():
             self.add_job(site, catch_up=True)
@@ -280,20 +291,14 @@ class CrawlScheduler:
         log_file = self.settings.data_dir / "logs" / f"crawl-{run_id}.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)
         jobdir = self.jobdir(site.name)
-        command = [
-            sys.executable, "-m", "crawler.runner", "--log-file", str(log_file),
-            "--run", f"{site.name}={run_id}", "--jobdir", str(jobdir),
-        ]  # fmt: skip
+        args = ["--run", f"{site.name}={run_id}", "--jobdir", str(jobdir)]
         limit = self.settings.scheduler.crawl_timeout_minutes * 60
-        with log_file.open("ab") as log_fh, self.lock:
+        with self.lock:
             if self.stopping.is_set():
                 with self.sessions() as session, session.begin():
                     finish_run(session, run_id, RunStatus.INTERRUPTED, "scheduler stopping")
                 return None
-            child = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=log_fh, stderr=subprocess.STDOUT,
-                env=child_env(self.settings),
-            )  # fmt: skip
+            child = self.processes.start(args, log_file, child_env(self.settings))
             self.children[site.name] = child
         log.info("%s: run %d started (%s, pid %d)", site.name, run_id, trigger, child.pid)
         self.metrics.running.inc()
@@ -472,6 +477,7 @@ class CrawlScheduler:
             self.stopping.set()
             children = list(self.children.items())
         self.scheduler.shutdown(wait=False)
+        self.processes.close()
         for name, child in children:
             log.info(
                 "%s: stopping its crawl (pid %d); it resumes at the next start", name, child.pid

@@ -382,3 +382,55 @@ def test_a_page_the_database_refuses_fails_the_run_and_is_stored_next_time(world
     run = world.crawl("zytzb")["zytzb"]
     assert run.status == "succeeded" and run.articles_new == 1
     assert REFUSED in world.articles("zytzb") and len(world.articles("zytzb")) == 10
+
+
+def test_a_crawl_process_started_ahead_takes_the_next_run_and_only_with_its_environment(
+    world: World, tmp_path: Path
+) -> None:
+    """The scheduler's CrawlProcesses: the process started ahead crawls the next run (its
+    pid is the run's, its output goes to the run's log); a run with other settings, or
+    after that process died, gets a fresh process; close() stops the one waiting."""
+    from archive.settings import load_settings
+    from crawler.runner import CrawlProcesses, run_crawl
+
+    settings = load_settings(world.env())
+    processes = CrawlProcesses(ahead=True)
+    try:
+        (first,) = run_crawl(["zytzb"], settings=settings, processes=processes)
+        assert processes.spare is not None
+        ahead = processes.spare[0]
+        (second,) = run_crawl(["zytzb"], refresh=True, settings=settings, processes=processes)
+        assert [first.status, second.status] == ["succeeded", "succeeded"], second.message
+        with world.session() as session:
+            pids = {row.id: row.pid for row in session.execute(select(CrawlRun.id, CrawlRun.pid))}
+        assert pids[second.run_id] == ahead.pid != pids[first.run_id]
+        assert ahead.returncode == 0
+        assert second.articles_unchanged == len(expected("zytzb")["articles"])
+        log = Path(second.log_file or "").read_text(encoding="utf-8")
+        assert "Spider closed (finished)" in log and "Spider opened" in log
+
+        # another archive (its own data dir): never the process started for this one
+        assert processes.spare is not None
+        waiting = processes.spare[0]
+        other = dict(world.env(), UFARCHIVE_DATA_DIR=str(tmp_path / "other-data"))
+        other_settings = load_settings(other)
+        from archive.db import upgrade
+
+        engine = make_engine(other_settings.database_url)
+        upgrade(engine)
+        engine.dispose()
+        (third,) = run_crawl(["zytzb"], settings=other_settings, processes=processes)
+        assert third.status == "succeeded", third.message
+        assert waiting.poll() == 0  # closed unused: it exits on its own
+        # a process started ahead that died: the run gets a fresh one
+        assert processes.spare is not None
+        dead = processes.spare[0]
+        dead.kill()
+        dead.wait()
+        (fourth,) = run_crawl(["zytzb"], settings=other_settings, processes=processes)
+        assert fourth.status == "succeeded", fourth.message
+        assert fourth.requests > 0
+    finally:
+        processes.close()
+    assert processes.spare is None
+    assert all(p.poll() is not None for p in (ahead, waiting, dead))
