@@ -11,18 +11,22 @@
      (as many CMSs do), so every page comes back in full and is extracted and compared:
      what a crawler without cheap checks pays.
    Ratio revisit / full (target < 1/5), by the crawl's own clock (Scrapy's elapsed time,
-   excluding process start) and by wall time (including it).
+   excluding process start) and by wall time (including it). The runs are started as the
+   scheduler starts them (crawler.runner.CrawlProcesses: each crawl process is started when
+   the previous run ends, and imports while nothing waits); `--cold` starts each afresh, as
+   a one-off `ufarchive crawl` does.
    And the floor, just before the revisit and with the same requests: a bare Scrapy
    spider (no pipeline, no middlewares of ours, a callback that does nothing) sending the
    same conditional requests, in a process of its own. What Scrapy alone costs for them.
 
     .venv/bin/python bench/revisit.py [--part select|run|both] [--articles 200000]
-        [--pages 2000] [--postgres URL]
+        [--pages 2000] [--cold] [--postgres URL]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -53,7 +57,7 @@ from archive.store import (  # noqa: E402
     known_articles,
     known_by_ids,
 )
-from crawler.runner import run_crawl  # noqa: E402
+from crawler.runner import CrawlProcesses, run_crawl  # noqa: E402
 from crawler.spider import REVISIT_BATCH  # noqa: E402
 from tests.siteserver import SiteServer  # noqa: E402
 
@@ -240,10 +244,10 @@ def write_config(base: Path, server: SiteServer, pages: int) -> dict[str, str]:
     return {"UFARCHIVE_CONFIG": str(config), "UFARCHIVE_DATA_DIR": str(base / "data")}
 
 
-def timed_run(env: dict[str, str]) -> tuple[float, float, Any]:
+def timed_run(env: dict[str, str], processes: CrawlProcesses) -> tuple[float, float, Any]:
     settings = load_settings(env)
     started = time.perf_counter()
-    (run,) = run_crawl(["bench"], settings=settings)
+    (run,) = run_crawl(["bench"], settings=settings, processes=processes)
     wall = time.perf_counter() - started
     if run.status != "succeeded":
         raise SystemExit(f"run {run.status}: {run.message}")
@@ -314,11 +318,12 @@ def timed_bare(env: dict[str, str], base: Path) -> tuple[float, float]:
     return json.loads(done.stdout.strip().splitlines()[-1])["crawl"], wall
 
 
-def part_run(pages: int) -> None:
+def part_run(pages: int, cold: bool = False) -> None:
     rng = random.Random(3)
     seeds = [rng.random() for _ in range(pages)]
     edited = set(random.Random(11).sample(range(pages), pages // 20))
-    with tempfile.TemporaryDirectory() as tmp:
+    processes = CrawlProcesses(ahead=not cold)
+    with tempfile.TemporaryDirectory() as tmp, contextlib.closing(processes):
         base = Path(tmp)
         with SiteServer(None) as server:
             links = "".join(f'<a href="/tzyw/a/{i}.html">{i}</a>' for i in range(pages))
@@ -337,20 +342,21 @@ def part_run(pages: int) -> None:
             engine = make_engine(load_settings(env).database_url)
             upgrade(engine)
             engine.dispose()
-            first = timed_run(env)
+            first = timed_run(env, processes)
             assert first[2].articles_new == pages, first[2]
             # revisit: conditional requests honoured; 5 % edited since
             for i in edited:
                 server.put(f"/tzyw/a/{i}.html", article_html(i, random.Random(seeds[i]), 318, True))
             bare = timed_bare(env, base)  # the same requests, Scrapy alone
-            revisit = timed_run(env)
+            revisit = timed_run(env, processes)
             # full refetch: conditional headers ignored, a counter in every page
             server.conditional = False
             publish(9999, edited)
-            full = timed_run(env)
+            full = timed_run(env, processes)
     r, f = revisit[2], full[2]
     print(f"== a revisit run vs a full refetch: {pages:,} articles of {size / 1000:.0f} KB, "
-          f"{len(edited)} edited, {os.cpu_count()} cores")  # fmt: skip
+          f"{len(edited)} edited, {os.cpu_count()} cores, crawl processes "
+          f"{'started afresh' if cold else 'started ahead, as the scheduler does'}")  # fmt: skip
     print(
         f"{'run':<16}{'crawl s':>9}{'wall s':>9}{'checked':>9}{'304':>7}{'changed':>9}{'same':>7}{'MB in':>8}"
     )
@@ -376,6 +382,7 @@ def main() -> None:
     parser.add_argument("--part", choices=("select", "run", "both"), default="both")
     parser.add_argument("--articles", type=int, default=200_000)
     parser.add_argument("--pages", type=int, default=2000)
+    parser.add_argument("--cold", action="store_true", help="start every crawl process afresh")
     parser.add_argument("--bare-spider", help=argparse.SUPPRESS)
     parser.add_argument(
         "--postgres", default=os.environ.get("UFARCHIVE_TEST_POSTGRES_URL", DEFAULT_POSTGRES)
@@ -387,7 +394,7 @@ def main() -> None:
     if args.part in ("select", "both"):
         part_select(args.articles, args.postgres)
     if args.part in ("run", "both"):
-        part_run(args.pages)
+        part_run(args.pages, args.cold)
 
 
 if __name__ == "__main__":

@@ -52,13 +52,13 @@ CRAWL_MODULES = (
 
 
 class CrawlProcesses:
-    """Starts crawl processes. With `ahead` (the scheduler), one process is always started
-    ahead of need: it imports Scrapy, Twisted, SQLAlchemy and the spider (about 1 s of CPU
-    that a run would otherwise wait for: a fifth of a revisit run of 2,000 articles,
-    bench/README.md) while the archive has nothing to wait for, then waits on its stdin for
-    the run it is given. A crawl process is always the caller's own child either way (its
-    pid, signals and exit code are plain `subprocess`), and a process started ahead is used
-    only with the environment it was started with; otherwise the run gets a fresh one."""
+    """Starts crawl processes. With `ahead` (the scheduler), the next crawl process is
+    started when a run ends (`prepare`): it imports Scrapy, Twisted, SQLAlchemy and the
+    spider (about 1 s of CPU, a fifth of a revisit run of 2,000 articles: bench/README.md)
+    while no run waits for it and none competes with it, then waits on its stdin for the
+    run it is given. A crawl process is the caller's own child either way (its pid,
+    signals and exit code are plain `subprocess`), and one started ahead is used only
+    with the environment it was started with; otherwise the run gets a fresh one."""
 
     def __init__(self, ahead: bool = False) -> None:
         self.ahead = ahead
@@ -84,12 +84,12 @@ class CrawlProcesses:
                     [sys.executable, "-m", "crawler.runner", *argv],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
                 )  # fmt: skip
-        if self.ahead:
-            self.prepare(env)
         return child
 
     def prepare(self, env: dict[str, str]) -> None:
-        """Start a process ahead for the next run (unless one is ready)."""
+        """Start a process ahead for the next run (unless one is ready, or not `ahead`)."""
+        if not self.ahead:
+            return
         with self.lock:
             if self.spare is not None and self.spare[0].poll() is None:
                 return
@@ -204,7 +204,8 @@ def run_crawl(
             args += ["--run", f"{site.name}={run_id}"]
         if refresh:
             args.append("--refresh")
-        child = (processes or CrawlProcesses()).start(args, log_file, child_env(settings))
+        processes = processes or CrawlProcesses()
+        child = processes.start(args, log_file, child_env(settings))
         try:
             while child.poll() is None:
                 if on_progress:  # the database may restart under a crawl: wait for it
@@ -221,11 +222,16 @@ def run_crawl(
             raise
         finally:
             close_orphans(sessions, run_ids, child.returncode, log_file)
-        with sessions() as session, session.begin():
-            # alerts follow every run, manual ones too (the scheduler also posts them)
-            for run_id in run_ids:
-                judge_run(session, run_id, settings.scheduler)
-        runs = load_runs(sessions, run_ids, str(log_file))
+            processes.prepare(child_env(settings))
+
+        def judge() -> None:
+            with sessions() as session, session.begin():
+                # alerts follow every run, manual ones too (the scheduler also posts them)
+                for run_id in run_ids:
+                    judge_run(session, run_id, settings.scheduler)
+
+        retrying(judge, "judging the runs")  # the database may have restarted meanwhile
+        runs = retrying(lambda: load_runs(sessions, run_ids, str(log_file)), "loading the runs")
         if on_progress:
             on_progress(runs)
         return runs

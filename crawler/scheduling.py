@@ -49,7 +49,7 @@ from sqlalchemy import select
 
 from archive import redact
 from archive.alerts import AlertView, judge_run, judge_staleness, site_health
-from archive.db import check_schema, make_engine, make_sessionmaker
+from archive.db import check_schema, make_engine, make_sessionmaker, retrying
 from archive.errors import ConfigError, SiteConfigError
 from archive.fixity import AuditStoppedError, FixityView, run_audit, seal_unfinished, site_fixity
 from archive.locks import site_lock
@@ -310,12 +310,15 @@ class CrawlScheduler:
                 self.children.pop(site.name, None)
             self.metrics.running.dec()
             close_orphans(self.sessions, [run_id], child.returncode, log_file)
+            with self.lock:  # not after stop() has closed them
+                if not self.stopping.is_set():
+                    self.processes.prepare(child_env(self.settings))
             if timed_out:
                 with self.sessions() as session, session.begin():
                     row = session.get_one(CrawlRun, run_id)
                     row.status = RunStatus.TIMEOUT.value
                     row.message = f"stopped after the wall-clock limit of {limit} s"
-        run = load_runs(self.sessions, [run_id], str(log_file))[0]
+        run = retrying(lambda: load_runs(self.sessions, [run_id], str(log_file)), "the run")[0]
         if run.status != RunStatus.INTERRUPTED.value:
             shutil.rmtree(jobdir, ignore_errors=True)  # done (or broken): start afresh next time
         log.info("%s: run %d %s: %d new, %d changed, %d failed, %d errors%s", site.name,
@@ -418,8 +421,12 @@ class CrawlScheduler:
 
     def record(self, run: RunView) -> None:
         self.metrics.observe(run)
-        with self.sessions() as session, session.begin():
-            raised = judge_run(session, run.run_id, self.settings.scheduler)
+
+        def judge() -> list[AlertView]:
+            with self.sessions() as session, session.begin():
+                return judge_run(session, run.run_id, self.settings.scheduler)
+
+        raised = retrying(judge, "judging the run")  # the database may have restarted
         for alert in raised:
             self.alert(alert)
 
