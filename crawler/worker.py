@@ -21,6 +21,7 @@ NewsSpider callbacks, extraction and store path as `crawl`, with
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -544,6 +545,7 @@ def run_worker(settings: Settings, log_file: str | None = None) -> None:
     """The body of `ufarchive worker`: crawl Redis's runs until SIGTERM/SIGINT."""
     install_reactor(settings)  # first: crawler.middlewares imports the reactor
     warm_up()
+    gc.freeze()  # the modules out of the collector's sight, as in a crawl process (runner)
     worker = Worker(settings, log_file)
     log.info("worker %s on %s, Redis prefix %r", worker.id, settings.redis_url,
              settings.crawl.redis_key_prefix)  # fmt: skip
