@@ -119,6 +119,7 @@ def test_a_crawl_past_its_wall_clock_limit_ends_as_timeout(
     try:
         run = scheduler.crawl(scheduler.sites["slow"], "manual")
     finally:
+        scheduler.processes.close()  # the crawl process it started for the next run
         scheduler.engine.dispose()
     assert run is not None and run.status == RunStatus.TIMEOUT.value
     assert run.finished_at is not None and "wall-clock limit" in (run.message or "")
