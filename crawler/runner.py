@@ -121,8 +121,8 @@ class CrawlProcesses:
             with contextlib.suppress(OSError):
                 child.stdin.close()  # it has no run: it exits at end of input
         try:
-            child.wait(timeout=5)
-        except subprocess.TimeoutExpired:
+            child.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:  # still importing: nothing of it to keep
             child.kill()
             child.wait()
 

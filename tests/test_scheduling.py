@@ -445,3 +445,41 @@ def test_the_global_limit_bounds_crawls_running_at_once(
     assert sorted(r.site_id for r in runs) == [1, 2, 3], "one run a site"
     assert {(r.trigger, r.status) for r in runs} == {("catchup", "succeeded")}
     assert_no_overlap(runs)
+
+
+def test_the_scheduler_crawls_each_run_in_the_process_it_started_ahead(
+    tmp_path: Path, database_url: str, site_server: Callable[..., SiteServer]
+) -> None:
+    """Started, the scheduler has a crawl process waiting; a run is crawled by it (the run's
+    pid), and the next process is started when the run ends; stop() leaves none behind."""
+    from archive.settings import load_settings
+    from crawler.scheduling import CrawlScheduler
+    from crawler.sites import load_sites
+
+    server = site_server()
+    slow_site(server, count=3, delay=0)
+    world = slow_world(tmp_path, database_url, server)
+    assert world.crawl("slow")["slow"].status == "succeeded"  # not due: no catch-up run
+    settings = load_settings(world.env())
+    scheduler = CrawlScheduler(settings, load_sites(settings.sites_dir))
+    scheduler.processes.prepare({})  # a process of another environment: never used
+    stale = scheduler.processes.spare
+    scheduler.start()  # replaces nothing: one is waiting (its environment is checked at use)
+    try:
+        runs = []
+        for _ in range(2):
+            spare = scheduler.processes.spare
+            assert spare is not None and spare[0].poll() is None
+            run = scheduler.crawl(scheduler.sites["slow"], "manual")
+            assert run is not None and run.status == "succeeded", run and run.message
+            runs.append((run.run_id, spare[0]))
+        with world.session() as session:
+            pids = {r.id: r.pid for r in session.scalars(select(CrawlRun))}
+        assert stale is not None and pids[runs[0][0]] != stale[0].pid  # another environment
+        assert pids[runs[1][0]] == runs[1][1].pid  # started when the first run ended
+        assert scheduler.processes.spare is not None
+        waiting = scheduler.processes.spare[0]
+    finally:
+        scheduler.stop(grace=5)
+    assert scheduler.processes.spare is None
+    assert waiting.poll() is not None and stale[0].poll() is not None
