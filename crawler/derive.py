@@ -24,6 +24,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from typing import Protocol
 
 from sqlalchemy.engine import make_url
 
@@ -32,6 +33,17 @@ log = logging.getLogger(__name__)
 DATABASE_ENV = "UFARCHIVE_DERIVE_DATABASE_URL"
 #: Ids derived in one transaction at most, when the crawl is ahead.
 MOST_AT_ONCE = 500
+
+
+class Deriver(Protocol):
+    """Where a pipeline sends the ids of each committed batch to be derived: this module's
+    DeriveProcess, or a worker's pass over all its runs (crawler.worker.SharedDeriver)."""
+
+    def writer_busy(self) -> bool: ...
+
+    def send(self, article_ids: list[int]) -> bool: ...
+
+    def finish(self, timeout: float = 600.0) -> bool: ...
 
 
 class DeriveProcess:

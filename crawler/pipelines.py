@@ -50,7 +50,7 @@ from archive.store import (
     update_derived,
 )
 from archive.warc import payload_digest
-from crawler.derive import DeriveProcess
+from crawler.derive import DeriveProcess, Deriver
 from crawler.extract import EXTRACTOR_VERSION, Article, extract
 from crawler.extract.decode import Decoded, decode_page
 from crawler.items import FetchedPage
@@ -110,7 +110,7 @@ class ArchivePipeline:
         self.pending: list[Pending] = []
         self.takedowns: list[Takedown] = []
         self.timer: task.LoopingCall | None = None
-        self.deriver: DeriveProcess | None = None
+        self.deriver: Deriver | None = None
         self.to_derive: list[int] = []  # of the batch being stored, for the derive process
 
     @classmethod
@@ -460,8 +460,11 @@ class ArchivePipeline:
         if self.deriver is not None:
             self.deriver.finish()
             self.deriver = None
-        if not self.derive_process:
-            return
+        if self.derive_process:
+            self.derive_leftovers()
+
+    def derive_leftovers(self) -> None:
+        """Derive the site's articles still missing from the index, in chunks."""
         run = self.run
         try:
             with run.sessions() as session:

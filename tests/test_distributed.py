@@ -28,6 +28,7 @@ from sqlalchemy import func, select
 
 from archive.models import Article, CrawlRun, Snapshot
 from archive.settings import DEFAULT_REDIS_URL, load_settings
+from archive.store import underived
 from archive.warc import file_host
 from crawler import distributed
 from crawler.distributed import Keys
@@ -183,12 +184,16 @@ def cluster(
 
 
 def assert_every_article_stored_once(world: World) -> None:
+    """Stored once each, and derived (search entries and clusters are made together: the
+    workers derive in a pass of their own, after the articles commit)."""
     for site in SITES:
         truth = expected(site)
         assert set(world.articles(site)) == set(truth["articles"]), site
     with world.session() as session:
         urls = session.scalars(select(Article.canonical_url)).all()
         assert len(urls) == len(set(urls)) == sum(len(expected(s)["articles"]) for s in SITES)
+        for site_id in session.scalars(select(Article.site_id).distinct()):
+            assert underived(session, site_id) == [], f"site {site_id}: not in the index"
 
 
 def test_two_workers_store_every_article_once_and_hold_politeness_together(
