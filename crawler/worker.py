@@ -275,7 +275,8 @@ class SharedDeriver:
         return self.flush()
 
     def flush(self) -> bool:
-        """Derive the waiting ids in one transaction: True if it was done."""
+        """Derive the waiting ids (a transaction per DERIVE_CHUNK): True if all were done;
+        those of a failed chunk and after are left to the run's end."""
         ids, self.waiting = list(dict.fromkeys(self.waiting)), []
         if not ids:
             return True
