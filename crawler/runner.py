@@ -35,8 +35,9 @@ from archive.store import ensure_site, finish_run, start_run
 from crawler.sites import SiteConfig, check_sites
 
 POLL_SECONDS = 0.5
-# What a crawl process imports before its first request (its Scrapy components included):
-# a process started ahead (CrawlProcesses) imports them while it waits for its run.
+# What a crawl imports before its first request (its Scrapy components included) and at
+# its first stored article (archive.store imports dedup and search then): a process started
+# ahead (CrawlProcesses) and a worker (crawler.worker) import them before any run needs them.
 CRAWL_MODULES = (
     "scrapy.crawler",
     "scrapy.core.engine",
@@ -48,7 +49,17 @@ CRAWL_MODULES = (
     "crawler.checks",
     "crawler.boundary",
     "crawler.resolver",
+    "archive.dedup",
+    "archive.search",
 )
+
+
+def import_crawl_modules(*more: str) -> None:
+    """Import CRAWL_MODULES (and `more`) now, before a run waits for them."""
+    import importlib
+
+    for module in (*CRAWL_MODULES, *more):
+        importlib.import_module(module)
 
 
 class CrawlProcesses:
@@ -62,6 +73,7 @@ class CrawlProcesses:
 
     def __init__(self, ahead: bool = False) -> None:
         self.ahead = ahead
+        self.closed = False  # by close(): no process is started ahead any more
         self.lock = threading.Lock()
         self.spare: tuple[subprocess.Popen[bytes], dict[str, str]] | None = None
 
@@ -87,11 +99,12 @@ class CrawlProcesses:
         return child
 
     def prepare(self, env: dict[str, str]) -> None:
-        """Start a process ahead for the next run (unless one is ready, or not `ahead`)."""
+        """Start a process ahead for the next run (unless one is ready, not `ahead`, or
+        closed)."""
         if not self.ahead:
             return
         with self.lock:
-            if self.spare is not None and self.spare[0].poll() is None:
+            if self.closed or (self.spare is not None and self.spare[0].poll() is None):
                 return
             # Its output before it has a run (a failed import) has no log to go to: such a
             # process is found dead when a run comes, which then gets a fresh process.
@@ -127,8 +140,10 @@ class CrawlProcesses:
             child.wait()
 
     def close(self) -> None:
-        """Stop the process started ahead, if any."""
+        """Stop the process started ahead, if any, and start none from now on (a run
+        ending after this, as the scheduler stops, must not leave one behind)."""
         with self.lock:
+            self.closed = True
             spare, self.spare = self.spare, None
         if spare is not None:
             self.discard(spare[0])
@@ -205,7 +220,8 @@ def run_crawl(
         if refresh:
             args.append("--refresh")
         processes = processes or CrawlProcesses()
-        child = processes.start(args, log_file, child_env(settings))
+        env = child_env(settings)
+        child = processes.start(args, log_file, env)
         try:
             while child.poll() is None:
                 if on_progress:  # the database may restart under a crawl: wait for it
@@ -222,7 +238,7 @@ def run_crawl(
             raise
         finally:
             close_orphans(sessions, run_ids, child.returncode, log_file)
-            processes.prepare(child_env(settings))
+            processes.prepare(env)
 
         def judge() -> None:
             with sessions() as session, session.begin():
@@ -403,10 +419,7 @@ def wait_for_run() -> list[str] | None:
     """A process started ahead (`--ahead`): import what a crawl needs, then read its run's
     arguments from stdin and send output to its log file; None when none comes (the parent
     closed it, or is gone)."""
-    import importlib
-
-    for module in CRAWL_MODULES:
-        importlib.import_module(module)
+    import_crawl_modules()
     line = sys.stdin.readline()
     if not line:
         return None

@@ -169,8 +169,7 @@ class CrawlScheduler:
         self.drop_stale_jobdirs()
         if self.settings.crawl.mode == "distributed":
             self.adopt()
-        else:
-            self.processes.prepare(child_env(self.settings))
+        self.processes.prepare(child_env(self.settings))  # none in distributed mode
         self.scheduler.start()
         for site in self.sites.values():
             self.add_job(site, catch_up=True)
@@ -310,9 +309,7 @@ class CrawlScheduler:
                 self.children.pop(site.name, None)
             self.metrics.running.dec()
             close_orphans(self.sessions, [run_id], child.returncode, log_file)
-            with self.lock:  # not after stop() has closed them
-                if not self.stopping.is_set():
-                    self.processes.prepare(child_env(self.settings))
+            self.processes.prepare(child_env(self.settings))  # none once stop() closed them
             if timed_out:
                 with self.sessions() as session, session.begin():
                     row = session.get_one(CrawlRun, run_id)

@@ -610,12 +610,9 @@ def install_reactor(settings: Settings) -> None:
 def warm_up() -> None:
     """Import what a run's crawler needs now: done when the first run arrives, it blocked
     the reactor for seconds (extraction, dedup, search, Alembic)."""
-    import archive.dedup
-    import archive.search
-    import crawler.extract
-    import crawler.politeness
+    from crawler.runner import import_crawl_modules
 
-    del archive.dedup, archive.search, crawler.extract, crawler.politeness
+    import_crawl_modules("crawler.politeness")
 
 
 def run_worker(settings: Settings, log_file: str | None = None) -> None:
