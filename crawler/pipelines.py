@@ -455,12 +455,13 @@ class ArchivePipeline:
                 self.deriver = DeriveProcess(self.run.settings.database_url)
 
     def finish_derived(self) -> None:
-        """Wait for the derive process, then derive here whatever of the site is still
-        missing from the index (what the process could not do, or a killed run left)."""
-        if self.deriver is not None:
-            self.deriver.finish()
-            self.deriver = None
-        if self.derive_process:
+        """Wait for the deriver (the derive process, or a worker's pass), then derive here
+        whatever of the site is still missing from the index (what it could not do, or a
+        killed run or worker left)."""
+        deriver, self.deriver = self.deriver, None
+        if deriver is not None:
+            deriver.finish()
+        if self.derive_process or deriver is not None:
             self.derive_leftovers()
 
     def derive_leftovers(self) -> None:

@@ -313,12 +313,6 @@ class WorkerPipeline(ArchivePipeline):
         if isinstance(spider, WorkerSpider):
             self.deriver = spider.deriver
 
-    def finish_derived(self) -> None:
-        if self.deriver is not None:
-            self.deriver.finish()
-            self.deriver = None
-            self.derive_leftovers()  # what a worker killed before its pass left behind
-
     def commit(self, wait: bool = False) -> None:
         super().commit(wait)
         run = self.run
