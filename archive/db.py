@@ -158,10 +158,12 @@ def stored_revision(engine: Engine) -> str | None:
     return ",".join(sorted(str(row[0]) for row in rows)) or None
 
 
-def check_schema(engine: Engine) -> None:
-    """Raise `DatabaseError` unless the schema is at the head revision."""
+def check_schema(engine: Engine, seconds: float = 1.0) -> None:
+    """Raise `DatabaseError` unless the schema is at the head revision. A connection the
+    server ends as it is made (a PostgreSQL restart, an administrator ending sessions) is
+    tried again for `seconds`; a database that cannot be reached fails that much later."""
     try:
-        current = stored_revision(engine)
+        current = retrying(lambda: stored_revision(engine), "reading the schema", seconds)
     except OperationalError as exc:
         raise DatabaseError(f"{describe_url(str(engine.url))}: {_first_line(exc)}") from None
     head = SCHEMA_HEAD

@@ -376,13 +376,17 @@ def crawl(
 
 
 def print_alerts(sites: list[str]) -> None:
-    """The active alerts of these sites, one line each, on stderr."""
-    from archive.alerts import active_alerts
+    """The active alerts of these sites, one line each, on stderr; after a crawl, which
+    has waited for a restarting database, so this waits for it too."""
+    from archive.alerts import AlertView, active_alerts
+    from archive.db import retrying
 
-    with archive_session(settings()) as session:
-        for site in sites:
-            for alert in active_alerts(session, site):
-                err.print(f"ALERT {alert.site} {alert.kind}: {alert.message}", markup=False)
+    def read() -> list[AlertView]:
+        with archive_session(settings()) as session:
+            return [alert for site in sites for alert in active_alerts(session, site)]
+
+    for alert in retrying(read, "reading the alerts"):
+        err.print(f"ALERT {alert.site} {alert.kind}: {alert.message}", markup=False)
 
 
 def runs_table(runs: list[Any], title: str) -> Any:

@@ -303,3 +303,37 @@ def test_bad_urls_are_one_line_errors(tmp_path: object) -> None:
     engine = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")
     with pytest.raises(DatabaseError, match=r"127\.0\.0\.1"):
         upgrade(engine)
+
+
+def test_check_schema_survives_a_connection_the_server_ended(postgres_url: str) -> None:
+    """A PostgreSQL restart (here: an administrator ending the session) just after a
+    command's connection was checked out and pinged: the schema check opening the command
+    tries again on a new connection instead of failing it (CI saw `ufarchive crawl` end
+    with exit 2 so, its crawl done, while reading the alerts)."""
+    from sqlalchemy import event
+
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    admin = make_engine(postgres_url)
+    ended: list[int] = []
+
+    def end_it_once(dbapi_connection: object, _record: object, _proxy: object) -> None:
+        if not ended:
+            pid = dbapi_connection.info.backend_pid  # type: ignore[attr-defined]
+            with admin.connect() as conn:
+                conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            ended.append(pid)
+
+    event.listen(engine.pool, "checkout", end_it_once)  # after the pool's pre-ping
+    try:
+        check_schema(engine)  # raised DatabaseError "terminating connection ..." before
+        assert len(ended) == 1
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != ended[0]
+    finally:
+        admin.dispose()
+        engine.dispose()
+    # a database that cannot be reached still fails, after the short retry
+    unreachable = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")
+    with pytest.raises(DatabaseError, match=r"127\.0\.0\.1:1"):
+        check_schema(unreachable)
