@@ -46,6 +46,7 @@ from archive.store import (
     record_checks,
     record_failed_checks,
     save_article,
+    save_new_articles,
     underived,
     update_derived,
 )
@@ -374,9 +375,22 @@ class ArchivePipeline:
                     failed.extend((page, exc) for page in checks)
             to_cluster: list[int] = []
             self.to_derive = []
-            for page in batch:
-                if page.kind in ("check", "revisit"):
-                    continue
+            others = [page for page in batch if page.kind not in ("check", "revisit")]
+            fresh = [page for page in others if self.plainly_new(page)]
+            if len(fresh) > 1:  # together, in a few statements (archive.store)
+                pages = [(page.fetch, page.fields) for page in fresh]
+                try:
+                    with session.begin_nested():
+                        ids = save_new_articles(session, self.run.site_id, pages, self.run.policy)  # type: ignore[arg-type]
+                except SQLAlchemyError as exc:  # one of them: each is stored on its own below
+                    if is_deadlock(exc) or is_disconnect(exc):
+                        raise
+                else:
+                    outcomes.extend((page, "new") for page in fresh)
+                    to_cluster.extend(ids)
+                    stored = {id(page) for page in fresh}
+                    others = [page for page in others if id(page) not in stored]
+            for page in others:
                 try:
                     with session.begin_nested():
                         article_id, outcome = self.store_page(session, page)
@@ -413,6 +427,15 @@ class ArchivePipeline:
         add_snapshots(session, records)
         record_checks(session, checks, run.policy)
 
+    @staticmethod
+    def plainly_new(page: Pending) -> bool:
+        """An article page of a URL the archive did not have, not redirected elsewhere."""
+        item = page.item
+        return (
+            page.kind == "page" and page.fetch is not None and page.fields is not None
+            and (page.as_new or item.known is None) and item.url == item.requested_url
+        )  # fmt: skip
+
     def store_page(
         self, session: Any, page: Pending, expect_new: bool | None = None
     ) -> tuple[int | None, str]:
@@ -430,8 +453,7 @@ class ArchivePipeline:
             add_snapshot(session, page.fetch, known.article_id if known else None)
             return None, "failed"
         if expect_new is None:
-            # a URL the archive did not have, that was not redirected elsewhere
-            expect_new = known is None and page.item.url == page.item.requested_url
+            expect_new = self.plainly_new(page)
         return save_article(
             session, run.site_id, page.fetch, page.fields, expect_new, policy=run.policy
         )

@@ -20,6 +20,7 @@ from archive.store import (
     ensure_site,
     record_checks,
     save_article,
+    save_new_articles,
 )
 from archive.warc import WarcLocation
 
@@ -137,3 +138,35 @@ def test_a_lost_race_for_a_new_url_rolls_back_only_itself(
         assert (
             s.scalar(select(func.count()).select_from(Snapshot)) == 3
         )  # the failed one left nothing
+
+
+def test_new_articles_stored_together_are_each_whole_and_a_lost_race_writes_none(
+    session_factory: sessionmaker[Session], site_id: int
+) -> None:
+    """A crawl's batch of new articles goes in a few multi-row statements: each gets its
+    own id (in the order given), snapshot and first version; if one URL was stored by
+    another writer meanwhile, none of the batch is written (the caller stores them one by
+    one)."""
+    pages = [
+        (fetch(f"https://a.gov.cn/{n}.html", n, T0 + timedelta(minutes=n)), fields(f"第{n}篇。"))
+        for n in range(1, 6)
+    ]
+    with session_factory() as s, s.begin():
+        ids = save_new_articles(s, site_id, pages)
+    assert len(set(ids)) == 5
+    with session_factory() as s:
+        for article_id, (page, page_fields) in zip(ids, pages, strict=True):
+            article = s.get_one(Article, article_id)
+            assert article.url == page.url and article.version == 1
+            [snapshot] = article.snapshots
+            assert article.snapshot_id == snapshot.id
+            assert snapshot.warc_record_id == page.warc.record_id
+            [version] = article.versions
+            assert version.body == page_fields.body and version.snapshot_id == snapshot.id
+            assert version.first_seen == page.fetched_at == article.first_seen
+    racing = [(fetch("https://a.gov.cn/new.html", 7), fields()), pages[2]]
+    with session_factory() as s, s.begin(), pytest.raises(IntegrityError), s.begin_nested():
+        save_new_articles(s, site_id, racing)
+    with session_factory() as s:
+        assert s.scalar(select(func.count()).select_from(Article)) == 5
+        assert s.scalar(select(func.count()).select_from(Snapshot)) == 5
