@@ -33,7 +33,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Named constraints, so that Alembic's batch mode can alter them on SQLite.
@@ -447,7 +447,8 @@ class SearchDoc(Base):
     """An article's entry in the search index (archive.search): which version is indexed
     and its place in newest-first order (`doc_id`, also the rowid of the SQLite FTS5
     table `search_fts`, made by the migrations, not here). On PostgreSQL `vector` holds
-    the tokens (GIN-indexed); on SQLite it stays empty. `site_id` is the article's site,
+    the tokens' int4 codes in text order (GIN-indexed; archive.search.token_code); on
+    SQLite it stays empty. `site_id` is the article's site,
     kept here so that a site's newest entries come off one index (a `site:` filter)."""
 
     __tablename__ = "search_docs"
@@ -462,7 +463,7 @@ class SearchDoc(Base):
     doc_id: Mapped[int] = mapped_column(BigInteger, unique=True)
     version: Mapped[int] = mapped_column(Integer)
     site_id: Mapped[int] = mapped_column(Integer)
-    vector: Mapped[str | None] = mapped_column(TSVECTOR().with_variant(Text(), "sqlite"))
+    vector: Mapped[list[int] | None] = mapped_column(ARRAY(Integer).with_variant(Text(), "sqlite"))
 
 
 class CollectionKind(enum.StrEnum):

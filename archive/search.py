@@ -18,9 +18,10 @@ whole Han run one token, PostgreSQL's parser does not segment Chinese at all):
 Backends. SQLite: an FTS5 table without content (`search_fts`: the text is in
 article_versions already, so the index stores only tokens and positions), whose rowid is
 the article's place in newest-first order, so that "newest first, top 20" reads 20
-entries of the index and stops. PostgreSQL: a `tsvector` of the same tokens with their
-positions, written as a literal (no parser in between) and GIN-indexed, queried with a
-`tsquery` literal (`<->` for phrases, `:*` for a prefix). Both sit beside `search_docs`
+entries of the index and stops. PostgreSQL: the same tokens as int4 codes in text
+order (`search_docs.vector`, an int4[] under GIN: `token_code`), a term found with `@>`
+(all its codes present, from the index) and, for a phrase or a prefix, checked in the
+array by `ufa_hits` (migration 0020: the codes one after another). Both sit beside `search_docs`
 (article, indexed version, order key), kept in step by `index_articles`, which the
 crawler calls in the transaction that stores a new or changed article.
 
@@ -28,7 +29,7 @@ Query language: words (AND), "exact phrase", OR between two terms, -exclude, fie
 filters site: source: editor: author: (-site: excludes), since: until: (dates),
 status:live|gone|moved (-status: excludes) and changed:yes|no (edited: more than one
 version); relevance
-(BM25 on SQLite, ts_rank_cd on PostgreSQL, title weighted above body) or newest first;
+(BM25 on SQLite, weighted occurrences on PostgreSQL, title weighted above body) or newest first;
 a republication cluster collapses to its best hit with a count, unless all copies are
 asked for. A malformed query raises QueryError, a one-line message.
 """
@@ -38,7 +39,9 @@ from __future__ import annotations
 import html
 import math
 import re
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from time import monotonic
@@ -47,8 +50,10 @@ from typing import Any, Literal, NamedTuple, cast
 from sqlalchemy import (
     BigInteger,
     Connection,
+    Integer,
     Select,
     Table,
+    Text,
     and_,
     any_,
     bindparam,
@@ -63,7 +68,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy import cast as sql_cast
-from sqlalchemy.dialects.postgresql import ARRAY, TSQUERY, aggregate_order_by
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -80,8 +85,8 @@ TITLE_WEIGHT = 4.0  # a match in the title counts four times one in the body
 FTS_HASHSIZE = 64 << 20
 FETCH_SLACK = 20  # rows read past twice the page, for copies collapsed away
 RANK_WINDOW = 20_000  # relevance ranks at most this many matches, the newest (SQLite)
-# PostgreSQL's ts_rank_cd reads each ranked match's whole tsvector out of TOAST (about
-# 20 us each): it ranks the newest 2,000 (a common word took 2.2 s ranked whole at 200k).
+# PostgreSQL's relevance reads each ranked match's codes out of TOAST: it ranks the newest
+# 2,000 (a common word took 2.2 s ranked whole at 200k, with the tsvectors of before).
 PG_RANK_WINDOW = 2_000
 # On PostgreSQL, for a query expected in many documents: the newest documents (that pass
 # the filters) are tested a step at a time, down the doc_id index, until the matches
@@ -131,6 +136,51 @@ def tokens(normalized: str) -> list[str]:
     return out
 
 
+# Token codes (PostgreSQL's index): a BMP Han character's index among the 28,096 Han code
+# points of the BMP ranges below; a bigram XY is 1 + X * 28,096 + Y (exact, and all the
+# bigrams that start with X are one range: a prefix), a run's closing character X is
+# CLOSING + X; any other token (a word, a number, Han beyond the BMP) is a negative
+# hash. 0 separates the title's codes from the body's (no phrase across them).
+HAN_BMP = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF))
+HAN_COUNT = sum(last - first + 1 for first, last in HAN_BMP)  # 28,096
+CLOSING = 1 + HAN_COUNT * HAN_COUNT  # 789,385,217; + 28,096 still fits an int4
+_HAN_INDEX = {
+    chr(point): n
+    for n, point in enumerate(p for first, last in HAN_BMP for p in range(first, last + 1))
+}
+
+
+def token_code(token: str) -> int:
+    """A token's int4 code (above). Hashed tokens are words and numbers, where a false
+    match needs two of them to share 31 bits of a CRC (zlib's, stable across versions
+    and machines, unlike Python's hash)."""
+    index = _HAN_INDEX
+    if len(token) == 2:
+        first, second = index.get(token[0]), index.get(token[1])
+        if first is not None and second is not None:
+            return 1 + first * HAN_COUNT + second
+    elif len(token) == 1 and (only := index.get(token)) is not None:
+        return CLOSING + only
+    return -1 - (zlib.crc32(token.encode()) & 0x7FFFFFFF)
+
+
+def prefix_codes(char: str) -> tuple[int, int, int] | None:
+    """(lowest, highest, closing) code of the tokens a one-character prefix X finds: the
+    bigrams XY and X closing a run; None for a character outside the BMP's Han (its
+    tokens are hashed, so only the character alone, as a closing token, is found)."""
+    index = _HAN_INDEX.get(char)
+    if index is None:
+        return None
+    low = 1 + index * HAN_COUNT
+    return low, low + HAN_COUNT - 1, CLOSING + index
+
+
+def vector_codes(title: str, body: str) -> list[int]:
+    """An entry's codes: the title's tokens, 0, the body's (token strings, `index_text`)."""
+    code = token_code
+    return [*map(code, title.split()), 0, *map(code, body.split())]
+
+
 _NOT_WORD = re.compile(r"[\W_]+")
 
 
@@ -173,15 +223,12 @@ class Term:
     def fts5(self) -> str:
         return '"' + " ".join(self.tokens) + '"' + (" *" if self.prefix else "")
 
-    def tsquery(self) -> str:
-        words = [_ts_quote(t) for t in self.tokens]
-        if self.prefix:
-            words[-1] += ":*"
-        return "(" + " <-> ".join(words) + ")"
-
-
-def _ts_quote(token: str) -> str:
-    return "'" + token.replace("\\", "\\\\").replace("'", "''") + "'"
+    def codes(self) -> tuple[list[int], tuple[int, int, int] | None]:
+        """(the codes of its tokens in order, the codes its closing prefix may take): for
+        PostgreSQL's index (`token_code`)."""
+        if self.prefix and (prefix := prefix_codes(self.tokens[-1])) is not None:
+            return [token_code(t) for t in self.tokens[:-1]], prefix
+        return [token_code(t) for t in self.tokens], None
 
 
 # --- the query language ----------------------------------------------------------------------
@@ -402,17 +449,17 @@ def index_entries(
 class Entry(NamedTuple):
     """An article's index entry, made before the transaction that writes it (in a worker
     process of reindex, or of the crawl's deriver): its title's and body's tokens (the
-    columns of SQLite's FTS5 table) and, for PostgreSQL, the tsvector literal."""
+    columns of SQLite's FTS5 table) and, for PostgreSQL, the text of their codes."""
 
     title: str
     body: str
-    vector: str | None = None
+    vector: str | None = None  # `codes_literal`
 
 
 def entry_text(item: Indexable, vector: bool = False) -> Entry:
-    """The entry of an article, with its tsvector literal if `vector` (PostgreSQL)."""
+    """The entry of an article, with its codes if `vector` (PostgreSQL)."""
     title, body = index_text(item.title), index_text(item.body)
-    return Entry(title, body, ts_vector(title, body) if vector else None)
+    return Entry(title, body, codes_literal(vector_codes(title, body)) if vector else None)
 
 
 def _forget(conn: Connection, article_ids: Sequence[int]) -> None:
@@ -511,21 +558,21 @@ def write_entries(
         return
     wanted = keys if keys is not None else free_keys(conn, [item for item, _ in entries])
     postgres = conn.dialect.name == "postgresql"
-    conn.execute(
-        DOCS.insert(),
-        [
-            {
-                "article_id": item.article_id,
-                "doc_id": wanted[item.article_id],
-                "version": item.version,
-                "site_id": item.site_id,
-                "vector": (entry.vector or ts_vector(entry.title, entry.body))
-                if postgres
-                else None,
-            }
-            for item, entry in entries
-        ],
-    )
+    rows: list[dict[str, object]] = [
+        {
+            "article_id": item.article_id,
+            "doc_id": wanted[item.article_id],
+            "version": item.version,
+            "site_id": item.site_id,
+        }
+        for item, _ in entries
+    ]
+    if postgres:
+        for row, (_, entry) in zip(rows, entries, strict=True):
+            row["codes"] = entry.vector or codes_literal(vector_codes(entry.title, entry.body))
+        conn.execute(_INSERT_CODES, rows)
+    else:
+        conn.execute(DOCS.insert(), rows)
     if not postgres:
         conn.exec_driver_sql(
             "INSERT INTO search_fts (rowid, body, title, meta) VALUES (?, ?, ?, ?)",
@@ -536,29 +583,16 @@ def write_entries(
         )
 
 
-def ts_vector(title: str, body: str) -> str:
-    """A tsvector literal of the tokens at their positions; title tokens weighted A.
+# the codes go as the text of an int4[] (made where the tokens are, in a worker process):
+# psycopg's list adapter took 1 ms an entry of 1,500 codes, five times the server's parsing
+_INSERT_CODES = DOCS.insert().values(
+    vector=sql_cast(bindparam("codes", type_=Text), ARRAY(Integer))
+)
 
-    PostgreSQL keeps positions up to 16383: tokens beyond it share that position, so a
-    phrase in the far end of a very long article (over ~16,000 characters) can be found
-    where its bigrams only appear apart. The lexemes come in PostgreSQL's own order (byte
-    order, which is code point order), so the server's sort finds them sorted; tokens
-    are letters and digits, so none needs quoting (see `tokens`).
-    """
-    positions: dict[str, list[str]] = {}
-    heads = title.split()
-    for position, token in enumerate(heads, start=1):
-        positions.setdefault(token, []).append(f"{min(position, 16383)}A")
-    get = positions.get
-    # no phrase across title and body: one position left out between them
-    for position, token in enumerate(body.split(), start=len(heads) + 2):
-        number = str(min(position, 16383))
-        held = get(token)
-        if held is None:
-            positions[token] = [number]
-        else:
-            held.append(number)
-    return " ".join([f"'{t}':{','.join(p)}" for t, p in sorted(positions.items())])
+
+def codes_literal(codes: Sequence[int]) -> str:
+    """The text of an int4[] of these codes."""
+    return "{" + ",".join(map(str, codes)) + "}"
 
 
 def clear_index(session: Session) -> None:
@@ -667,11 +701,6 @@ def _has_filters(parsed: Query) -> bool:
 
 
 FTS = table("search_fts", column("rowid", BigInteger), column("search_fts"))
-_TS_WEIGHTS = "'{0.25, 0.25, 0.25, 1.0}'::float4[]"  # D (body) .. A (title): 4 to 1
-
-
-def _ts_any(terms: Sequence[Term]) -> str:
-    return "(" + " | ".join(t.tsquery() for t in terms) + ")"
 
 
 def _fts_match(expression: str) -> ColumnElement[bool]:
@@ -693,11 +722,58 @@ def _fts_expression(
     return expression
 
 
-def _tsquery(terms: Sequence[Sequence[Term]], excluded: Sequence[Term]) -> ColumnElement[Any]:
-    parts = [_ts_any(clause) for clause in terms]
-    if excluded:
-        parts.append("!" + _ts_any(excluded))
-    return sql_cast(literal(" & ".join(parts)), TSQUERY)
+def _int4s(codes: Iterable[int]) -> ColumnElement[Any]:
+    """An int4[] constant, written into the statement (the planner sees it, and EXPLAIN of
+    a compiled query works; codes are integers, nothing to escape)."""
+    return literal_column("'{" + ",".join(map(str, codes)) + "}'::int4[]")
+
+
+def _term_hits(term: Term, vector: Any, first_only: bool) -> ColumnElement[Any]:
+    """`ufa_hits` of a term in an entry's codes: its occurrences, a title's counted
+    TITLE_WEIGHT times (or 1 at the first one, for a test)."""
+    codes, prefix = term.codes()
+    low, high, closing = (str(n) for n in prefix) if prefix else ("NULL", "NULL", "NULL")
+    return func.ufa_hits(
+        vector, _int4s(codes),
+        literal_column(f"{low}::int4"), literal_column(f"{high}::int4"),
+        literal_column(f"{closing}::int4"), literal_column(f"{int(TITLE_WEIGHT)}::int4"),
+        literal_column("true" if first_only else "false"),
+    )  # fmt: skip
+
+
+def _term_match(term: Term, vector: Any) -> ColumnElement[bool]:
+    """An entry holds the term: all its codes, from the GIN index (`@>`), and for more than
+    one token or a prefix, them in order (`ufa_hits`, on the entry's codes)."""
+    codes, prefix = term.codes()
+    parts: list[ColumnElement[bool]] = []
+    if codes:
+        parts.append(vector.bool_op("@>")(_int4s(sorted(set(codes)))))
+    # A term of one character alone has nothing for the GIN index: array_ops cannot search
+    # its range of codes, and `&&` with all 28,097 of them took seconds (bench/pg_shapes.py);
+    # every entry (or, for a common character, the newest: `_pg_probe`) is checked instead.
+    if prefix or len(codes) > 1:
+        parts.append(_term_hits(term, vector, first_only=True) > 0)
+    return and_(*parts)
+
+
+def _pg_match(
+    clauses: Sequence[Sequence[Term]], excluded: Sequence[Term], vector: Any
+) -> ColumnElement[bool]:
+    """Every clause (any of its terms), none of the excluded terms, in an entry's codes."""
+    return and_(
+        *[or_(*[_term_match(t, vector) for t in clause]) for clause in clauses],
+        *[not_(_term_match(t, vector)) for t in excluded],
+    )
+
+
+def _pg_score(parsed: Query, vector: Any) -> ColumnElement[Any]:
+    """Relevance on PostgreSQL: the occurrences of every wanted term, a title's counted
+    TITLE_WEIGHT times (ufa_hits). No length normalisation, as ts_rank_cd's default."""
+    terms = [t for clause in parsed.clauses for t in clause]
+    score: ColumnElement[Any] = _term_hits(terms[0], vector, first_only=False)
+    for term in terms[1:]:
+        score = score + _term_hits(term, vector, first_only=False)
+    return score
 
 
 def _select(conn: Connection, parsed: Query, sort: Order, limit: int | None = None) -> Select[Any]:
@@ -716,8 +792,7 @@ def _select(conn: Connection, parsed: Query, sort: Order, limit: int | None = No
     )
     newest = best = DOCS.c.doc_id.desc()
     if parsed.excluded and postgres:
-        tsquery = _tsquery([parsed.excluded], [])
-        query = query.where(not_(DOCS.c.vector.bool_op("@@")(tsquery)))
+        query = query.where(_pg_match([], parsed.excluded, DOCS.c.vector))
     elif parsed.excluded:  # nothing to include: everything but the excluded
         excluded = " OR ".join(t.fts5() for t in parsed.excluded)
         query = query.where(DOCS.c.doc_id.not_in(select(FTS.c.rowid).where(_fts_match(excluded))))  # fmt: skip
@@ -736,16 +811,15 @@ def _pg_select(conn: Connection, parsed: Query, sort: Order, limit: int | None) 
     """`_select` on PostgreSQL with words to find: the matches from the GIN index, the
     filters applied to the documents first (so that relevance's window is of filtered
     matches). Left to itself the planner walks the doc_id index newest first and tests
-    every row's tsvector (58 ms for a phrase found once in 5,000 articles;
+    every row's codes (58 ms for a phrase found once in 5,000 articles;
     bench/search.py); `_pg_probe` does that walk where it is the quicker way, bounded."""
     score: ColumnElement[Any] = literal(None)
-    tsquery = _tsquery(parsed.clauses, parsed.excluded)
     source = _pg_documents(conn, parsed)
     hits = select(source.c.article_id, source.c.doc_id, score.label("score")).where(
-        source.c.vector.bool_op("@@")(tsquery)
+        _pg_match(parsed.clauses, parsed.excluded, source.c.vector)
     )
     matched = hits.cte("matched").prefix_with("MATERIALIZED")
-    if sort == "relevance":  # of the matches the newest, and only their tsvectors read again
+    if sort == "relevance":  # of the matches the newest, and only their codes read again
         newest_hits = (
             select(matched.c.article_id, matched.c.doc_id)
             .order_by(matched.c.doc_id.desc())
@@ -754,17 +828,16 @@ def _pg_select(conn: Connection, parsed: Query, sort: Order, limit: int | None) 
             .prefix_with("MATERIALIZED")
         )
         matched = (
-            select(newest_hits.c.article_id, newest_hits.c.doc_id, _ts_rank(tsquery).label("score"))
+            select(
+                newest_hits.c.article_id,
+                newest_hits.c.doc_id,
+                _pg_score(parsed, DOCS.c.vector).label("score"),
+            )
             .join(DOCS, DOCS.c.doc_id == newest_hits.c.doc_id)
             .cte("scored")
             .prefix_with("MATERIALIZED")
         )
     return _with_clusters(matched, sort, limit)
-
-
-def _ts_rank(tsquery: ColumnElement[Any]) -> ColumnElement[Any]:
-    """ts_rank_cd of an entry's tsvector, the title weighted above the body."""
-    return func.ts_rank_cd(literal_column(_TS_WEIGHTS), DOCS.c.vector, tsquery)
 
 
 def _with_clusters(hits: Any, sort: Order, limit: int | None) -> Select[Any]:
@@ -786,10 +859,10 @@ def _pg_found(
     conn: Connection, parsed: Query, doc_ids: list[int], sort: Sort, limit: int
 ) -> Select[Any]:
     """The documents `_pg_probe` found as (article id, cluster id, score): newest first, or
-    ranked (only these tsvectors read again)."""
+    ranked (only these entries' codes read again)."""
     score: ColumnElement[Any] = literal(None)
     if sort == "relevance":
-        score = _ts_rank(_tsquery(parsed.clauses, parsed.excluded))
+        score = _pg_score(parsed, DOCS.c.vector)
     hits = (
         select(DOCS.c.article_id, DOCS.c.doc_id, score.label("score"))
         .where(DOCS.c.doc_id == any_(bindparam("found", doc_ids, type_=ARRAY(BigInteger))))
@@ -819,7 +892,7 @@ def _pg_documents(
     where = _pg_site_filters(conn, parsed)
     others = _filters(parsed, sites=False)
     if parsed.since and step:  # (without steps the planner would walk that range
-        # testing every tsvector, where the GIN index is quicker: 475 ms for a word in
+        # testing every entry, where the GIN index is quicker: 475 ms for a word in
         # 5 % of 40,000 articles at 200k)
         where.append(DOCS.c.doc_id >= order_key(parsed.since))
     if below is not None:
@@ -968,9 +1041,11 @@ def _count(conn: Connection, parsed: Query) -> int:
     """Matching articles, copies included; the index alone answers when nothing is filtered."""
     postgres = conn.dialect.name == "postgresql"
     if parsed.has_text and postgres and not _has_filters(parsed):
-        tsquery = _tsquery(parsed.clauses, parsed.excluded)
-        query = select(func.count()).where(DOCS.c.vector.bool_op("@@")(tsquery))
-        return int(conn.scalar(query) or 0)
+        query = select(func.count()).where(
+            _pg_match(parsed.clauses, parsed.excluded, DOCS.c.vector)
+        )
+        with _gin_plan(conn):
+            return int(conn.scalar(query) or 0)
     if parsed.has_text and not postgres and not _filters(parsed, sites=False):
         sites = _site_terms(conn, parsed)
         expression = _fts_expression(parsed.clauses, parsed.excluded, sites)
@@ -978,6 +1053,19 @@ def _count(conn: Connection, parsed: Query) -> int:
         return int(conn.scalar(query) or 0)
     inner = _select(conn, parsed, None).subquery()
     return int(conn.scalar(select(func.count()).select_from(inner)) or 0)
+
+
+@contextmanager
+def _gin_plan(conn: Connection) -> Iterator[None]:
+    """The statements inside count from the GIN index (PostgreSQL): the planner does not
+    charge for reading each entry's codes out of TOAST, and counted a common word by
+    reading every entry (915 ms at 100,000 articles, 17 ms from the index;
+    bench/pg_shapes.py). For this transaction's statements inside only."""
+    names = ("enable_seqscan", "enable_indexscan")
+    before = conn.execute(select(*[func.current_setting(n) for n in names])).one()
+    conn.execute(select(*[func.set_config(n, "off", True) for n in names]))
+    yield
+    conn.execute(select(*[func.set_config(n, v, True) for n, v in zip(names, before, strict=True)]))
 
 
 def _collapse(
@@ -1021,7 +1109,6 @@ def _pg_probe(conn: Connection, parsed: Query, wanted: int, most: int) -> list[i
     first = _first_step(conn, parsed, wanted, most)
     if first is None:
         return None
-    tsquery = _tsquery(parsed.clauses, parsed.excluded)
     found: list[int] = []
     step, tested, below = first, 0, None
     while True:
@@ -1031,7 +1118,9 @@ def _pg_probe(conn: Connection, parsed: Query, wanted: int, most: int) -> list[i
             select(
                 func.count(),
                 func.min(documents.c.doc_id),
-                func.array_agg(matches).filter(documents.c.vector.bool_op("@@")(tsquery)),
+                func.array_agg(matches).filter(
+                    _pg_match(parsed.clauses, parsed.excluded, documents.c.vector)
+                ),
             )
         ).one()
         found.extend(hits or [])
@@ -1058,10 +1147,12 @@ def _first_step(conn: Connection, parsed: Query, wanted: int, most: int) -> int 
         return None
     expected = share * float(documents)
     probe = math.ceil(wanted / share)
-    # Each document probed costs a read of its tsvector out of TOAST. So does each GIN
-    # candidate of a term of several tokens (its positions are checked), while a match of
-    # one token comes from the index alone, about a tenth of that (bench/search.py).
-    positional = any(len(term.tokens) > 1 for clause in parsed.clauses for term in clause)
+    # Each document probed costs a read of its codes out of TOAST. So does each GIN
+    # candidate of a term of several tokens or a prefix (checked in order), while a match
+    # of one token comes from the index alone, about a tenth of that (bench/search.py).
+    positional = any(
+        len(term.tokens) > 1 or term.prefix for clause in parsed.clauses for term in clause
+    )
     gin = expected if positional else expected / GIN_MATCH_SHARE
     # One site's newest entries come off an index, and since: only shortens the walk;
     # other filters are tested on the way down, past documents that fail them.
@@ -1078,27 +1169,28 @@ def _first_step(conn: Connection, parsed: Query, wanted: int, most: int) -> int 
 
 
 def _text_share(conn: Connection, parsed: Query) -> float | None:
-    """The share of documents the query's words are expected in, from the lexeme
-    frequencies ANALYZE keeps for the tsvectors (pg_stats), None before there are any.
+    """The share of documents the query's words are expected in, from the frequencies of
+    the most common codes ANALYZE keeps (pg_stats), None before there are any.
 
     PostgreSQL's own estimate multiplies the shares of a phrase's bigrams as if they were
     independent, but the bigrams of a word come together: 定市侨联 is in 19 % of the
     bench's articles, each of its three bigrams in 19-25 %, and the planner expected
-    0.8 %, so it took the GIN plan and read 38,000 tsvectors (553 ms). Here a phrase is
-    expected as often as its rarest bigram, a prefix as its lexemes together, terms of
+    0.8 %, so it took the GIN plan and read 38,000 entries (553 ms). Here a phrase is
+    expected as often as its rarest bigram, a prefix as its codes together, terms of
     an OR add up and clauses multiply (as the planner does); a token that ANALYZE did
     not find among the most common is taken as rare (the planner's rule: 0.5 % at most)."""
-    stats = _lexeme_shares(conn)
+    stats = _code_shares(conn)
     if stats is None:
         return None
     shares, rare = stats
 
     def term(t: Term) -> float:
-        whole = t.tokens[:-1] if t.prefix else t.tokens
-        found = [shares.get(token, rare) for token in whole]
-        if t.prefix:
-            head = t.tokens[-1]
-            found.append(min(1.0, sum(f for x, f in shares.items() if x.startswith(head)) or rare))
+        codes, prefix = t.codes()
+        found = [shares.get(code, rare) for code in codes]
+        if prefix:
+            low, high, closing = prefix
+            together = sum(f for x, f in shares.items() if low <= x <= high or x == closing)
+            found.append(min(1.0, together or rare))
         return min(found)
 
     share = 1.0
@@ -1109,8 +1201,8 @@ def _text_share(conn: Connection, parsed: Query) -> float | None:
     return share
 
 
-def _lexeme_shares(conn: Connection) -> tuple[dict[str, float], float] | None:
-    """{lexeme: share of documents} of the most common lexemes, and the share taken for
+def _code_shares(conn: Connection) -> tuple[dict[int, float], float] | None:
+    """{code: share of documents} of the most common codes, and the share taken for
     any other; read again after STATS_SECONDS (10,000 of them take a few ms to read, and
     ANALYZE changes them only now and then)."""
     key = conn.engine.url.render_as_string(hide_password=True)
@@ -1126,16 +1218,16 @@ def _lexeme_shares(conn: Connection) -> tuple[dict[str, float], float] | None:
     ).first()
     if row is None or not row[0] or not row[1]:
         return None  # not analysed yet: asked again next time
-    lexemes: list[str] = row[0]
+    codes = [int(code) for code in row[0]]
     freqs: list[float] = row[1]
-    shares = dict(zip(lexemes, freqs, strict=False))  # then the least and the most
-    stats = shares, min(0.005, freqs[len(lexemes)] / 2)
+    shares = dict(zip(codes, freqs, strict=False))  # then the least and the most
+    stats = shares, min(0.005, freqs[len(codes)] / 2)
     _STATS[key] = (monotonic(), stats)
     return stats
 
 
 STATS_SECONDS = 60.0
-_STATS: dict[str, tuple[float, tuple[dict[str, float], float]]] = {}
+_STATS: dict[str, tuple[float, tuple[dict[int, float], float]]] = {}
 
 
 def _planned_rows(conn: Connection, query: Select[Any]) -> float:
@@ -1287,7 +1379,7 @@ def rebuild_index(
         _rebuild_in_workers(conn, batches, workers, postgres, write)
     if postgres:  # (a failure above rolls the DROP INDEX back with the rest)
         conn.execute(text("CREATE INDEX ix_search_docs_vector ON search_docs USING gin (vector)"))
-        # the lexeme frequencies that choose how a common word is searched (_text_share)
+        # the code frequencies that choose how a common word is searched (_text_share)
         conn.execute(text("ANALYZE search_docs"))
     else:
         _fts_config(conn, ("automerge", 4), ("crisismerge", 16))  # FTS5's defaults again

@@ -18,12 +18,13 @@ from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import Integer, cast, func, insert, literal, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 import archive.search
-from archive.db import alembic_config, make_engine
+from archive.db import alembic_config, make_engine, upgrade
 from archive.models import Article, ArticleVersion, SearchDoc, Site
 from archive.search import (
     BEIJING,
@@ -401,9 +402,10 @@ def test_postgresql_expects_a_phrase_as_often_as_its_rarest_bigram(pg_world: Wor
         for q in ("统战工作", "统战", "工作"):
             truth = archive.search.count_matches(session, q) / documents
             assert share[q] == pytest.approx(truth, rel=0.01), q
-        stats = archive.search._lexeme_shares(conn)
+        stats = archive.search._code_shares(conn)
         assert stats is not None
-        independent = stats[0]["统战"] * stats[0]["战工"] * stats[0]["工作"]
+        code = archive.search.token_code
+        independent = stats[0][code("统战")] * stats[0][code("战工")] * stats[0][code("工作")]
         assert share["统战工作"] > 1.5 * independent  # what the planner would expect
         assert share["统战工作 OR 统战"] == pytest.approx(
             min(1.0, share["统战工作"] + share["统战"])
@@ -412,8 +414,8 @@ def test_postgresql_expects_a_phrase_as_often_as_its_rarest_bigram(pg_world: Wor
 
 
 def test_an_upgrade_to_a_new_index_format_rebuilds_the_index(world: World) -> None:
-    """Revision 0007 remakes the SQLite FTS5 table empty; `db upgrade` fills it again (and
-    0019 fills search_docs.site_id in from the articles)."""
+    """Revision 0007 remakes the SQLite FTS5 table empty, 0020 PostgreSQL's codes; `db
+    upgrade` fills the index again."""
     engine = make_engine(world.database_url)
     command.downgrade(alembic_config(engine), "0006")
     sqlite = engine.dialect.name == "sqlite"
@@ -422,7 +424,8 @@ def test_an_upgrade_to_a_new_index_format_rebuilds_the_index(world: World) -> No
         assert not found(world, "统战")
     result = CliRunner().invoke(app, ["db", "upgrade"], env=world.env())
     assert result.exit_code == 0, result.output
-    assert ("search index rebuilt: 22 articles" in result.stdout) is sqlite
+    # both remade their index in a new format since (SQLite's 0007, PostgreSQL's 0020)
+    assert "search index rebuilt: 22 articles" in result.stdout
     assert found(world, "统战") == containing(texts(world), "统战") != set()
     # revision 0019 gave the entries kept through it their sites (PostgreSQL's site: filter)
     city = {a.id for a in world.articles("gbk_city").values()}
@@ -486,22 +489,53 @@ def test_articles_of_one_second_take_the_next_free_keys(
     assert got == expected
 
 
-def test_tsvector_literals_are_in_postgresqls_own_form(postgres_url: str) -> None:
-    """ts_vector writes lexemes in PostgreSQL's order (so the server's sort finds them
-    sorted) and positions as it keeps them: the server reads each literal and writes it
-    back unchanged (title tokens weighted A, one position left out before the body)."""
+def test_postgresql_finds_phrases_and_prefixes_in_the_codes_as_the_text_has_them(
+    postgres_url: str,
+) -> None:
+    """ufa_hits (migration 0020) on entries' codes: a phrase is its tokens one after
+    another (not apart, not across title and body), a one-character prefix any bigram
+    that starts with it or it closing a run, occurrences in the title count
+    TITLE_WEIGHT times; the codes of a Han bigram or character are exact."""
+    code = archive.search.token_code
+    pairs = [chr(a) + chr(b) for a in range(0x4E00, 0x4E40) for b in range(0x4E00, 0x4E40)]
+    assert len({code(pair) for pair in pairs}) == len(pairs)
+    low, high, closing = archive.search.prefix_codes("统") or (0, 0, 0)
+    assert all(low <= code("统" + c) <= high for c in "一战龥㐀豈") and code("统") == closing
+    assert code("abc") < 0 and code("统战") > 0 and 0 not in {code("a"), code("统"), code("𠀀")}
     engine = make_engine(postgres_url)
+    upgrade(engine)
     pages = [
-        ("统战要闻", "全国统战部长会议在京召开。统战工作，统一战线。"),
-        ("統戰新聞 2024", "海峽兩岸交流 abc123 第二屆 統戰 统战"),
-        ("", "α β 统" + "一" * 20),
-        ("标题", "统战" * 200),
+        ("统战要闻", "全国统战部长会议在京召开。统战工作，统一战线。"),  # 0
+        ("统一", "工作统战 战线"),  # 1: 统战 and 工作 apart, 战线 after a space
+        ("", "α β 统"),  # 2: 统 closing a run
+        ("统战工作", "abc统战 统战工作"),  # 3
     ]
+    cases = {  # query -> (matching pages, weighted hits of page 3 where it matches)
+        "统战工作": ({0, 3}, 5),
+        "统战": ({0, 1, 3}, 4 + 2),
+        "统": ({0, 1, 2, 3}, 4 + 2),
+        "战线": ({0, 1}, None),
+        "abc统": ({3}, 1),
+        "工作统": ({1}, None),
+        "要闻统战": (set(), None),  # across title and body
+    }
     try:
         with engine.connect() as conn:
-            for title, body in pages:
-                literal = archive.search.ts_vector(index_text(title), index_text(body))
-                echoed = conn.scalar(text("SELECT CAST(:v AS tsvector)::text"), {"v": literal})
-                assert echoed == literal
+            for query, (matching, hits) in cases.items():
+                term = archive.search.Term.parse(query)
+                assert term is not None
+                found, weighted = set(), None
+                for n, (title, body) in enumerate(pages):
+                    vector = archive.search.vector_codes(index_text(title), index_text(body))
+                    value = cast(literal(vector, ARRAY(Integer)), ARRAY(Integer))
+                    matched = conn.scalar(select(archive.search._term_match(term, value)))
+                    if matched:
+                        found.add(n)
+                    if n == 3 and matched:
+                        weighted = conn.scalar(
+                            select(archive.search._term_hits(term, value, first_only=False))
+                        )
+                assert found == matching, query
+                assert weighted == hits, query
     finally:
         engine.dispose()
