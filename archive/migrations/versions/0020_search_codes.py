@@ -84,26 +84,25 @@ $$
 def upgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         return
-    op.execute("DELETE FROM search_docs")
-    op.execute("DROP INDEX ix_search_docs_vector")
-    op.execute("ALTER TABLE search_docs DROP COLUMN vector")
-    op.execute("ALTER TABLE search_docs ADD COLUMN vector int4[]")
-    # int4 codes do not compress (no pglz attempt), and ANALYZE keeps the 10,000 most
-    # common codes (archive.search._text_share), as revision 0019 set for the tsvectors
-    op.execute("ALTER TABLE search_docs ALTER COLUMN vector SET STORAGE EXTERNAL")
-    op.execute("ALTER TABLE search_docs ALTER COLUMN vector SET STATISTICS 1000")
-    op.execute("CREATE INDEX ix_search_docs_vector ON search_docs USING gin (vector)")
+    remake_vector("int4[]")
     op.execute(UFA_HITS)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         return
-    op.execute("DELETE FROM search_docs")
     op.execute("DROP FUNCTION ufa_hits(int4[], int4[], int4, int4, int4, int4, boolean)")
+    remake_vector("tsvector")
+
+
+def remake_vector(column_type: str) -> None:
+    """search_docs.vector emptied and of this type, GIN-indexed. Neither type compresses
+    (no pglz attempt), and ANALYZE keeps the 10,000 most common elements
+    (archive.search._text_share), as revision 0019 set for the tsvectors."""
+    op.execute("DELETE FROM search_docs")
     op.execute("DROP INDEX ix_search_docs_vector")
     op.execute("ALTER TABLE search_docs DROP COLUMN vector")
-    op.execute("ALTER TABLE search_docs ADD COLUMN vector tsvector")
+    op.execute(f"ALTER TABLE search_docs ADD COLUMN vector {column_type}")
     op.execute("ALTER TABLE search_docs ALTER COLUMN vector SET STORAGE EXTERNAL")
     op.execute("ALTER TABLE search_docs ALTER COLUMN vector SET STATISTICS 1000")
     op.execute("CREATE INDEX ix_search_docs_vector ON search_docs USING gin (vector)")
