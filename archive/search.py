@@ -573,7 +573,6 @@ def write_entries(
         conn.execute(_INSERT_CODES, rows)
     else:
         conn.execute(DOCS.insert(), rows)
-    if not postgres:
         conn.exec_driver_sql(
             "INSERT INTO search_fts (rowid, body, title, meta) VALUES (?, ?, ?, ?)",
             [
@@ -725,7 +724,7 @@ def _fts_expression(
 def _int4s(codes: Iterable[int]) -> ColumnElement[Any]:
     """An int4[] constant, written into the statement (the planner sees it, and EXPLAIN of
     a compiled query works; codes are integers, nothing to escape)."""
-    return literal_column("'{" + ",".join(map(str, codes)) + "}'::int4[]")
+    return literal_column(f"'{codes_literal(list(codes))}'::int4[]")
 
 
 def _term_hits(term: Term, vector: Any, first_only: bool) -> ColumnElement[Any]:

@@ -377,19 +377,20 @@ class ArchivePipeline:
             self.to_derive = []
             others = [page for page in batch if page.kind not in ("check", "revisit")]
             fresh = [page for page in others if self.plainly_new(page)]
-            if len(fresh) > 1:  # together, in a few statements (archive.store)
-                pages = [(page.fetch, page.fields) for page in fresh]
+            pages = [
+                (p.fetch, p.fields) for p in fresh if p.fetch is not None and p.fields is not None
+            ]
+            if len(pages) > 1:  # together, in a few statements (archive.store)
                 try:
                     with session.begin_nested():
-                        ids = save_new_articles(session, self.run.site_id, pages, self.run.policy)  # type: ignore[arg-type]
+                        ids = save_new_articles(session, self.run.site_id, pages, self.run.policy)
                 except SQLAlchemyError as exc:  # one of them: each is stored on its own below
                     if is_deadlock(exc) or is_disconnect(exc):
                         raise
                 else:
                     outcomes.extend((page, "new") for page in fresh)
                     to_cluster.extend(ids)
-                    stored = {id(page) for page in fresh}
-                    others = [page for page in others if id(page) not in stored]
+                    others = [page for page in others if not self.plainly_new(page)]
             for page in others:
                 try:
                     with session.begin_nested():
