@@ -534,7 +534,12 @@ def main() -> None:
         help="a server where the bench may create and drop its own database",
     )
     parser.add_argument("--queries", type=int, default=50, help="timed repetitions a kind of query")
-    parser.add_argument("--workers", type=int, default=1, help="tokenising processes for the build")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="tokenising processes for the build (default: one a core, as `ufarchive reindex`)",
+    )
     parser.add_argument("--keep", metavar="PATH", help="keep the SQLite database at PATH")
     parser.add_argument(
         "--pg-keep",

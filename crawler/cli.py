@@ -227,7 +227,9 @@ def rebuild_with_progress(sessions: Any, label: str) -> int:
 
     with err.status(f"{label}…") as status, sessions() as session, session.begin():
         return rebuild_index(
-            session, on_progress=lambda done, total: status.update(f"{label}… {done}/{total}")
+            session,
+            workers=os.cpu_count() or 1,  # tokenising on every core (bench/search.py)
+            on_progress=lambda done, total: status.update(f"{label}… {done}/{total}"),
         )
 
 

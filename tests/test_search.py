@@ -53,6 +53,29 @@ def test_han_runs_become_bigrams_and_a_closing_character() -> None:
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        "中央統戰部 2024年WeChat",
+        "",
+        "统",
+        "一 二",
+        "统战_工作 12.5% abc①② ㈠ 豈 ﬁ 丨乛",  # NFKC makes ㈠ "(一)" and ① "1"
+        "统(tǒng)战 ＦＵＬＬ　ｗｉｄｔｈ",
+        "𠀀字 统𠀀战",  # Han beyond the BMP: hashed bigrams
+        "Україна 统战 αβγ 统",
+    ],
+)
+def test_an_entrys_codes_are_its_tokens_codes(text: str) -> None:
+    """The codes computed over the whole text (numpy) are `token_code` of every token."""
+    from archive.search import codes_literal, entry_codes, search_form, vector_codes
+
+    title, body = text[: len(text) // 3], text
+    want = codes_literal(vector_codes(index_text(title), index_text(body)))
+    assert entry_codes(search_form(title), search_form(body)) == want
+    assert want.count(",") >= len(tokens(normalize(body)))  # not vacuous: every token coded
+
+
+@pytest.mark.parametrize(
     ("raw", "want"),
     [
         ("统", Term(("统",), prefix=True)),
