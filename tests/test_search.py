@@ -320,7 +320,16 @@ def test_relevance_ranks_the_newest_matches_when_there_are_too_many(
 
 @pytest.mark.parametrize(
     ("query", "margin"),
-    [("统战", 2), ("统战", 0.3), ("统战 site:zytzb", 2), ("统战 since:2001-01-01", 0.3)],
+    [
+        ("统战", 2),
+        ("统战", 0.3),
+        ("统战 site:zytzb", 2),
+        ("统战 since:2001-01-01", 0.3),
+        # a phrase: the steps read the GIN index's candidates among their keys (_ranged)
+        ("统战部", 2),
+        ("统战部", 0.3),
+        ("统战部 -民族", 0.3),
+    ],
 )
 def test_newest_first_on_postgresql_walks_the_newest_documents_for_a_common_word(
     pg_world: World, monkeypatch: pytest.MonkeyPatch, query: str, margin: float
@@ -341,10 +350,11 @@ def test_newest_first_on_postgresql_walks_the_newest_documents_for_a_common_word
     # what answered each search: "probe" (the walk found the matches), "step" (one step of
     # a walk), "gin" (a page from the GIN plan)
     calls: list[list[str]] = []
-    select_, probe_, documents_ = (
+    select_, probe_, documents_, ranged_ = (
         archive.search._select,
         archive.search._pg_probe,
         archive.search._pg_documents,
+        archive.search._ranged_step,
     )
 
     def selected(*args: Any, **kwargs: Any) -> Any:
@@ -362,9 +372,15 @@ def test_newest_first_on_postgresql_walks_the_newest_documents_for_a_common_word
             calls[-1].append("step")
         return documents_(*args, **kwargs)
 
+    def ranged(*args: Any, **kwargs: Any) -> Any:
+        calls[-1].append("ranged")
+        return ranged_(*args, **kwargs)
+
     monkeypatch.setattr(archive.search, "_select", selected)
     monkeypatch.setattr(archive.search, "_pg_probe", probed)
     monkeypatch.setattr(archive.search, "_pg_documents", documents)
+    monkeypatch.setattr(archive.search, "_ranged_step", ranged)
+    phrase = "统战部" in query  # its steps read the GIN index's candidates, not every entry
 
     def run(session: Session, sort: str, **kwargs: Any) -> SearchResult:
         calls.append([])
@@ -386,6 +402,7 @@ def test_newest_first_on_postgresql_walks_the_newest_documents_for_a_common_word
 
     walked = pages()
     assert answered_by_probe(), calls
+    assert any("ranged" in c for c in calls) == phrase, calls
     assert most_steps() > 1 if margin < 1 else most_steps() >= 1, calls
     monkeypatch.setattr(archive.search, "PG_PROBE_MAX", 0)  # the GIN plan only
     calls.clear()
@@ -403,6 +420,7 @@ def test_newest_first_on_postgresql_walks_the_newest_documents_for_a_common_word
     calls.clear()
     by_probe = ranked()
     assert answered_by_probe(), calls
+    assert any("ranged" in c for c in calls) == phrase, calls
     monkeypatch.setattr(archive.search, "PG_RANK_PROBE_MAX", 0)
     calls.clear()
     assert ranked() == by_probe and by_probe[1] == 4
@@ -562,3 +580,4 @@ def test_postgresql_finds_phrases_and_prefixes_in_the_codes_as_the_text_has_them
                 assert weighted == hits, query
     finally:
         engine.dispose()
+
