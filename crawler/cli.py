@@ -705,6 +705,11 @@ def search(
     print_hits(result)
 
 
+def total_text(result: Any) -> str:
+    """The number of matches, "about N" where it was estimated from a sample."""
+    return f"about {result.total:,}" if result.estimated else str(result.total)
+
+
 def print_hits(result: Any) -> None:
     import html
     import re
@@ -713,7 +718,7 @@ def print_hits(result: Any) -> None:
     from rich.text import Text
 
     if not result.hits:
-        out.print(f"no hits ({result.total} matching articles)", markup=False)
+        out.print(f"no hits ({total_text(result)} matching articles)", markup=False)
         return
     table = Table(box=None, show_edge=False, pad_edge=False)
     for name in ("id", "published", "site", "title / snippet", "copies"):
@@ -732,7 +737,7 @@ def print_hits(result: Any) -> None:
             str(hit.republications + 1) if hit.republications else "",
         )
     out.print(table)
-    out.print(f"{result.total} matching articles; {len(result.hits)} shown", markup=False)
+    out.print(f"{total_text(result)} matching articles; {len(result.hits)} shown", markup=False)
     if result.ranked:
         err.print(
             f"note: relevance ranks the newest {result.ranked:,} matches; narrow the query "

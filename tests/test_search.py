@@ -427,6 +427,34 @@ def test_newest_first_on_postgresql_walks_the_newest_documents_for_a_common_word
     assert not any("probe" in c for c in calls), calls
 
 
+def test_a_phrase_with_many_candidates_is_counted_from_a_sample_on_postgresql(
+    pg_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past COUNT_READS candidates from the GIN index, search estimates a phrase's count
+    from the newest COUNT_SAMPLE of them and says so (CLI: "about"); count_matches stays
+    exact, and so does a search below the threshold."""
+    with pg_world.session() as session:
+        exact = archive.search.count_matches(session, "统战部")
+        candidates = session.scalar(
+            select(func.count()).where(
+                SearchDoc.vector.contains(sorted(set(Term(("统战", "战部")).codes()[0])))
+            )
+        )
+        assert search(session, "统战部").total == exact and exact > 4
+        assert not search(session, "统战部").estimated
+        monkeypatch.setattr(archive.search, "COUNT_READS", 4)
+        whole = search(session, "统战部")  # a sample as big as the candidates: exact again
+        assert whole.estimated and whole.total == exact
+        monkeypatch.setattr(archive.search, "COUNT_SAMPLE", 4)
+        sampled = search(session, "统战部")
+        assert sampled.estimated and len(sampled.hits) <= sampled.total <= candidates
+        assert archive.search.count_matches(session, "统战部") == exact
+        assert search(session, "统战").estimated is False  # one token: the index alone
+    result = CliRunner().invoke(app, ["search", "统战部"], env=pg_world.env())
+    assert result.exit_code == 0, result.output
+    assert f"about {sampled.total:,} matching articles" in result.output
+
+
 def test_postgresql_expects_a_phrase_as_often_as_its_rarest_bigram(pg_world: World) -> None:
     """The share of documents a query is expected in (which decides the probe) comes from
     ANALYZE's lexeme frequencies: a phrase as its rarest bigram (the bigrams of a word come

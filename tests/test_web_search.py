@@ -126,6 +126,21 @@ def test_search_page_finds_collapses_paginates_and_escapes(
     assert 'value="統戰"' in traditional.text
 
 
+def test_an_estimated_count_says_about(
+    world: WebWorld, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a phrase with more candidates than search reads for an exact count is
+    counted from a sample, and the page says 约 (here the sample holds every candidate)."""
+    want = len(matches(world, "统战工作"))
+    assert f"共 <strong>{want}</strong> 篇匹配" in client.get("/", params={"q": "统战工作"}).text
+    monkeypatch.setattr("archive.search.COUNT_READS", 1)
+    page = client.get("/", params={"q": "统战工作"}).text
+    if world.database_url.startswith("postgresql"):
+        assert f"共约 <strong>{want}</strong> 篇匹配" in page
+    else:  # SQLite counts from the index alone
+        assert f"共 <strong>{want}</strong> 篇匹配" in page
+
+
 def test_empty_box_bad_queries_and_status(world: WebWorld, client: TestClient) -> None:
     home = client.get("/")
     assert home.status_code == 200 and "查询语法" in home.text and "site:zytzb" in home.text
