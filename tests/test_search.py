@@ -608,4 +608,3 @@ def test_postgresql_finds_phrases_and_prefixes_in_the_codes_as_the_text_has_them
                 assert weighted == hits, query
     finally:
         engine.dispose()
-
