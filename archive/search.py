@@ -918,29 +918,27 @@ def _with_clusters(hits: Any, sort: Order, limit: int | None) -> Select[Any]:
 def _pg_found(parsed: Query, found: Sequence[Found], sort: Sort, limit: int) -> Select[Any]:
     """The matches `_pg_probe` found as (article id, cluster id, score), in order; scored
     here if the probe did not (only these entries' codes read again)."""
-    doc_ids = [f.doc_id for f in found]
-    if sort == "relevance" and any(f.score is None for f in found):
+    doc_ids = bindparam("doc_ids", [f.doc_id for f in found], type_=ARRAY(BigInteger))
+    unscored = any(f.score is None for f in found)
+    if sort == "relevance" and unscored:
+        score = _pg_score(parsed, DOCS.c.vector).label("score")
         hits: Any = (
-            select(
-                DOCS.c.article_id, DOCS.c.doc_id, _pg_score(parsed, DOCS.c.vector).label("score")
-            )
-            .where(DOCS.c.doc_id == any_(bindparam("found", doc_ids, type_=ARRAY(BigInteger))))
+            select(DOCS.c.article_id, DOCS.c.doc_id, score)
+            .where(DOCS.c.doc_id == any_(doc_ids))
             .subquery("found")
         )
-    else:
-        hits = (
-            func.unnest(
-                bindparam("doc_ids", doc_ids, type_=ARRAY(BigInteger)),
-                bindparam("article_ids", [f.article_id for f in found], type_=ARRAY(BigInteger)),
-                bindparam("scores", [f.score or 0 for f in found], type_=ARRAY(Integer)),
-            )
-            .table_valued(
-                column("doc_id", BigInteger),
-                column("article_id", BigInteger),
-                column("score", Integer),
-            )
-            .render_derived(name="found", with_types=False)
+        return _with_clusters(hits, sort, limit)
+    article_ids = bindparam("article_ids", [f.article_id for f in found], type_=ARRAY(BigInteger))
+    scores = bindparam("scores", [f.score or 0 for f in found], type_=ARRAY(Integer))
+    rows = (
+        func.unnest(doc_ids, article_ids, scores)
+        .table_valued(
+            column("doc_id", BigInteger), column("article_id", BigInteger), column("score", Integer)
         )
+        .render_derived(name="found", with_types=False)
+    )
+    score = (literal(None) if unscored else rows.c.score).label("score")
+    hits = select(rows.c.doc_id, rows.c.article_id, score).subquery("hits")
     return _with_clusters(hits, sort, limit)
 
 
