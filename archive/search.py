@@ -67,6 +67,7 @@ from sqlalchemy import (
     select,
     table,
     text,
+    true,
 )
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
@@ -103,6 +104,7 @@ GIN_MATCH_SHARE = 10  # a probed document costs about this many one-token GIN ma
 WALK_SHARE = 5  # ... and about this many documents walked past that fail a filter
 KEY_SHARE = 50  # ... and about this many keys walked (index only; `_ranged` steps)
 READ_MARGIN = 1.1  # candidates read a match wanted (most hold the phrase: `_ranged` steps)
+POSTING_SHARE = 200  # ... and this many of a code's postings made into a bitmap (GIN)
 SNIPPET_CHARS = 120
 BEIJING = timezone(timedelta(hours=8))
 FIELDS = ("site", "source", "editor", "author", "since", "until", "status", "changed")
@@ -1232,14 +1234,15 @@ def _pg_probe(
     is the better way: a rare query, no statistics yet, or more than `most` documents to
     go through.
 
-    A step tests every document of the step (their codes read from TOAST), unless a term
-    must be checked in order (`_ranged`): then the GIN index gives the step's candidates
-    and only they are read, once each, checked and scored together (4-char words at
-    50,000 articles: 3,868 candidates in 20,000 documents, 305 -> 62 ms)."""
-    ranged = _ranged(parsed)
-    first = _first_step(conn, parsed, wanted, most, ranged)
-    if first is None:
+    A step tests every document of the step (their codes read from TOAST), unless it is
+    ranged (`_first_step` chooses): then the GIN index gives the step's candidates and
+    only they are read, once each, checked and scored together, and only if a phrase must
+    be checked or a score is wanted (4-char words at 50,000 articles: 3,868 candidates in
+    20,000 documents, 305 -> 62 ms)."""
+    chosen = _first_step(conn, parsed, wanted, most, scored)
+    if chosen is None:
         return None
+    first, ranged = chosen
     if ranged:
         most *= KEY_SHARE
     found: list[Found] = []
@@ -1315,7 +1318,13 @@ def _ranged_step(
     documents: Any = _pg_documents(conn, parsed, below=below, gin=True, lowest=lowest)
     if limit is not None:  # the keys sorted before any codes are read
         documents = select(documents).order_by(documents.c.doc_id.desc()).limit(limit).subquery()
-    wanted = [t for clause in parsed.clauses for t in clause]
+    # A clause of one-token terms holds in every candidate (the GIN index found one of
+    # them), so it is read only to be scored; a term of several tokens or a prefix is
+    # checked in order.
+    read = [
+        scored or any(len(t.tokens) > 1 or t.prefix for t in clause) for clause in parsed.clauses
+    ]
+    wanted = [t for clause, r in zip(parsed.clauses, read, strict=True) if r for t in clause]
     hits = [_term_hits(t, documents.c.vector, first_only=not scored) for t in wanted]
     misses = [_term_hits(t, documents.c.vector, first_only=True) for t in parsed.excluded]
     rows = (
@@ -1330,11 +1339,16 @@ def _ranged_step(
     )
     at = iter(range(len(wanted)))
     match = and_(
-        *[or_(*[rows.c[f"h{next(at)}"] > 0 for _ in clause]) for clause in parsed.clauses],
+        true(),
+        *[
+            or_(*[rows.c[f"h{next(at)}"] > 0 for _ in clause])
+            for clause, r in zip(parsed.clauses, read, strict=True)
+            if r
+        ],
         *[rows.c[f"x{n}"] == 0 for n in range(len(misses))],
     )
     score: ColumnElement[Any] = literal(None)
-    if scored:
+    if scored:  # (then every term was read)
         score = rows.c.h0
         for n in range(1, len(wanted)):
             score = score + rows.c[f"h{n}"]
@@ -1344,12 +1358,13 @@ def _ranged_step(
 
 
 def _first_step(
-    conn: Connection, parsed: Query, wanted: int, most: int, ranged: bool = False
-) -> int | None:
-    """How many of the newest documents that pass the filters `_pg_probe` tests first, from
-    the share of documents expected to match (`_text_share`); None when the GIN index is
-    the better way (a rare query) or there are no statistics. `ranged`: the steps walk
-    keys and read only the candidates among them (`_ranged`)."""
+    conn: Connection, parsed: Query, wanted: int, most: int, scored: bool = False
+) -> tuple[int, bool] | None:
+    """How many of the newest documents that pass the filters `_pg_probe` goes through
+    first, from the share of documents expected to match (`_text_share`), and whether its
+    steps are `_ranged` (keys walked, the GIN index's candidates among them read) rather
+    than walks that read every document; None when the GIN index alone is the better way
+    (a rare query) or there are no statistics."""
     documents = conn.scalar(
         text("SELECT reltuples FROM pg_class WHERE oid = 'search_docs'::regclass")
     )
@@ -1358,13 +1373,14 @@ def _first_step(
         return None
     expected = share * float(documents)
     probe = math.ceil(wanted / share)
-    # Each document probed costs a read of its codes out of TOAST. So does each GIN
-    # candidate of a term of several tokens or a prefix (checked in order), while a match
-    # of one token comes from the index alone, about a tenth of that (bench/search.py).
-    positional = any(
-        len(term.tokens) > 1 or term.prefix for clause in parsed.clauses for term in clause
-    )
-    gin = expected if positional else expected / GIN_MATCH_SHARE
+    # Costs in reads of a document's codes out of TOAST. So does each GIN candidate of a
+    # term of several tokens or a prefix (checked in order), while a match of one token
+    # comes from the index alone, about a tenth of that (bench/search.py). Relevance reads
+    # the matches it ranks once more, unless a ranged step scored them as it read them.
+    terms = [term for clause in parsed.clauses for term in clause]
+    positional = any(len(term.tokens) > 1 or term.prefix for term in terms)
+    rescored = wanted if scored else 0
+    gin = (expected if positional else expected / GIN_MATCH_SHARE) + rescored
     # One site's newest entries come off an index, and since: only shortens the walk;
     # other filters are tested on the way down, past documents that fail them.
     walked = probe
@@ -1374,12 +1390,19 @@ def _first_step(
         filtered = _planned_rows(conn, select(literal(1)).select_from(_pg_documents(conn, parsed)))
         walked = math.ceil(probe * float(documents) / max(filtered, 1.0))
     first = math.ceil(probe * PROBE_MARGIN)
-    if ranged:  # a step's keys walked, then about the matches wanted read
-        cost = walked / KEY_SHARE + wanted * PROBE_MARGIN
-        return first if cost < gin and first <= most * KEY_SHARE else None
-    cost = probe + (walked - probe) / WALK_SHARE
     # (a walk that would end near `most` would often end past it, its work thrown away)
-    return first if cost < gin and first <= most else None
+    options: list[tuple[float, bool]] = []
+    if first <= most:
+        options.append((probe + (walked - probe) / WALK_SHARE + rescored, False))
+    if all(term.codes()[0] for term in terms) and first <= most * KEY_SHARE:
+        # keys walked, every code's postings turned into a bitmap, the candidates read
+        # only to check a phrase, score or exclude
+        reads = wanted * READ_MARGIN if positional or scored or parsed.excluded else 0
+        options.append((walked / KEY_SHARE + expected / POSTING_SHARE + reads, True))
+    if not options:
+        return None
+    cost, ranged = min(options)
+    return (first, ranged) if cost < gin else None
 
 
 def _text_share(conn: Connection, parsed: Query) -> float | None:
