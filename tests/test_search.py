@@ -456,6 +456,29 @@ def test_a_phrase_with_many_candidates_is_counted_from_a_sample_on_postgresql(
     assert f"about {sampled.total:,} matching articles" in result.output
 
 
+def test_a_rare_phrase_with_few_candidates_is_answered_from_the_gin_index(
+    pg_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A phrase expected rarely (CHECK_SHARE) has its GIN candidates counted before the
+    probe is chosen: fewer than the steps would cost, and the GIN index answers alone
+    (here the archive is made to look like a million articles, for the costs)."""
+    with pg_world.session() as session:
+        session.execute(text("ANALYZE search_docs"))
+        session.commit()
+        conn = session.connection()
+        parsed = parse_query("统战部")
+        monkeypatch.setattr(archive.search, "_documents", lambda conn: 1_000_000.0)
+        monkeypatch.setattr(archive.search, "POSTING_SHARE", 1e9)  # the steps are ranged
+        monkeypatch.setattr(archive.search, "CHECK_SHARE", 0.0)
+        step = archive.search._first_step(conn, parsed, 40, archive.search.PG_PROBE_MAX)
+        assert step is not None and step[1], step
+        monkeypatch.setattr(archive.search, "CHECK_SHARE", 1.0)  # 13 candidates: the index
+        assert archive.search._first_step(conn, parsed, 40, archive.search.PG_PROBE_MAX) is None
+        exact = archive.search.count_matches(session, "统战部")
+        newest = search(session, "统战部", sort="newest", limit=50, all_copies=True)
+    assert len(newest.hits) == exact > 4
+
+
 def test_postgresql_expects_a_phrase_as_often_as_its_rarest_bigram(pg_world: World) -> None:
     """The share of documents a query is expected in (which decides the probe) comes from
     ANALYZE's lexeme frequencies: a phrase as its rarest bigram (the bigrams of a word come
