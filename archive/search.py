@@ -977,7 +977,9 @@ def _pg_documents(
         where.append(DOCS.c.doc_id >= lowest)
     if gin:
         where.append(_pg_gin(parsed.clauses, DOCS.c.vector))
-    others = _filters(parsed, sites=False)
+    # A step's keys only bound the documents a ranged step then filters: since: is their
+    # doc_id bound alone (joining the articles for it took 17 of 32 ms at 1M)
+    others = _filters(parsed, sites=False, since=not (keys_only and step))
     if parsed.since and step:  # (without steps the planner would walk that range
         # testing every entry, where the GIN index is quicker: 475 ms for a word in
         # 5 % of 40,000 articles at 200k)
@@ -1098,8 +1100,9 @@ def _site_terms(conn: Connection, parsed: Query) -> tuple[str | None, str | None
     return wanted, excluded
 
 
-def _filters(parsed: Query, sites: bool = True) -> list[ColumnElement[bool]]:
-    """The query's filters as SQL (without the site ones, which FTS5 applies on SQLite)."""
+def _filters(parsed: Query, sites: bool = True, since: bool = True) -> list[ColumnElement[bool]]:
+    """The query's filters as SQL (without the site ones, which FTS5 applies on SQLite;
+    without since:, where a doc_id bound stands in for it)."""
     where: list[ColumnElement[bool]] = []
     if parsed.sites and sites:
         where.append(SITES.c.name.in_(parsed.sites))
@@ -1110,7 +1113,7 @@ def _filters(parsed: Query, sites: bool = True) -> list[ColumnElement[bool]]:
         forms = sorted({value, to_simplified(value), to_traditional(value)})
         matches = or_(*(column.contains(form, autoescape=True) for form in forms))
         where.append(or_(column.is_(None), not_(matches)) if negated else matches)
-    if parsed.since:
+    if parsed.since and since:
         where.append(ARTICLES.c.publish_time >= parsed.since)
     if parsed.until:
         where.append(ARTICLES.c.publish_time < parsed.until)
