@@ -1391,7 +1391,10 @@ def _first_step(
                                  or parsed.changed is not None):  # fmt: skip
         filtered = _planned_rows(conn, select(literal(1)).select_from(_pg_documents(conn, parsed)))
         walked = math.ceil(probe * float(documents) / max(filtered, 1.0))
-    first = math.ceil(probe * PROBE_MARGIN)
+    # The first step's margin narrows as more matches are wanted (three standard
+    # deviations of a binomial count, and 10 % for the estimate): relevance's 2,000 of a
+    # word in 99 % of the articles read 2,350 documents, not 3,030, before being scored.
+    first = math.ceil(probe * min(PROBE_MARGIN, 1.1 + 3 / math.sqrt(wanted)))
     # (a walk that would end near `most` would often end past it, its work thrown away)
     options: list[tuple[float, bool]] = []
     if first <= most:
