@@ -790,7 +790,7 @@ def _term_match(term: Term, vector: Any) -> ColumnElement[bool]:
     codes, prefix = term.codes()
     parts: list[ColumnElement[bool]] = []
     if codes:
-        parts.append(vector.bool_op("@>")(_int4s(sorted(set(codes)))))
+        parts.append(_holds(term, vector))
     # A term of one character alone has nothing for the GIN index: array_ops cannot search
     # its range of codes, and `&&` with all 28,097 of them took seconds (bench/pg_shapes.py);
     # every entry (or, for a common character, the newest: `_pg_probe`) is checked instead.
@@ -799,13 +799,16 @@ def _term_match(term: Term, vector: Any) -> ColumnElement[bool]:
     return and_(*parts)
 
 
+def _holds(term: Term, vector: Any) -> ColumnElement[bool]:
+    """An entry holds all of a term's codes (`@>`, which the GIN index answers)."""
+    holds: ColumnElement[bool] = vector.bool_op("@>")(_int4s(sorted(set(term.codes()[0]))))
+    return holds
+
+
 def _pg_gin(clauses: Sequence[Sequence[Term]], vector: Any) -> ColumnElement[bool]:
     """Every clause's codes (any of its terms'), as the GIN index finds them: the candidates
     that `_pg_match` would then check in order (every term has codes: `_ranged`)."""
-    return and_(
-        *[or_(*[vector.bool_op("@>")(_int4s(sorted(set(t.codes()[0])))) for t in clause])
-          for clause in clauses]
-    )  # fmt: skip
+    return and_(*[or_(*[_holds(t, vector) for t in clause]) for clause in clauses])
 
 
 def _pg_match(
@@ -1134,15 +1137,14 @@ def _count(conn: Connection, parsed: Query, exact: bool = True) -> tuple[int, bo
     are read and the count estimated from the share of them that match."""
     postgres = conn.dialect.name == "postgresql"
     if parsed.has_text and postgres and not exact and _ranged(parsed):
-        keys = _pg_documents(conn, parsed, gin=True, keys_only=True)
-        with _gin_plan(conn):
-            candidates = int(conn.scalar(select(func.count()).select_from(keys)) or 0)
-            if candidates > COUNT_READS:
-                sample = _ranged_step(conn, parsed, None, None, False, COUNT_SAMPLE).subquery()
+        candidates = _candidates(conn, parsed)
+        if candidates > COUNT_READS:
+            sample = _ranged_step(conn, parsed, None, None, False, COUNT_SAMPLE).subquery()
+            with _gin_plan(conn):
                 read, matched = conn.execute(
                     select(func.count(), func.count().filter(sample.c.ok))
                 ).one()
-                return _round(candidates * matched / max(read, 1)), True
+            return _round(candidates * matched / max(read, 1)), True
     if parsed.has_text and postgres and not _has_filters(parsed):
         query = select(func.count()).where(
             _pg_match(parsed.clauses, parsed.excluded, DOCS.c.vector)
@@ -1156,6 +1158,15 @@ def _count(conn: Connection, parsed: Query, exact: bool = True) -> tuple[int, bo
         return int(conn.scalar(query) or 0), False
     inner = _select(conn, parsed, None).subquery()
     return int(conn.scalar(select(func.count()).select_from(inner)) or 0), False
+
+
+def _candidates(conn: Connection, parsed: Query, cap: int | None = None) -> int:
+    """The GIN index's candidates for a query (documents that pass its filters and hold
+    every clause's codes), counted up to `cap`; no entry's codes read."""
+    keys = _pg_documents(conn, parsed, gin=True, keys_only=True)
+    counted = select(keys.c.doc_id).limit(cap).subquery() if cap is not None else keys
+    with _gin_plan(conn):
+        return int(conn.scalar(select(func.count()).select_from(counted)) or 0)
 
 
 COUNT_READS = 10_000  # candidates read for an exact count at most (search, PostgreSQL)
@@ -1418,11 +1429,8 @@ def _first_step(
         # KEY_SHARE) (+ the reads) is cheaper read whole; counting up to that is cheap.
         cap = math.sqrt(wanted * float(documents) * PROBE_MARGIN / KEY_SHARE)
         cap = math.ceil(cap + wanted * READ_MARGIN)
-        keys = _pg_documents(conn, parsed, gin=True, keys_only=True)
-        capped = select(keys.c.doc_id).limit(cap).subquery()
-        with _gin_plan(conn):
-            if (conn.scalar(select(func.count()).select_from(capped)) or 0) < cap:
-                return None
+        if _candidates(conn, parsed, cap) < cap:
+            return None
     return first, ranged
 
 

@@ -298,13 +298,19 @@ def time_counts(conn: object, shape: str, words: list[str]) -> tuple[float, floa
 # --- the query side, on codes (--queries) -------------------------------------------------
 
 FUNCTIONS = (
+    # (a database kept from before ufa_phrase_count took first_only)
+    "DROP FUNCTION IF EXISTS ufa_phrase_count(int4[], int4[], int) CASCADE",
+    # occurrences of a phrase (a title's, the first title_len codes, 4 times); with
+    # first_only, 1 at the first (ufa_phrase, below, is that as a boolean)
     """
-CREATE OR REPLACE FUNCTION ufa_phrase(codes int4[], phrase int4[]) RETURNS boolean
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+CREATE OR REPLACE FUNCTION ufa_phrase_count(
+    codes int4[], phrase int4[], title_len int DEFAULT 0, first_only boolean DEFAULT false
+) RETURNS int LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
 DECLARE
     n int := cardinality(phrase);
     p int;
     k int;
+    total int := 0;
 BEGIN
     -- codes is expanded once on entry: codes[i] is then O(1), no detoast a subscript
     FOREACH p IN ARRAY array_positions(codes, phrase[1]) LOOP
@@ -313,32 +319,20 @@ BEGIN
             k := k + 1;
         END LOOP;
         IF k > n THEN
-            RETURN true;
-        END IF;
-    END LOOP;
-    RETURN false;
-END
-$$""",
-    """
-CREATE OR REPLACE FUNCTION ufa_phrase_count(codes int4[], phrase int4[], title_len int DEFAULT 0)
-RETURNS int LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
-DECLARE
-    n int := cardinality(phrase);
-    p int;
-    k int;
-    total int := 0;
-BEGIN
-    FOREACH p IN ARRAY array_positions(codes, phrase[1]) LOOP
-        k := 2;
-        WHILE k <= n AND codes[p + k - 1] = phrase[k] LOOP
-            k := k + 1;
-        END LOOP;
-        IF k > n THEN
+            IF first_only THEN
+                RETURN 1;
+            END IF;
             total := total + CASE WHEN p <= title_len THEN 4 ELSE 1 END;
         END IF;
     END LOOP;
     RETURN total;
 END
+$$""",
+    # (a SQL function of one expression: inlined into the statement, no call of its own)
+    """
+CREATE OR REPLACE FUNCTION ufa_phrase(codes int4[], phrase int4[]) RETURNS boolean
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT ufa_phrase_count(codes, phrase, 0, true) > 0
 $$""",
     """
 CREATE OR REPLACE FUNCTION ufa_phrase_sql(codes int4[], phrase int4[]) RETURNS boolean
