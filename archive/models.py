@@ -466,6 +466,33 @@ class SearchDoc(Base):
     vector: Mapped[list[int] | None] = mapped_column(ARRAY(Integer).with_variant(Text(), "sqlite"))
 
 
+class SearchCommonCode(Base):
+    """A token code common enough in the index (PostgreSQL) that its document count is kept
+    in `search_code_counts` (archive.search.refresh_common_codes chooses them); empty on
+    SQLite, whose FTS5 index counts a token itself."""
+
+    __tablename__ = "search_common_codes"
+
+    code: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+
+
+class SearchCodeCount(Base):
+    """How many index entries hold a common code, as rows to add up: the triggers of
+    migration 0021 append one row a code for each statement that inserts, deletes or
+    changes entries (+n or -n, never an update: writers never wait on one another's
+    rows), and `refresh_common_codes` folds them into one row a code now and then."""
+
+    __tablename__ = "search_code_counts"
+    __table_args__ = (Index("ix_search_code_counts_code", "code", postgresql_include=["docs"]),)
+
+    # a statement appends a row for each common code it touches: int8 on PostgreSQL
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    code: Mapped[int] = mapped_column(Integer)
+    docs: Mapped[int] = mapped_column(BigInteger)
+
+
 class CollectionKind(enum.StrEnum):
     SAVED = "saved"  # a query with filters, re-run at export time
     FROZEN = "frozen"  # a fixed list of articles, each at the version it had when added

@@ -46,6 +46,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from redis.exceptions import RedisError
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from archive import redact
 from archive.alerts import AlertView, judge_run, judge_staleness, site_health
@@ -55,6 +56,7 @@ from archive.fixity import AuditStoppedError, FixityView, run_audit, seal_unfini
 from archive.locks import site_lock
 from archive.models import CrawlRun, RunStatus, utcnow
 from archive.redact import redact_url
+from archive.search import refresh_common_codes
 from archive.settings import LoggingSettings, Settings, cron_trigger
 from archive.store import ensure_site, finish_run, start_run
 from crawler.runner import (
@@ -73,6 +75,8 @@ POLL_SECONDS = 0.2
 STOP_GRACE_SECONDS = 60  # after SIGTERM a crawl gets this long to checkpoint, then SIGKILL
 HEALTH_CHECK_SECONDS = 5  # how often staleness is judged and site files are looked at
 VERIFY_JOB = "(fixity audit)"  # not a site name: those match [a-z0-9_-]+
+COUNTS_JOB = "(search counts)"
+COUNTS_MINUTES = 10  # how often the search index's common codes are looked at (PostgreSQL)
 
 
 # --- triggers ---------------------------------------------------------------------------
@@ -151,6 +155,7 @@ class CrawlScheduler:
                 "default": ThreadPoolExecutor(max_workers=config.max_concurrent_crawls),
                 # the fixity audit reads every WARC file: never in a crawl's slot
                 "fixity": ThreadPoolExecutor(max_workers=1),
+                "upkeep": ThreadPoolExecutor(max_workers=1),
             },
             job_defaults={
                 "max_instances": 1,
@@ -181,6 +186,25 @@ class CrawlScheduler:
                 id=VERIFY_JOB, name=VERIFY_JOB, executor="fixity", replace_existing=True,
             )  # fmt: skip
             log.info("scheduled the fixity audit: cron %s", cron)
+        if self.engine.dialect.name == "postgresql":
+            self.scheduler.add_job(
+                self.run_counts, IntervalTrigger(minutes=COUNTS_MINUTES, timezone=self.timezone),
+                id=COUNTS_JOB, name=COUNTS_JOB, executor="upkeep", replace_existing=True,
+            )  # fmt: skip
+
+    def run_counts(self) -> None:
+        """Keep the document counts of the codes that have become common in the search index
+        (archive.search.refresh_common_codes), so that counting a common word stays quick
+        as the archive grows; writers holding the index for 2 s put it off to next time."""
+        try:
+            with self.sessions() as session, session.begin():
+                done = refresh_common_codes(session.connection(), wait=False)
+        except SQLAlchemyError as exc:
+            log.info("search counts not refreshed (%s): again in %d minutes",
+                     str(exc).splitlines()[0], COUNTS_MINUTES)  # fmt: skip
+            return
+        if done.added:
+            log.info("search counts: %d codes newly common, %d kept", done.added, done.kept)
 
     def run_verify(self) -> None:
         """The scheduled fixity audit: its result goes to `status`, damage to an alert."""

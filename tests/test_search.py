@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -477,6 +478,114 @@ def test_a_rare_phrase_with_few_candidates_is_answered_from_the_gin_index(
         exact = archive.search.count_matches(session, "统战部")
         newest = search(session, "统战部", sort="newest", limit=50, all_copies=True)
     assert len(newest.hits) == exact > 4
+
+
+def test_postgresql_keeps_the_count_of_a_common_code(
+    pg_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The codes in COMMON_DOCS entries or more have their count kept (migration 0021's
+    triggers, refresh_common_codes): a one-token word's count comes from it, and stays the
+    GIN index's own count through inserts, deletes, changed entries, folds, a TRUNCATE and
+    a rebuild."""
+    monkeypatch.setattr(archive.search, "COMMON_DOCS", 3)
+    code = archive.search.token_code
+
+    def gin(conn: Any, c: int) -> int:
+        return int(conn.scalar(text(f"SELECT count(*) FROM search_docs WHERE vector @> '{{{c}}}'")))
+
+    with pg_world.session() as session:
+        conn = session.connection()
+        assert archive.search._kept_count(conn, code("统战")) is None  # none kept yet
+        session.execute(text("ANALYZE search_docs"))
+        done = archive.search.refresh_common_codes(conn, wait=False)
+        session.commit()
+        kept = list(session.scalars(text("SELECT code FROM search_common_codes ORDER BY code")))
+        assert done.kept == done.added == len(kept) and code("统战") in kept, done
+        assert len(kept) > 100  # not vacuous: many codes of the fixture texts are common
+
+        def agree() -> None:
+            conn = session.connection()
+            for c in [*kept[:: max(1, len(kept) // 40)], code("统战")]:
+                assert archive.search._kept_count(conn, c) == gin(conn, c), c
+
+        agree()
+        truth = len(containing(texts(pg_world), "统战"))
+        assert archive.search.count_matches(session, "统战") == truth > 4
+        counted = session.scalar(text("SELECT count(*) FROM search_code_counts"))
+        # an article's entry deleted, then written again, and one changed in place
+        victim, other = session.scalars(
+            select(SearchDoc.article_id).where(SearchDoc.vector.contains([code("统战")])).limit(2)
+        )
+        session.execute(text(f"DELETE FROM search_docs WHERE article_id = {victim}"))
+        assert archive.search.count_matches(session, "统战") == truth - 1
+        archive.search.index_articles(session, [victim])
+        session.execute(
+            text(f"UPDATE search_docs SET vector = '{{1,2,3}}' WHERE article_id = {other}")
+        )
+        session.commit()
+        assert archive.search.count_matches(session, "统战") == truth - 1
+        agree()
+        archive.search.index_articles(session, [other])
+        session.commit()
+        assert session.scalar(text("SELECT count(*) FROM search_code_counts")) > counted
+        folded = archive.search.refresh_common_codes(session.connection())
+        session.commit()
+        assert folded.added == 0 and folded.folded == len(kept), folded
+        assert session.scalar(text("SELECT count(*) FROM search_code_counts")) == len(kept)
+        agree()
+        assert archive.search.count_matches(session, "统战") == truth
+        # a rebuild empties the table (TRUNCATE) and counts the common codes afresh
+        archive.search.rebuild_index(session)
+        session.commit()
+        kept = list(session.scalars(text("SELECT code FROM search_common_codes ORDER BY code")))
+        assert code("统战") in kept
+        agree()
+        assert archive.search.count_matches(session, "统战") == truth
+        session.execute(text("TRUNCATE search_docs"))
+        assert (
+            archive.search.count_matches(session, "统战")
+            == 0
+            == gin(session.connection(), code("统战"))
+        )
+        session.rollback()
+
+
+def test_the_common_codes_wait_for_no_writer_unless_asked_to(
+    pg_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A code made common is counted under a SHARE lock, so that no entry is written between
+    its count and the triggers counting it; the scheduler's refresh (every COUNTS_MINUTES)
+    does not wait long for writers (2 s): it leaves everything as it was, and does it the
+    next time."""
+    from archive.settings import load_settings
+    from crawler.scheduling import CrawlScheduler
+    from crawler.sites import load_sites
+
+    monkeypatch.setattr(archive.search, "COMMON_DOCS", 3)
+    settings = load_settings(pg_world.env())
+    scheduler = CrawlScheduler(settings, load_sites(settings.sites_dir))
+    try:
+        with pg_world.session() as writer, pg_world.session() as session:
+            session.execute(text("ANALYZE search_docs"))
+            session.commit()
+            article = writer.scalar(select(SearchDoc.article_id).limit(1))
+            writer.execute(text(f"DELETE FROM search_docs WHERE article_id = {article}"))
+            started = time.monotonic()
+            scheduler.run_counts()  # the writer holds the table: given up after 2 s
+            assert 2 <= time.monotonic() - started < 10
+            assert session.scalar(text("SELECT count(*) FROM search_common_codes")) == 0
+            writer.rollback()
+            scheduler.run_counts()
+            session.rollback()
+            common = session.scalar(text("SELECT count(*) FROM search_common_codes"))
+            assert common and common > 100
+            code = archive.search.token_code("统战")
+            assert archive.search._kept_count(session.connection(), code) == len(
+                containing(texts(pg_world), "统战")
+            )
+    finally:
+        scheduler.processes.close()
+        scheduler.engine.dispose()
 
 
 def test_postgresql_expects_a_phrase_as_often_as_its_rarest_bigram(pg_world: World) -> None:
