@@ -209,19 +209,16 @@ class WorkerSpider(NewsSpider):
         for request in self.revisit_requests():
             yield request
 
-    # The run's page budget (`max_pages`), shared: NewsSpider.request() reads and bumps it.
-    @property
-    def budget_used(self) -> int:
-        run = self.__dict__.get("run")
-        if run is None or run.keys is None:
-            return 0
-        return int(run.server.get(run.keys.budget) or 0)
-
-    @budget_used.setter
-    def budget_used(self, value: int) -> None:
-        run = self.__dict__.get("run")
-        if run is not None and run.keys is not None and value:
-            run.server.incr(run.keys.budget)
+    def take_budget(self) -> bool:
+        """One page of the run's budget (`max_pages`), shared by all workers: taken in one
+        atomic step (INCR), not read, compared and bumped (three round trips a request, and
+        two workers could both take the last page)."""
+        assert self.run.keys is not None
+        if int(self.run.server.incr(self.run.keys.budget)) > self.site.max_pages:
+            assert self.crawler.stats is not None
+            self.crawler.stats.inc_value("ufarchive/max_pages_reached")
+            return False
+        return True
 
     def note_start(self, response: Response) -> None:
         if response.meta.get("kind") == "start" and response.status == 200:

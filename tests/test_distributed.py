@@ -261,6 +261,28 @@ def test_two_workers_store_every_article_once_and_hold_politeness_together(
         assert "site" in header
 
 
+def test_the_page_budget_holds_for_all_workers_together(
+    tmp_path: Path, postgres_url: str, site_server: Callable[..., SiteServer], prefix: str
+) -> None:
+    """A site's `max_pages` is one budget for the run, however many workers take its
+    requests: each page taken from it in one atomic step in Redis."""
+    with cluster(tmp_path, postgres_url, site_server, prefix) as c:
+        site_file = c.world.config_dir / "sites" / "zytzb.yaml"
+        text = site_file.read_text(encoding="utf-8")
+        site_file.write_text(text.replace("max_pages: 2000", "max_pages: 6"), encoding="utf-8")
+        c.start_workers(2)
+        runs = c.crawl()
+        assert runs["zytzb"].status == "succeeded"
+        server = c.world.servers["zytzb"]
+        fetched = [r for r in server.requests if r.path != "/robots.txt"]
+        # the budget's six pages, and the start page the coordinator queued
+        assert len(fetched) <= 7 < len(expected("zytzb")["articles"]), fetched
+        assert len(c.world.articles("zytzb")) == runs["zytzb"].articles_new > 0
+        others = [s for s in SITES if s != "zytzb"]
+        for site in others:  # the other sites' budgets are their own
+            assert set(c.world.articles(site)) == set(expected(site)["articles"]), site
+
+
 def runs_of(world: World) -> list[CrawlRun]:
     with world.session() as session:
         rows = list(session.scalars(select(CrawlRun).order_by(CrawlRun.id)))
