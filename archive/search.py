@@ -1208,15 +1208,19 @@ class CommonCodes:
     folded: int  # count rows added up
 
 
-def refresh_common_codes(conn: Connection, wait: bool = True) -> CommonCodes:
+def refresh_common_codes(
+    conn: Connection, wait: bool = True, most: int | None = None
+) -> CommonCodes:
     """Keep the counts of the codes now common (PostgreSQL; a no-op on SQLite): the codes
     ANALYZE finds in COMMON_DOCS entries or more are added to search_common_codes, each
-    counted once from the GIN index, and every code's count rows are folded into one.
+    counted once from the GIN index (the `most` most common of them, if given), and every
+    code's count rows are folded into one.
 
     Runs in the caller's transaction under a SHARE lock on search_docs, so that no entry
-    is written between a code's count and the triggers counting it from then on; unless
-    `wait`, gives up (LockNotAvailable) if writers hold the table for 2 s. Called by the
-    index's rebuild and, every SEARCH_UPKEEP_MINUTES, by the scheduler."""
+    is written between a code's count and the triggers counting it from then on (writers
+    wait: about 70 ms for a code in a million entries); unless `wait`, gives up
+    (LockNotAvailable) if writers hold the table for 2 s. Called by the index's rebuild,
+    `db upgrade` and, every few minutes, by the scheduler (crawler.scheduling)."""
     if conn.dialect.name != "postgresql":
         return CommonCodes(0, 0, 0)
     if not wait:
@@ -1225,12 +1229,10 @@ def refresh_common_codes(conn: Connection, wait: bool = True) -> CommonCodes:
     if not wait:
         conn.execute(text("SET LOCAL lock_timeout = 0"))
     documents = _documents(conn) or 0.0
-    stats = _read_code_shares(conn)
-    wanted = [
-        c for c, share in (stats[0] if stats else {}).items() if share * documents >= COMMON_DOCS
-    ]
+    shares = (_read_code_shares(conn) or ({}, 0.0))[0]
     held = set(conn.scalars(select(COMMON.c.code)))
-    added = sorted(set(wanted) - held)
+    wanted = [c for c, share in shares.items() if share * documents >= COMMON_DOCS]
+    added = sorted(sorted(set(wanted) - held, key=lambda c: -shares[c])[:most])
     folded = conn.execute(
         text(
             "WITH gone AS (DELETE FROM search_code_counts RETURNING code, docs)"

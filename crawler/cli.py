@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 import traceback
 from collections.abc import Iterator
 from datetime import datetime
@@ -203,8 +204,35 @@ def db_upgrade() -> None:
                 f"{where}: schema upgraded from {before or 'nothing'} to {after}", markup=False
             )
             refill_search_index(engine)
+            count_common_codes(engine)
     finally:
         engine.dispose()
+
+
+def count_common_codes(engine: Any) -> None:
+    """Count the search index's common codes when an upgrade brought their counts (revision
+    0021, PostgreSQL) to an index that has entries: here, not in the scheduler's first few
+    passes, which count a hundred at a time while crawls wait."""
+    from sqlalchemy import text
+
+    from archive.db import make_sessionmaker
+    from archive.search import refresh_common_codes
+
+    if engine.dialect.name != "postgresql":
+        return
+    with make_sessionmaker(engine)() as session, session.begin():
+        if session.scalar(text("SELECT EXISTS (SELECT 1 FROM search_common_codes)")):
+            return
+        if not session.scalar(text("SELECT EXISTS (SELECT 1 FROM search_docs)")):
+            return
+        started = time.monotonic()
+        session.execute(text("ANALYZE search_docs"))
+        done = refresh_common_codes(session.connection())
+    out.print(
+        f"search counts: {done.added} common character pairs counted "
+        f"({time.monotonic() - started:.0f} s)",
+        markup=False,
+    )
 
 
 def refill_search_index(engine: Any) -> None:

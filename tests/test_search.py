@@ -550,6 +550,27 @@ def test_postgresql_keeps_the_count_of_a_common_code(
         session.rollback()
 
 
+def test_an_upgrade_to_kept_counts_counts_the_common_codes(
+    pg_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`db upgrade` to revision 0021 counts an index's common codes at once (the scheduler
+    would count them a hundred at a time)."""
+    monkeypatch.setattr(archive.search, "COMMON_DOCS", 3)
+    engine = make_engine(pg_world.database_url)
+    command.downgrade(alembic_config(engine), "0020")
+    engine.dispose()
+    result = CliRunner().invoke(app, ["db", "upgrade"], env=pg_world.env())
+    assert result.exit_code == 0, result.output
+    assert "schema upgraded from 0020 to 0021" in result.stdout
+    counted = int(result.stdout.split("search counts: ")[1].split()[0])
+    assert counted > 100, result.stdout
+    with pg_world.session() as session:
+        code = archive.search.token_code("统战")
+        assert archive.search._kept_count(session.connection(), code) == len(
+            containing(texts(pg_world), "统战")
+        )
+
+
 def test_the_common_codes_wait_for_no_writer_unless_asked_to(
     pg_world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -558,7 +579,7 @@ def test_the_common_codes_wait_for_no_writer_unless_asked_to(
     does not wait long for writers (2 s): it leaves everything as it was, and does it the
     next time."""
     from archive.settings import load_settings
-    from crawler.scheduling import CrawlScheduler
+    from crawler.scheduling import COUNTS_ADDED, CrawlScheduler
     from crawler.sites import load_sites
 
     monkeypatch.setattr(archive.search, "COMMON_DOCS", 3)
@@ -575,10 +596,18 @@ def test_the_common_codes_wait_for_no_writer_unless_asked_to(
             assert 2 <= time.monotonic() - started < 10
             assert session.scalar(text("SELECT count(*) FROM search_common_codes")) == 0
             writer.rollback()
-            scheduler.run_counts()
+            scheduler.run_counts()  # the hundred most common first (crawls wait meanwhile)
             session.rollback()
             common = session.scalar(text("SELECT count(*) FROM search_common_codes"))
-            assert common and common > 100
+            assert common == COUNTS_ADDED
+            while True:  # and the others at the next times
+                scheduler.run_counts()
+                session.rollback()
+                now = session.scalar(text("SELECT count(*) FROM search_common_codes"))
+                if now == common:
+                    break
+                assert now and now <= common + COUNTS_ADDED
+                common = now
             code = archive.search.token_code("统战")
             assert archive.search._kept_count(session.connection(), code) == len(
                 containing(texts(pg_world), "统战")
