@@ -990,9 +990,11 @@ def _pg_documents(
         where.append(DOCS.c.doc_id >= lowest)
     if gin:
         where.append(_pg_gin(parsed.clauses, DOCS.c.vector))
-    # A step's keys only bound the documents a ranged step then filters: since: is their
-    # doc_id bound alone (joining the articles for it took 17 of 32 ms at 1M)
-    others = _filters(parsed, sites=False, since=not (keys_only and step))
+    # A step bounds since: by doc_id alone: a ranged step's candidates are then filtered
+    # exactly (`_ranged_step`), a walk's matches checked (`_since_holds`). Joining every
+    # document walked to its article took 17 of 32 ms of a ranged step at 1M, and 140 of
+    # 190 ms of a walk for relevance (the planner hashed every article since the date).
+    others = _filters(parsed, sites=False, since=not step)
     if parsed.since and step:  # (without steps the planner would walk that range
         # testing every entry, where the GIN index is quicker: 475 ms for a word in
         # 5 % of 40,000 articles at 200k)
@@ -1127,7 +1129,7 @@ def _filters(parsed: Query, sites: bool = True, since: bool = True) -> list[Colu
         matches = or_(*(column.contains(form, autoescape=True) for form in forms))
         where.append(or_(column.is_(None), not_(matches)) if negated else matches)
     if parsed.since and since:
-        where.append(ARTICLES.c.publish_time >= parsed.since)
+        where.append(_since(parsed.since))
     if parsed.until:
         where.append(ARTICLES.c.publish_time < parsed.until)
     if parsed.statuses:
@@ -1137,6 +1139,10 @@ def _filters(parsed: Query, sites: bool = True, since: bool = True) -> list[Colu
     if parsed.changed is not None:
         where.append(ARTICLES.c.version > 1 if parsed.changed else ARTICLES.c.version == 1)
     return where
+
+
+def _since(since: datetime) -> ColumnElement[bool]:
+    return ARTICLES.c.publish_time >= since
 
 
 def _count(conn: Connection, parsed: Query, exact: bool = True) -> tuple[int, bool]:
@@ -1391,9 +1397,8 @@ def _pg_probe(
                     ],
                 )
             ).one()
-            found.extend(
-                Found(*f, None) for f in zip(doc_ids or [], article_ids or [], strict=True)
-            )
+            matched = [Found(*f, None) for f in zip(doc_ids or [], article_ids or [], strict=True)]
+            found.extend(_since_holds(conn, parsed, matched))
         tested += count
         if len(found) >= wanted or count < step:
             return found[:wanted]
@@ -1403,6 +1408,20 @@ def _pg_probe(
         if step <= 0:
             return None
         below = lowest
+
+
+def _since_holds(conn: Connection, parsed: Query, found: list[Found]) -> list[Found]:
+    """The matches of a walk whose articles pass since: (the walk bounded it by doc_id
+    alone: a key is never earlier than its article's time, but an article without a
+    publish time, or one pushed past the date by the articles of its second, has a key
+    above it too)."""
+    if parsed.since is None or not found:
+        return found
+    ids = [f.article_id for f in found]
+    holds = set(
+        conn.scalars(select(ARTICLES.c.id).where(ARTICLES.c.id.in_(ids), _since(parsed.since)))
+    )
+    return [f for f in found if f.article_id in holds]
 
 
 def _ranged(parsed: Query) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import Integer, cast, func, insert, literal, select, text
+from sqlalchemy import Integer, cast, func, insert, literal, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
@@ -427,6 +427,68 @@ def test_newest_first_on_postgresql_walks_the_newest_documents_for_a_common_word
     calls.clear()
     assert ranked() == by_probe and by_probe[1] == 4
     assert not any("probe" in c for c in calls), calls
+
+
+def test_a_walk_bounds_since_by_its_keys_and_checks_its_matches(
+    pg_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A walk for a since: query goes down the keys from the date's (no article joined to
+    each document walked) and checks the articles of its matches: one without a publish
+    time, or one whose key lies past its time, is not found; the GIN plan agrees."""
+    code = archive.search.token_code("统战")
+    with pg_world.session() as session:
+        rows = session.execute(
+            select(SearchDoc.article_id, Article.publish_time)
+            .join(Article, Article.id == SearchDoc.article_id)
+            .where(SearchDoc.vector.contains([code]), Article.publish_time.is_not(None))
+            .order_by(SearchDoc.doc_id.desc())
+        ).all()
+        day = rows[len(rows) // 2][1].astimezone(BEIJING).date()
+        since = datetime(day.year, day.month, day.day, tzinfo=BEIJING)
+        newest = [r[0] for r in rows[:2]]  # keys above the date; their times now not
+        session.execute(update(Article).where(Article.id == newest[0]).values(publish_time=None))
+        session.execute(
+            update(Article)
+            .where(Article.id == newest[1])
+            .values(publish_time=since - timedelta(days=3))
+        )
+        session.execute(text("ANALYZE search_docs"))
+        session.commit()
+        truth = set(
+            session.scalars(select(Article.id).where(Article.publish_time >= since))
+        ) & containing(texts(pg_world), "统战")
+    query = f"统战 since:{day.isoformat()}"
+    assert truth and not truth & set(newest) and len(truth) < len(rows)
+    monkeypatch.setattr(archive.search, "FETCH_SLACK", 0)
+    monkeypatch.setattr(archive.search, "GIN_MATCH_SHARE", 1)  # the walk is chosen
+    monkeypatch.setattr(archive.search, "POSTING_SHARE", 1e-9)  # walked, not ranged
+    monkeypatch.setattr(archive.search, "PROBE_MARGIN", 0.3)  # in several steps
+    checked: list[int] = []
+    holds = archive.search._since_holds
+
+    def since_holds(conn: Any, parsed: Any, found: list[Any]) -> list[Any]:
+        kept = holds(conn, parsed, found)
+        checked.append(len(found) - len(kept))
+        return kept
+
+    monkeypatch.setattr(archive.search, "_since_holds", since_holds)
+
+    def pages() -> list[int]:  # newest first, two at a time (a walk for each page)
+        with pg_world.session() as session:
+            return [
+                hit.record["id"]
+                for k in range(0, len(truth) + 2, 2)
+                for hit in search(
+                    session, query, sort="newest", limit=2, offset=k, all_copies=True
+                ).hits
+            ]
+
+    walked = pages()
+    assert set(walked) == truth and len(walked) == len(truth)
+    assert sum(checked) >= 2, checked  # the two, dropped by the check
+    monkeypatch.setattr(archive.search, "PG_PROBE_MAX", 0)  # the GIN plan only
+    checked.clear()
+    assert pages() == walked and not checked
 
 
 def test_a_phrase_with_many_candidates_is_counted_from_a_sample_on_postgresql(
