@@ -602,29 +602,19 @@ def write_entries(
     entries: Sequence[tuple[Indexable, Entry]],
     keys: dict[int, int] | None = None,
 ) -> None:
-    """Insert index entries for articles that have none (at `keys`, or free ones)."""
+    """Insert index entries for articles that have none (at `keys`, or free ones).
+
+    On PostgreSQL two processes may write entries at once (crawl workers derive outside
+    the clusters' lock, archive.store.apply_derived) and take the same free key: the
+    entries whose key (or article) another committed first are skipped by the INSERT,
+    which waits for that other transaction, and written again at the next free keys; an
+    article another process has just indexed is left with that entry."""
     if not entries:
         return
-    wanted = keys if keys is not None else free_keys(conn, [item for item, _ in entries])
     postgres = conn.dialect.name == "postgresql"
-    rows: list[dict[str, object]] = [
-        {
-            "article_id": item.article_id,
-            "doc_id": wanted[item.article_id],
-            "version": item.version,
-            "site_id": item.site_id,
-        }
-        for item, _ in entries
-    ]
-    if postgres:
-        columns = {name: [row[name] for row in rows] for name in rows[0]}
-        columns["codes"] = [
-            entry.vector or codes_literal(vector_codes(entry.title, entry.body))
-            for _, entry in entries
-        ]
-        conn.execute(_INSERT_CODES, columns)
-    else:
-        conn.execute(DOCS.insert(), rows)
+    if not postgres:
+        wanted = keys if keys is not None else free_keys(conn, [item for item, _ in entries])
+        conn.execute(DOCS.insert(), _rows(entries, wanted))
         conn.exec_driver_sql(
             "INSERT INTO search_fts (rowid, body, title, meta) VALUES (?, ?, ?, ?)",
             [
@@ -632,6 +622,43 @@ def write_entries(
                 for item, entry in entries
             ],
         )
+        return
+    pending = list(entries)
+    while pending:
+        wanted = keys if keys is not None else free_keys(conn, [item for item, _ in pending])
+        rows = _rows(pending, wanted)
+        columns = {name: [row[name] for row in rows] for name in rows[0]}
+        columns["codes"] = [
+            entry.vector or codes_literal(vector_codes(entry.title, entry.body))
+            for _, entry in pending
+        ]
+        if keys is not None:  # a rebuild's own keys: no other writer
+            conn.execute(_INSERT_CODES, columns)
+            return
+        written = set(conn.scalars(_INSERT_FREE, columns))
+        missed = [pair for pair in pending if pair[0].article_id not in written]
+        if not missed:
+            return
+        indexed = set(
+            conn.scalars(
+                select(DOCS.c.article_id).where(
+                    DOCS.c.article_id.in_([item.article_id for item, _ in missed])
+                )
+            )
+        )
+        pending = [pair for pair in missed if pair[0].article_id not in indexed]
+
+
+def _rows(entries: Sequence[tuple[Indexable, Entry]], keys: dict[int, int]) -> list[dict[str, Any]]:
+    return [
+        {
+            "article_id": item.article_id,
+            "doc_id": keys[item.article_id],
+            "version": item.version,
+            "site_id": item.site_id,
+        }
+        for item, _ in entries
+    ]
 
 
 # One statement for the whole batch, its columns as arrays: the codes go as the text of an
@@ -645,6 +672,7 @@ _INSERT_CODES = text(
     " CAST(:doc_id AS int8[]), CAST(:version AS int4[]), CAST(:site_id AS int4[]),"
     " CAST(:codes AS text[])) AS t(a, d, v, s, c)"
 )
+_INSERT_FREE = text(f"{_INSERT_CODES.text} ON CONFLICT DO NOTHING RETURNING article_id")
 
 
 def codes_literal(codes: Sequence[int]) -> str:

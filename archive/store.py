@@ -808,8 +808,10 @@ def apply_derived(
         prepared = [x for x, ok in zip(work.prepared, fresh, strict=True) if ok]
         article_ids = [item.article_id for item in items]
     if article_ids:
-        cluster_articles(session, article_ids, prepared)
+        # the entries first: clustering takes a lock (PostgreSQL) held to the commit, and
+        # entries written under it made crawl workers derive one at a time
         index_entries(session.connection(), article_ids, list(zip(items, texts, strict=True)))
+        cluster_articles(session, article_ids, prepared)
     if stale:
         update_derived(session, stale)
 

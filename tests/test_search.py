@@ -491,6 +491,53 @@ def test_a_walk_bounds_since_by_its_keys_and_checks_its_matches(
     assert pages() == walked and not checked
 
 
+def test_two_writers_of_entries_at_one_second_take_two_keys(pg_world: World) -> None:
+    """Crawl workers write index entries outside any lock (PostgreSQL): two transactions
+    that take the same free key at once both end with an entry, at two keys; the second
+    waits for the first's commit, then goes on to the next free key."""
+    import threading
+
+    from archive.search import Indexable, entry_text, write_entries
+
+    when = datetime(2001, 1, 1, tzinfo=UTC)  # a second no entry holds
+    with pg_world.session() as session:
+        rows = session.execute(
+            select(SearchDoc.article_id, SearchDoc.version, SearchDoc.site_id).limit(2)
+        ).all()
+        session.execute(
+            SearchDoc.__table__.delete().where(SearchDoc.article_id.in_([r[0] for r in rows]))
+        )
+        session.commit()
+    items = [Indexable(r[0], r[1], "统战", f"统一战线 {n}", when, r[2]) for n, r in enumerate(rows)]
+    entries = [(item, entry_text(item, vector=True)) for item in items]
+    done = threading.Event()
+
+    def second() -> None:
+        with pg_world.session() as other:
+            write_entries(other.connection(), entries[1:])
+            other.commit()
+        done.set()
+
+    with pg_world.session() as first:
+        write_entries(first.connection(), entries[:1])
+        thread = threading.Thread(target=second)
+        thread.start()
+        assert not done.wait(1.0), "the second writer did not wait for the first's key"
+        first.commit()
+    thread.join(30)
+    assert done.is_set()
+    with pg_world.session() as session:
+        keys = dict(
+            session.execute(
+                select(SearchDoc.article_id, SearchDoc.doc_id).where(
+                    SearchDoc.article_id.in_([r[0] for r in rows])
+                )
+            ).all()
+        )
+    base = int(when.timestamp())
+    assert keys == {rows[0][0]: base, rows[1][0]: base + 1}
+
+
 def test_a_phrase_with_many_candidates_is_counted_from_a_sample_on_postgresql(
     pg_world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
