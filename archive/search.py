@@ -112,6 +112,8 @@ KEY_SHARE = 50  # ... and about this many keys walked (index only; `_ranged` ste
 READ_MARGIN = 1.1  # candidates read a match wanted (most hold the phrase: `_ranged` steps)
 POSTING_SHARE = 200  # ... and this many of a code's postings made into a bitmap (GIN)
 CHECK_SHARE = 0.01  # a phrase expected in fewer: its GIN candidates counted first
+DOUBT_RATIO = 4  # ... and one found this many times rarer in its first step: then
+WHOLE_READS = 250  # candidates read a step at least, no keys walked (a bitmap costs ~8 ms)
 SNIPPET_CHARS = 120
 BEIJING = timezone(timedelta(hours=8))
 FIELDS = ("site", "source", "editor", "author", "since", "until", "status", "changed")
@@ -1392,22 +1394,30 @@ def _pg_probe(
     chosen = _first_step(conn, parsed, wanted, most, scored)
     if chosen is None:
         return None
-    first, ranged = chosen
+    first, ranged, whole = chosen.size, chosen.ranged, chosen.whole
+    positional = any(len(t.tokens) > 1 or t.prefix for c in parsed.clauses for t in c)
+    # a phrase found far more rarely than its rarest bigram promised (across two words)
+    # has its GIN candidates counted once, after the first step, as a rare one is before
+    doubt = ranged and positional and not whole and chosen.share > CHECK_SHARE
     if ranged:
         most *= KEY_SHARE
     found: list[Found] = []
     step, tested, below, read_before = first, 0, None, 0
     while True:
         if ranged:
-            ids = _pg_documents(conn, parsed, step, below, keys_only=True)
-            count, lowest = conn.execute(select(func.count(), func.min(ids.c.doc_id))).one()
+            count, lowest = 0, None  # (whole: every candidate below `below`, no keys walked)
+            if not whole:
+                ids = _pg_documents(conn, parsed, step, below, keys_only=True)
+                count, lowest = conn.execute(select(func.count(), func.min(ids.c.doc_id))).one()
             # the newest candidates read first, about as many as matches are still wanted
             # (a step's keys overshoot by PROBE_MARGIN; reading is what costs)
             # (and as many more as the candidates read so far held no match)
             per_match = read_before / len(found) if found else 1.0
             most_read = math.ceil((wanted - len(found)) * READ_MARGIN * max(per_match, 1.0))
+            if whole:  # each step makes the GIN bitmap again: read past the need instead
+                most_read = max(most_read, WHOLE_READS)
             read: Sequence[Any] = []
-            if count:
+            if count or whole:
                 with _gin_plan(conn):
                     step_ = _ranged_step(conn, parsed, lowest, below, scored, most_read)
                     read = conn.execute(step_).all()
@@ -1416,6 +1426,8 @@ def _pg_probe(
             if len(read) == most_read and len(found) < wanted:
                 below = read[-1][0]  # more candidates in this step: on from the last read
                 continue
+            if whole:
+                return found[:wanted]
         else:
             # scored afterwards (`_pg_found`), only the matches wanted: a step's last
             # overshoots, and most documents walked are checked with one `@>`
@@ -1437,6 +1449,13 @@ def _pg_probe(
         tested += count
         if len(found) >= wanted or count < step:
             return found[:wanted]
+        if doubt:
+            doubt = False
+            if len(found) * DOUBT_RATIO < chosen.share * tested and _read_whole(
+                conn, parsed, wanted, chosen.documents
+            ):
+                whole, below = True, lowest  # the rest of the candidates, newest first
+                continue
         # what the matches so far say is needed (none yet: as if there were one)
         step = math.ceil((wanted - len(found)) * PROBE_MARGIN * tested / max(len(found), 1))
         step = min(step, most - tested)
@@ -1520,9 +1539,17 @@ def _ranged_step(
     ).order_by(rows.c.doc_id.desc())
 
 
+class FirstStep(NamedTuple):
+    size: int  # documents (or keys) gone through first
+    ranged: bool  # keys walked, the GIN index's candidates among them read
+    share: float  # of the documents, expected to match
+    documents: float  # in the index (the planner's count)
+    whole: bool = False  # no keys walked: the GIN index's candidates read, newest first
+
+
 def _first_step(
     conn: Connection, parsed: Query, wanted: int, most: int, scored: bool = False
-) -> tuple[int, bool] | None:
+) -> FirstStep | None:
     """How many of the newest documents that pass the filters `_pg_probe` goes through
     first, from the share of documents expected to match (`_text_share`), and whether its
     steps are `_ranged` (keys walked, the GIN index's candidates among them read) rather
@@ -1568,18 +1595,29 @@ def _first_step(
     cost, ranged = min(options)
     if cost >= gin:
         return None
-    if ranged and positional and share <= CHECK_SHARE:
-        # A phrase expected as rarely as this may be far rarer than its rarest bigram
-        # (across two words: "了上活创" has 979 candidates and 387 matches in 1M articles,
-        # where its rarest bigram promised 5,000): the GIN index answers alone if it holds
-        # fewer candidates than the steps would cost. With C candidates the steps walk
-        # about wanted x documents / C keys, so C below sqrt(wanted x documents x margin /
-        # KEY_SHARE) (+ the reads) is cheaper read whole; counting up to that is cheap.
-        cap = math.sqrt(wanted * float(documents) * PROBE_MARGIN / KEY_SHARE)
-        cap = math.ceil(cap + wanted * READ_MARGIN)
-        if _candidates(conn, parsed, cap) < cap:
-            return None
-    return first, ranged
+    # A phrase expected as rarely as this may be far rarer than its rarest bigram (across
+    # two words: "了上活创" has 979 candidates and 387 matches in 1M articles, where its
+    # rarest bigram promised 5,000): the GIN index answers alone if it holds fewer
+    # candidates than the steps would cost (`_read_whole`), read newest first in as many
+    # steps as it takes ("了上活创", 387 of 979 candidates match: 150 read for 60 matches).
+    if (
+        ranged
+        and positional
+        and share <= CHECK_SHARE
+        and _read_whole(conn, parsed, wanted, documents)
+    ):
+        return FirstStep(0, True, share, documents, whole=True)
+    return FirstStep(first, ranged, share, documents)
+
+
+def _read_whole(conn: Connection, parsed: Query, wanted: int, documents: float) -> bool:
+    """Whether a phrase's GIN candidates are so few that reading them all is cheaper than
+    ranged steps: with C candidates the steps walk about wanted x documents / C keys, so C
+    below sqrt(wanted x documents x margin / KEY_SHARE) (+ the reads) is cheaper read
+    whole; counting up to that is cheap."""
+    cap = math.sqrt(wanted * documents * PROBE_MARGIN / KEY_SHARE)
+    cap = math.ceil(cap + wanted * READ_MARGIN)
+    return _candidates(conn, parsed, cap) < cap
 
 
 def _documents(conn: Connection) -> float | None:

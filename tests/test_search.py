@@ -566,12 +566,14 @@ def test_a_phrase_with_many_candidates_is_counted_from_a_sample_on_postgresql(
     assert f"about {sampled.total:,} matching articles" in result.output
 
 
-def test_a_rare_phrase_with_few_candidates_is_answered_from_the_gin_index(
+def test_a_phrase_with_few_candidates_reads_them_all_newest_first(
     pg_world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A phrase expected rarely (CHECK_SHARE) has its GIN candidates counted before the
-    probe is chosen: fewer than the steps would cost, and the GIN index answers alone
-    (here the archive is made to look like a million articles, for the costs)."""
+    probe is chosen, and one found far more rarely than expected in its first step has
+    them counted then: fewer than the steps would cost, and they are read newest first
+    without walking keys (`whole`), as many as the page needs (here the archive is made
+    to look like a million articles, for the costs). The pages are the GIN plan's."""
     with pg_world.session() as session:
         session.execute(text("ANALYZE search_docs"))
         session.commit()
@@ -581,12 +583,47 @@ def test_a_rare_phrase_with_few_candidates_is_answered_from_the_gin_index(
         monkeypatch.setattr(archive.search, "POSTING_SHARE", 1e9)  # the steps are ranged
         monkeypatch.setattr(archive.search, "CHECK_SHARE", 0.0)
         step = archive.search._first_step(conn, parsed, 40, archive.search.PG_PROBE_MAX)
-        assert step is not None and step[1], step
-        monkeypatch.setattr(archive.search, "CHECK_SHARE", 1.0)  # 13 candidates: the index
-        assert archive.search._first_step(conn, parsed, 40, archive.search.PG_PROBE_MAX) is None
+        assert step is not None and step.ranged and not step.whole, step
+        monkeypatch.setattr(archive.search, "CHECK_SHARE", 1.0)  # 13 candidates: read whole
+        step = archive.search._first_step(conn, parsed, 40, archive.search.PG_PROBE_MAX)
+        assert step is not None and step.whole, step
         exact = archive.search.count_matches(session, "统战部")
-        newest = search(session, "统战部", sort="newest", limit=50, all_copies=True)
-    assert len(newest.hits) == exact > 4
+    monkeypatch.setattr(archive.search, "FETCH_SLACK", 0)
+    monkeypatch.setattr(archive.search, "WHOLE_READS", 1)  # few candidates a step:
+    monkeypatch.setattr(archive.search, "READ_MARGIN", 0.5)  # half those still wanted
+    steps: list[tuple[int | None, int | None]] = []
+    ranged_step = archive.search._ranged_step
+
+    def counted(conn: Any, parsed: Any, lowest: Any, below: Any, *args: Any) -> Any:
+        steps.append((lowest, below))
+        return ranged_step(conn, parsed, lowest, below, *args)
+
+    monkeypatch.setattr(archive.search, "_ranged_step", counted)
+
+    def pages() -> list[int]:
+        with pg_world.session() as session:
+            return [
+                hit.record["id"]
+                for k in range(0, exact + 2, 2)
+                for hit in search(
+                    session, "统战部", sort="newest", limit=2, offset=k, all_copies=True
+                ).hits
+            ]
+
+    read_whole = pages()
+    assert steps and all(lowest is None for lowest, _ in steps), steps  # no keys walked
+    assert any(below is not None for _, below in steps), steps  # in more than one step
+    # a phrase expected often, found rarely in its first step: counted, then read whole
+    monkeypatch.setattr(archive.search, "CHECK_SHARE", 0.0)
+    monkeypatch.setattr(archive.search, "DOUBT_RATIO", 0)  # any first step is in doubt
+    monkeypatch.setattr(archive.search, "PROBE_MARGIN", 0.3)  # ... and short
+    steps.clear()
+    assert pages() == read_whole and len(read_whole) == exact > 4
+    assert any(lowest is not None for lowest, _ in steps), steps  # a first step of keys
+    assert any(lowest is None for lowest, _ in steps), steps  # then the candidates whole
+    monkeypatch.setattr(archive.search, "PG_PROBE_MAX", 0)  # the GIN plan only
+    steps.clear()
+    assert pages() == read_whole and not steps
 
 
 def test_postgresql_keeps_the_count_of_a_common_code(
