@@ -113,7 +113,7 @@ READ_MARGIN = 1.1  # candidates read a match wanted (most hold the phrase: `_ran
 POSTING_SHARE = 200  # ... and this many of a code's postings made into a bitmap (GIN)
 CHECK_SHARE = 0.01  # a phrase expected in fewer: its GIN candidates counted first
 DOUBT_RATIO = 4  # ... and one found this many times rarer in its first step: then
-WHOLE_READS = 250  # candidates read a step at least, no keys walked (a bitmap costs ~8 ms)
+WHOLE_SHARE = 20  # a candidate's key taken (GIN, then its row) against a document read
 SNIPPET_CHARS = 120
 BEIJING = timezone(timedelta(hours=8))
 FIELDS = ("site", "source", "editor", "author", "since", "until", "status", "changed")
@@ -1394,19 +1394,19 @@ def _pg_probe(
     chosen = _first_step(conn, parsed, wanted, most, scored)
     if chosen is None:
         return None
-    first, ranged, whole = chosen.size, chosen.ranged, chosen.whole
+    first, ranged, whole = chosen.size, chosen.ranged, chosen.keys
     positional = any(len(t.tokens) > 1 or t.prefix for c in parsed.clauses for t in c)
     # a phrase found far more rarely than its rarest bigram promised (across two words)
     # has its GIN candidates counted once, after the first step, as a rare one is before
-    doubt = ranged and positional and not whole and chosen.share > CHECK_SHARE
+    doubt = ranged and positional and whole is None and chosen.share > CHECK_SHARE
     if ranged:
         most *= KEY_SHARE
     found: list[Found] = []
     step, tested, below, read_before = first, 0, None, 0
     while True:
         if ranged:
-            count, lowest = 0, None  # (whole: every candidate below `below`, no keys walked)
-            if not whole:
+            count, lowest = 0, None
+            if whole is None:
                 ids = _pg_documents(conn, parsed, step, below, keys_only=True)
                 count, lowest = conn.execute(select(func.count(), func.min(ids.c.doc_id))).one()
             # the newest candidates read first, about as many as matches are still wanted
@@ -1414,10 +1414,19 @@ def _pg_probe(
             # (and as many more as the candidates read so far held no match)
             per_match = read_before / len(found) if found else 1.0
             most_read = math.ceil((wanted - len(found)) * READ_MARGIN * max(per_match, 1.0))
-            if whole:  # each step makes the GIN bitmap again: read past the need instead
-                most_read = max(most_read, WHOLE_READS)
             read: Sequence[Any] = []
-            if count or whole:
+            if whole is not None:  # the candidates' keys are known: read the next ones
+                chunk, whole = whole[:most_read], whole[most_read:]
+                if chunk:
+                    read = conn.execute(
+                        _ranged_step(conn, parsed, None, None, scored, keys=chunk)
+                    ).all()
+                    found.extend(Found(*row[:3]) for row in read if row[3])
+                    read_before += len(read)
+                if whole and len(found) < wanted:
+                    continue
+                return found[:wanted]
+            if count:
                 with _gin_plan(conn):
                     step_ = _ranged_step(conn, parsed, lowest, below, scored, most_read)
                     read = conn.execute(step_).all()
@@ -1426,8 +1435,6 @@ def _pg_probe(
             if len(read) == most_read and len(found) < wanted:
                 below = read[-1][0]  # more candidates in this step: on from the last read
                 continue
-            if whole:
-                return found[:wanted]
         else:
             # scored afterwards (`_pg_found`), only the matches wanted: a step's last
             # overshoots, and most documents walked are checked with one `@>`
@@ -1451,11 +1458,11 @@ def _pg_probe(
             return found[:wanted]
         if doubt:
             doubt = False
-            if len(found) * DOUBT_RATIO < chosen.share * tested and _read_whole(
-                conn, parsed, wanted, chosen.documents
-            ):
-                whole, below = True, lowest  # the rest of the candidates, newest first
-                continue
+            if len(found) * DOUBT_RATIO < chosen.share * tested:
+                keys = _candidate_keys(conn, parsed, wanted, chosen.documents)
+                if keys is not None and lowest is not None:  # the rest, newest first
+                    whole = [k for k in keys if k < lowest]
+                    continue
         # what the matches so far say is needed (none yet: as if there were one)
         step = math.ceil((wanted - len(found)) * PROBE_MARGIN * tested / max(len(found), 1))
         step = min(step, most - tested)
@@ -1492,12 +1499,17 @@ def _ranged_step(
     below: int | None,
     scored: bool,
     limit: int | None = None,
+    keys: Sequence[int] | None = None,
 ) -> Select[Any]:
     """The candidates from the GIN index among the documents from `lowest` to `below`
-    (doc_id; None: no bound) that pass the filters, the newest `limit` of them, newest
-    first, as (doc_id, article_id, score, ok: a match); each one's codes read once (a
+    (doc_id; None: no bound) that pass the filters (or those at `keys`, candidates found
+    already), the newest `limit` of them, newest first, as (doc_id, article_id, score, ok: a match); each one's codes read once (a
     fence: each term's ufa_hits computed once a row, for the check and the score alike)."""
-    documents: Any = _pg_documents(conn, parsed, below=below, gin=True, lowest=lowest)
+    documents: Any
+    if keys is not None:  # candidates already found (`_candidate_keys`)
+        documents = select(*DOCS.c).where(DOCS.c.doc_id.in_(keys)).subquery("documents")
+    else:
+        documents = _pg_documents(conn, parsed, below=below, gin=True, lowest=lowest)
     if limit is not None:  # the keys sorted before any codes are read
         documents = select(documents).order_by(documents.c.doc_id.desc()).limit(limit).subquery()
     # A clause of one-token terms holds in every candidate (the GIN index found one of
@@ -1544,7 +1556,12 @@ class FirstStep(NamedTuple):
     ranged: bool  # keys walked, the GIN index's candidates among them read
     share: float  # of the documents, expected to match
     documents: float  # in the index (the planner's count)
-    whole: bool = False  # no keys walked: the GIN index's candidates read, newest first
+    # no keys walked: the keys of the GIN index's candidates (newest first), read in turn
+    keys: list[int] | None = None
+
+    @property
+    def whole(self) -> bool:
+        return self.keys is not None
 
 
 def _first_step(
@@ -1598,26 +1615,28 @@ def _first_step(
     # A phrase expected as rarely as this may be far rarer than its rarest bigram (across
     # two words: "了上活创" has 979 candidates and 387 matches in 1M articles, where its
     # rarest bigram promised 5,000): the GIN index answers alone if it holds fewer
-    # candidates than the steps would cost (`_read_whole`), read newest first in as many
-    # steps as it takes ("了上活创", 387 of 979 candidates match: 150 read for 60 matches).
-    if (
-        ranged
-        and positional
-        and share <= CHECK_SHARE
-        and _read_whole(conn, parsed, wanted, documents)
-    ):
-        return FirstStep(0, True, share, documents, whole=True)
+    # candidates than the steps would cost (`_candidate_keys`): they are read newest first,
+    # as many as needed ("了上活创": 387 of its 979 candidates match, 150 read for 60).
+    if ranged and positional and share <= CHECK_SHARE:
+        keys = _candidate_keys(conn, parsed, wanted, documents)
+        if keys is not None:
+            return FirstStep(0, True, share, documents, keys)
     return FirstStep(first, ranged, share, documents)
 
 
-def _read_whole(conn: Connection, parsed: Query, wanted: int, documents: float) -> bool:
-    """Whether a phrase's GIN candidates are so few that reading them all is cheaper than
-    ranged steps: with C candidates the steps walk about wanted x documents / C keys, so C
-    below sqrt(wanted x documents x margin / KEY_SHARE) (+ the reads) is cheaper read
-    whole; counting up to that is cheap."""
-    cap = math.sqrt(wanted * documents * PROBE_MARGIN / KEY_SHARE)
-    cap = math.ceil(cap + wanted * READ_MARGIN)
-    return _candidates(conn, parsed, cap) < cap
+def _candidate_keys(
+    conn: Connection, parsed: Query, wanted: int, documents: float
+) -> list[int] | None:
+    """The keys of a phrase's GIN candidates, newest first, if they are few enough to be
+    read in turn without walking keys, rather than in ranged steps, which walk about
+    wanted x documents / C keys for C candidates: C below sqrt(wanted x documents x
+    WHOLE_SHARE / KEY_SHARE) (taking a candidate's key costs about a WHOLE_SHARE-th of
+    reading a document). None if there are more."""
+    cap = math.ceil(math.sqrt(wanted * documents * WHOLE_SHARE / KEY_SHARE))
+    keys = _pg_documents(conn, parsed, gin=True, keys_only=True)
+    with _gin_plan(conn):
+        found = list(conn.scalars(select(keys.c.doc_id).limit(cap)))
+    return sorted(found, reverse=True) if len(found) < cap else None
 
 
 def _documents(conn: Connection) -> float | None:
