@@ -628,6 +628,9 @@ def write_entries(
     pending = list(entries)
     while pending:
         wanted = keys if keys is not None else free_keys(conn, [item for item, _ in pending])
+        # in key order: two writers then wait for each other's keys in one order, never
+        # each for the other's (a deadlock, every few seconds with four crawl workers)
+        pending.sort(key=lambda pair: wanted[pair[0].article_id])
         rows = _rows(pending, wanted)
         columns = {name: [row[name] for row in rows] for name in rows[0]}
         columns["codes"] = [

@@ -492,9 +492,9 @@ def test_a_walk_bounds_since_by_its_keys_and_checks_its_matches(
 
 
 def test_two_writers_of_entries_at_one_second_take_two_keys(pg_world: World) -> None:
-    """Crawl workers write index entries outside any lock (PostgreSQL): two transactions
-    that take the same free key at once both end with an entry, at two keys; the second
-    waits for the first's commit, then goes on to the next free key."""
+    """Index entries written by two transactions at once (PostgreSQL) that take the same
+    free key both end with an entry, at two keys: the second waits for the first's
+    commit, then goes on to the next free key."""
     import threading
 
     from archive.search import Indexable, entry_text, write_entries
