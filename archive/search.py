@@ -606,11 +606,12 @@ def write_entries(
 ) -> None:
     """Insert index entries for articles that have none (at `keys`, or free ones).
 
-    On PostgreSQL two processes may write entries at once (crawl workers derive outside
-    the clusters' lock, archive.store.apply_derived) and take the same free key: the
-    entries whose key (or article) another committed first are skipped by the INSERT,
-    which waits for that other transaction, and written again at the next free keys; an
-    article another process has just indexed is left with that entry."""
+    On PostgreSQL two processes writing entries at once (the derive passes of crawl
+    workers write them under the clusters' lock, archive.store.apply_derived, but this
+    does not count on it) may take the same free key: the entries whose key (or article)
+    another committed first are skipped by the INSERT, which waits for that other
+    transaction, and written again at the next free keys; an article another process has
+    just indexed is left with that entry."""
     if not entries:
         return
     postgres = conn.dialect.name == "postgresql"
@@ -1397,11 +1398,11 @@ def _pg_probe(
     chosen = _first_step(conn, parsed, wanted, most, scored)
     if chosen is None:
         return None
-    first, ranged, whole = chosen.size, chosen.ranged, chosen.keys
+    first, ranged, known = chosen.size, chosen.ranged, chosen.keys
     positional = any(len(t.tokens) > 1 or t.prefix for c in parsed.clauses for t in c)
     # a phrase found far more rarely than its rarest bigram promised (across two words)
     # has its GIN candidates counted once, after the first step, as a rare one is before
-    doubt = ranged and positional and whole is None and chosen.share > CHECK_SHARE
+    doubt = ranged and positional and known is None and chosen.share > CHECK_SHARE
     if ranged:
         most *= KEY_SHARE
     found: list[Found] = []
@@ -1409,7 +1410,7 @@ def _pg_probe(
     while True:
         if ranged:
             count, lowest = 0, None
-            if whole is None:
+            if known is None:
                 ids = _pg_documents(conn, parsed, step, below, keys_only=True)
                 count, lowest = conn.execute(select(func.count(), func.min(ids.c.doc_id))).one()
             # the newest candidates read first, about as many as matches are still wanted
@@ -1418,15 +1419,15 @@ def _pg_probe(
             per_match = read_before / len(found) if found else 1.0
             most_read = math.ceil((wanted - len(found)) * READ_MARGIN * max(per_match, 1.0))
             read: Sequence[Any] = []
-            if whole is not None:  # the candidates' keys are known: read the next ones
-                chunk, whole = whole[:most_read], whole[most_read:]
+            if known is not None:  # the candidates' keys are known: read the next ones
+                chunk, known = known[:most_read], known[most_read:]
                 if chunk:
                     read = conn.execute(
                         _ranged_step(conn, parsed, None, None, scored, keys=chunk)
                     ).all()
                     found.extend(Found(*row[:3]) for row in read if row[3])
                     read_before += len(read)
-                if whole and len(found) < wanted:
+                if known and len(found) < wanted:
                     continue
                 return found[:wanted]
             if count:
@@ -1464,7 +1465,7 @@ def _pg_probe(
             if len(found) * DOUBT_RATIO < chosen.share * tested:
                 keys = _candidate_keys(conn, parsed, wanted, chosen.documents)
                 if keys is not None and lowest is not None:  # the rest, newest first
-                    whole = [k for k in keys if k < lowest]
+                    known = [k for k in keys if k < lowest]
                     continue
         # what the matches so far say is needed (none yet: as if there were one)
         step = math.ceil((wanted - len(found)) * PROBE_MARGIN * tested / max(len(found), 1))
@@ -1506,8 +1507,9 @@ def _ranged_step(
 ) -> Select[Any]:
     """The candidates from the GIN index among the documents from `lowest` to `below`
     (doc_id; None: no bound) that pass the filters (or those at `keys`, candidates found
-    already), the newest `limit` of them, newest first, as (doc_id, article_id, score, ok: a match); each one's codes read once (a
-    fence: each term's ufa_hits computed once a row, for the check and the score alike)."""
+    already), the newest `limit` of them, newest first, as (doc_id, article_id, score,
+    ok: a match); each one's codes read once (a fence: each term's ufa_hits computed
+    once a row, for the check and the score alike)."""
     documents: Any
     if keys is not None:  # candidates already found (`_candidate_keys`)
         documents = select(*DOCS.c).where(DOCS.c.doc_id.in_(keys)).subquery("documents")
