@@ -270,6 +270,11 @@ class Term:
                     out.append(han[-1])  # the run ends here in the text too
         return cls(tuple(out), prefix) if out else None
 
+    @property
+    def positional(self) -> bool:
+        """Checked in order in an entry's codes (PostgreSQL): several tokens, or a prefix."""
+        return len(self.tokens) > 1 or self.prefix
+
     def fts5(self) -> str:
         return '"' + " ".join(self.tokens) + '"' + (" *" if self.prefix else "")
 
@@ -1301,13 +1306,12 @@ def refresh_common_codes(
     return CommonCodes(len(held) + len(added), len(added), folded)
 
 
-def _candidates(conn: Connection, parsed: Query, cap: int | None = None) -> int:
+def _candidates(conn: Connection, parsed: Query) -> int:
     """The GIN index's candidates for a query (documents that pass its filters and hold
-    every clause's codes), counted up to `cap`; no entry's codes read."""
+    every clause's codes), counted; no entry's codes read."""
     keys = _pg_documents(conn, parsed, gin=True, keys_only=True)
-    counted = select(keys.c.doc_id).limit(cap).subquery() if cap is not None else keys
     with _gin_plan(conn):
-        return int(conn.scalar(select(func.count()).select_from(counted)) or 0)
+        return int(conn.scalar(select(func.count()).select_from(keys)) or 0)
 
 
 COUNT_READS = 10_000  # candidates read for an exact count at most (search, PostgreSQL)
@@ -1399,7 +1403,7 @@ def _pg_probe(
     if chosen is None:
         return None
     first, ranged, known = chosen.size, chosen.ranged, chosen.keys
-    positional = any(len(t.tokens) > 1 or t.prefix for c in parsed.clauses for t in c)
+    positional = any(t.positional for c in parsed.clauses for t in c)
     # a phrase found far more rarely than its rarest bigram promised (across two words)
     # has its GIN candidates counted once, after the first step, as a rare one is before
     doubt = ranged and positional and known is None and chosen.share > CHECK_SHARE
@@ -1493,7 +1497,7 @@ def _ranged(parsed: Query) -> bool:
     """A term must be checked in order (several tokens, or a prefix) and every term can be
     looked up in the GIN index (a lone character cannot)."""
     terms = [t for clause in parsed.clauses for t in clause]
-    return all(t.codes()[0] for t in terms) and any(len(t.tokens) > 1 or t.prefix for t in terms)
+    return all(t.codes()[0] for t in terms) and any(t.positional for t in terms)
 
 
 def _ranged_step(
@@ -1520,9 +1524,7 @@ def _ranged_step(
     # A clause of one-token terms holds in every candidate (the GIN index found one of
     # them), so it is read only to be scored; a term of several tokens or a prefix is
     # checked in order.
-    read = [
-        scored or any(len(t.tokens) > 1 or t.prefix for t in clause) for clause in parsed.clauses
-    ]
+    read = [scored or any(t.positional for t in clause) for clause in parsed.clauses]
     wanted = [t for clause, r in zip(parsed.clauses, read, strict=True) if r for t in clause]
     hits = [_term_hits(t, documents.c.vector, first_only=not scored) for t in wanted]
     misses = [_term_hits(t, documents.c.vector, first_only=True) for t in parsed.excluded]
@@ -1588,7 +1590,7 @@ def _first_step(
     # comes from the index alone, about a tenth of that (bench/search.py). Relevance reads
     # the matches it ranks once more, unless a ranged step scored them as it read them.
     terms = [term for clause in parsed.clauses for term in clause]
-    positional = any(len(term.tokens) > 1 or term.prefix for term in terms)
+    positional = any(term.positional for term in terms)
     rescored = wanted if scored else 0
     gin = (expected if positional else expected / GIN_MATCH_SHARE) + rescored
     # One site's newest entries come off an index, and since: only shortens the walk;

@@ -23,8 +23,9 @@ be unreachable (crawler.revisits, archive.revisit).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from scrapy.crawler import Crawler
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
@@ -73,6 +74,23 @@ PendingKind = Literal["page", "revisit", "check", "evidence"]
 def is_deadlock(exc: Exception) -> bool:
     """PostgreSQL's deadlock_detected or serialization_failure (SQLite waits instead)."""
     return getattr(getattr(exc, "orig", None), "sqlstate", None) in ("40P01", "40001")
+
+
+T = TypeVar("T")
+
+
+def deadlock_retrying(work: Callable[[], T], what: str) -> T:
+    """`work()` (one whole transaction), done again when PostgreSQL ended it for a deadlock
+    with another process (it rolled back whole), up to DEADLOCK_RETRIES times; done
+    again meanwhile while the connection is lost (archive.db.retrying)."""
+    for attempt in range(DEADLOCK_RETRIES):
+        try:
+            return retrying(work, what)
+        except OperationalError as exc:
+            if not is_deadlock(exc):
+                raise
+            log.warning("%s: a deadlock with another process (%d); again", what, attempt + 1)
+    return retrying(work, what)
 
 
 @dataclass
@@ -308,18 +326,12 @@ class ArchivePipeline:
     def store(self, batch: list[Pending]) -> None:
         run = self.run
         run.warc.sync()
-        for attempt in range(DEADLOCK_RETRIES + 1):
-            try:  # and again while PostgreSQL restarts (archive.db.retrying)
-                what = f"storing a batch of {len(batch)} pages"
-                outcomes, retry, failed = retrying(lambda: self.store_batch(batch), what)
-                break
-            except OperationalError as exc:
-                # Two crawl processes inserting the same new URLs in other orders can each
-                # wait for the other's row (PostgreSQL ends one with a deadlock error): the
-                # whole batch rolled back, so store it again, now past the other's rows.
-                if not is_deadlock(exc) or attempt == DEADLOCK_RETRIES:
-                    raise
-                log.warning("batch of %d pages hit a deadlock; storing it again", len(batch))
+        # Two crawl processes inserting the same new URLs in other orders can each wait
+        # for the other's row (PostgreSQL ends one with a deadlock error): the whole batch
+        # rolled back, so it is stored again, now past the other's rows.
+        outcomes, retry, failed = deadlock_retrying(
+            lambda: self.store_batch(batch), f"storing a batch of {len(batch)} pages"
+        )
         self.hand_over_derived()
         for page, cause in failed:
             self.unstored(page.item, cause)

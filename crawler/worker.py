@@ -43,11 +43,11 @@ from scrapy_redis.dupefilter import RFPDupeFilter
 from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from twisted.internet import task, threads
 from twisted.internet.defer import Deferred
 
-from archive.db import check_schema, make_engine, make_sessionmaker, retrying
+from archive.db import check_schema, make_engine, make_sessionmaker
 from archive.models import RunStatus, Site, utcnow
 from archive.revisit import revisit_budget
 from archive.settings import Settings, load_settings
@@ -55,7 +55,7 @@ from archive.store import DERIVE_CHUNK, due_articles, known_articles, update_der
 from archive.warc import WarcFileWriter
 from crawler import distributed
 from crawler.distributed import COUNTER_FIELDS, KEY_TTL_SECONDS, Keys, RunKeys
-from crawler.pipelines import DEADLOCK_RETRIES, ArchivePipeline, is_deadlock
+from crawler.pipelines import ArchivePipeline, deadlock_retrying
 from crawler.runstate import RunState
 from crawler.sites import load_site_file
 from crawler.spider import NewsSpider
@@ -296,17 +296,11 @@ class SharedDeriver:
                 for start in range(0, len(ids), DERIVE_CHUNK):
 
                     def derive(chunk: list[int] = ids[start : start + DERIVE_CHUNK]) -> None:
-                        for attempt in range(DEADLOCK_RETRIES + 1):
-                            try:
-                                with self.sessions() as session, session.begin():
-                                    update_derived(session, chunk)
-                                return
-                            except OperationalError as exc:  # another worker's derive
-                                if not is_deadlock(exc) or attempt == DEADLOCK_RETRIES:
-                                    raise
-                                log.info("deriving %d articles hit a deadlock; again", len(chunk))
+                        with self.sessions() as session, session.begin():
+                            update_derived(session, chunk)
 
-                    retrying(derive, "deriving stored articles")
+                    # (another worker's pass may deadlock with this one)
+                    deadlock_retrying(derive, "deriving stored articles")
             except SQLAlchemyError as exc:  # the run's end (or the next run) derives them
                 log.error("could not derive %d stored articles: %s", len(ids), exc)
                 return False
