@@ -248,20 +248,20 @@ CLUSTERS = cast(Table, Cluster.__table__)
 
 def current_bodies(
     conn: Connection, article_ids: Iterable[int]
-) -> dict[int, tuple[str, int | None]]:
-    """(current body, cluster id) of each article."""
+) -> dict[int, tuple[str, int | None, int]]:
+    """(current body, cluster id, version) of each article."""
     ids = list(article_ids)
     if not ids:
         return {}
     rows = conn.execute(
-        select(VERSIONS.c.article_id, VERSIONS.c.body, ARTICLES.c.cluster_id)
+        select(VERSIONS.c.article_id, VERSIONS.c.body, ARTICLES.c.cluster_id, ARTICLES.c.version)
         .join(
             ARTICLES,
             and_(ARTICLES.c.id == VERSIONS.c.article_id, ARTICLES.c.version == VERSIONS.c.version),
         )
         .where(ARTICLES.c.id.in_(ids))
     )
-    return {row[0]: (row[1], row[2]) for row in rows}
+    return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
 
 def cluster_articles(
@@ -280,21 +280,27 @@ def cluster_articles(
         return
     session.flush()
     conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        conn.execute(select(func.pg_advisory_xact_lock(CLUSTER_LOCK)))
     if prepared is None:
         current = current_bodies(conn, ids)
         prepared = [
-            prepare(article_id, current.get(article_id, ("", None))[0]) for article_id in ids
+            prepare(article_id, current.get(article_id, ("", None, 0))[0]) for article_id in ids
         ]
-        clusters = {article_id: cluster for article_id, (_, cluster) in current.items()}
-    else:
-        rows = conn.execute(
-            select(ARTICLES.c.id, ARTICLES.c.cluster_id).where(ARTICLES.c.id.in_(ids))
-        )
-        clusters = {row[0]: row[1] for row in rows}
+    compared: dict[tuple[int, int], tuple[int, float]] = {}
+    if (
+        conn.dialect.name == "postgresql"
+        and not conn.execute(select(func.pg_try_advisory_xact_lock(CLUSTER_LOCK))).scalar_one()
+    ):
+        # Another process is clustering: compare this batch with the stored articles while
+        # waiting (the bodies read and shingled again are most of a pass), so that under
+        # the lock only the choice of clusters is left, with the copies stored meanwhile.
+        # Without this, crawl workers clustered one at a time (bench/distributed.py).
+        _Batch({}, compared=compared).compare(conn, prepared)
+        conn.execute(select(func.pg_advisory_xact_lock(CLUSTER_LOCK)))
+    # (read under the lock: another process's pass may have put one of them in a cluster)
+    rows = conn.execute(select(ARTICLES.c.id, ARTICLES.c.cluster_id).where(ARTICLES.c.id.in_(ids)))
+    clusters = {row[0]: row[1] for row in rows}
     forget_bands(conn, ids)
-    batch = _Batch(clusters)
+    batch = _Batch(clusters, compared=compared)
     batch.load(conn, prepared)
     for item in prepared:
         batch.place(conn, item)
@@ -607,6 +613,15 @@ class _Batch:
     buckets: dict[int, list[int]] = field(default_factory=dict)
     prepared: dict[int, Prepared] = field(default_factory=dict)
     touched: set[int] = field(default_factory=set)
+    # scores already computed: (article, stored candidate) -> (the candidate's version, score)
+    compared: dict[tuple[int, int], tuple[int, float]] = field(default_factory=dict)
+
+    def compare(self, conn: Connection, prepared: Sequence[Prepared]) -> None:
+        """Score the batch against the stored articles it shares buckets with, into
+        `compared`; assigns nothing and writes nothing (no lock needed)."""
+        self.load(conn, prepared)
+        for item in prepared:
+            self.matches(conn, item)
 
     def place(self, conn: Connection, item: Prepared) -> None:
         matches = self.matches(conn, item)
@@ -687,21 +702,19 @@ class _Batch:
         checks = 0
         for start in range(0, len(ranked), 8):
             chunk = ranked[start : start + 8]
-            stored = current_bodies(conn, [a for a in chunk if a not in self.prepared])
+            stored = self.stored(conn, item, [a for a in chunk if a not in self.prepared])
             for article_id in chunk:
                 if article_id in self.prepared:
-                    hashes, cluster = (
-                        self.prepared[article_id].hashes,
-                        self.cluster_of.get(article_id),
-                    )
+                    cluster = self.cluster_of.get(article_id)
                 else:
-                    body, cluster = stored.get(article_id, ("", None))
-                    cluster = self.cluster_of.get(article_id, cluster)
-                    hashes = shingle_hashes(comparison_text(body))
+                    cluster = self.cluster_of.get(article_id, stored.get(article_id, (None,))[0])
                 if cluster is not None and cluster in seen_clusters:
                     continue
                 checks += 1
-                score = copy_score(item.hashes, hashes)
+                if article_id in self.prepared:
+                    score = copy_score(item.hashes, self.prepared[article_id].hashes)
+                else:
+                    score = self.score(item, article_id, stored.get(article_id))
                 if score:
                     scored.append((score, article_id, cluster))
                     if cluster is not None:
@@ -712,6 +725,43 @@ class _Batch:
                 break
         scored.sort(key=lambda s: (-s[0], s[1]))
         return [(article_id, cluster) for _, article_id, cluster in scored]
+
+    def stored(
+        self, conn: Connection, item: Prepared, article_ids: list[int]
+    ) -> dict[int, tuple[int | None, int, str | None]]:
+        """(cluster, version, body) of stored candidates; body None where `compared` holds
+        the score for that version (its body is then not read)."""
+        if not any((item.article_id, a) in self.compared for a in article_ids):
+            return {
+                a: (c, v, body) for a, (body, c, v) in current_bodies(conn, article_ids).items()
+            }
+        rows = conn.execute(
+            select(ARTICLES.c.id, ARTICLES.c.cluster_id, ARTICLES.c.version).where(
+                ARTICLES.c.id.in_(article_ids)
+            )
+        ).all()
+        known = {
+            a: (c, v, None)
+            for a, c, v in rows
+            if self.compared.get((item.article_id, a), (None,))[0] == v
+        }
+        missing = [a for a, _, _ in rows if a not in known]
+        return known | {
+            a: (c, v, body) for a, (body, c, v) in current_bodies(conn, missing).items()
+        }
+
+    def score(
+        self, item: Prepared, article_id: int, stored: tuple[int | None, int, str | None] | None
+    ) -> float:
+        """How much of a copy the stored article is of `item` (0 if it has no current text)."""
+        if stored is None:
+            return 0.0
+        _, version, body = stored
+        if body is None:
+            return self.compared[(item.article_id, article_id)][1]
+        score = copy_score(item.hashes, shingle_hashes(comparison_text(body)))
+        self.compared[(item.article_id, article_id)] = (version, score)
+        return score
 
 
 def copy_score(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> float:
@@ -870,7 +920,7 @@ def rebuild(session: Session, batch: int = 500, workers: int = 1) -> int:
 
     def texts(batch_ids: list[int]) -> list[tuple[int, str]]:
         bodies = current_bodies(conn, batch_ids)
-        return [(article_id, bodies.get(article_id, ("", None))[0]) for article_id in batch_ids]
+        return [(article_id, bodies.get(article_id, ("", None, 0))[0]) for article_id in batch_ids]
 
     if workers < 1 or len(batches) < 2:
         for batch_ids in batches:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from archive import dedup
+from archive.db import make_engine, make_sessionmaker, upgrade
 from archive.dedup import (
     BANDS,
     Member,
@@ -410,3 +411,95 @@ def test_the_newest_tier_is_asked_through_the_log(
     with session_factory() as s:
         clusters = list(s.scalars(select(Article.cluster_id).order_by(Article.id)))
     assert clusters[0] is not None and clusters == [clusters[0]] * 2
+
+
+def store_version(s: Session, number: int, version: int, body: str, now: datetime) -> None:
+    """Article `number` of site 1 at this version (stored, not clustered: as a crawl stores)."""
+    if version == 1:
+        s.execute(insert(ARTICLES).values(
+            id=number, site_id=1, url=f"https://x.gov.cn/{number}.html",
+            canonical_url=f"https://x.gov.cn/{number}.html", first_seen=now, last_seen=now,
+            version=1))  # fmt: skip
+    else:
+        s.execute(ARTICLES.update().where(ARTICLES.c.id == number).values(version=version))
+    s.execute(insert(VERSIONS).values(
+        article_id=number, version=version, first_seen=now, last_seen=now, body=body,
+        content_hash=""))  # fmt: skip
+
+
+def test_a_waiting_process_compares_before_the_lock_and_sees_what_was_stored_meanwhile(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a process that finds another clustering compares its batch with the
+    stored articles while it waits for the lock, then, under it, reads only the bodies it
+    has not scored at their current version: a copy stored meanwhile joins the cluster, a
+    candidate edited meanwhile is scored again (its old score would make a false copy)."""
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    factory = make_sessionmaker(engine)
+    one, two, other = sorted({comparison_text(b): b for b in BODIES.values()}.values(), key=len)[
+        -3:
+    ]
+    assert not any(is_copy(shingle_hashes(comparison_text(a)), shingle_hashes(comparison_text(b)))
+                   for a, b in itertools.combinations((one, two, other), 2))  # fmt: skip
+    now = datetime.now(UTC)
+    with factory() as s, s.begin():
+        s.add(Site(id=1, name="fixtures", title="fixtures"))
+    for number, body in ((1, one), (2, two)):
+        with factory() as s, s.begin():
+            store_and_cluster(s, number, body, now)
+    reads: list[tuple[str, list[int]]] = []
+    phase = ["before the lock"]
+    real = dedup.current_bodies
+
+    def reading(conn: object, article_ids: list[int]) -> object:
+        ids = sorted(article_ids)
+        if ids:
+            reads.append((phase[0], ids))
+        return real(conn, ids)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(dedup, "current_bodies", reading)
+    holder = factory()
+    holder.begin()
+    holder.execute(select(func.pg_advisory_xact_lock(dedup.CLUSTER_LOCK)))
+    errors: list[BaseException] = []
+
+    def waiting() -> None:
+        try:
+            with factory() as s, s.begin():
+                store_version(s, 10, 1, S2T.convert(one), now)  # copies of 1 and 2
+                store_version(s, 11, 1, two, now)
+                dedup.cluster_articles(
+                    s, [10, 11], [prepare(10, S2T.convert(one)), prepare(11, two)]
+                )
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=waiting)
+    thread.start()
+    with engine.connect() as watch:
+        for _ in range(200):
+            blocked = watch.exec_driver_sql(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            ).scalar_one()
+            if blocked:
+                break
+            threading.Event().wait(0.05)
+        assert blocked, "the second process never waited for the lock"
+    assert reads == [("before the lock", [1]), ("before the lock", [2])]
+    # while it waits: another copy of 1 is stored and clustered, and 2 is edited out of
+    # being a copy (a new version, not derived yet: its old buckets still stand)
+    store_and_cluster(holder, 12, one, now)
+    store_version(holder, 2, 2, other, now)
+    phase[0] = "under the lock"
+    reads.clear()
+    holder.commit()
+    holder.close()
+    thread.join(timeout=60)
+    assert not errors
+    assert sorted(ids for _, ids in reads) == [[2], [12]]  # 1's score was kept, not read again
+    with factory() as s:
+        cluster = dict(s.execute(select(Article.id, Article.cluster_id)).all())
+    assert cluster[1] is not None and cluster[1] == cluster[10] == cluster[12]
+    assert cluster[11] is None and cluster[2] is None
+    engine.dispose()
