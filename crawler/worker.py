@@ -39,6 +39,7 @@ from scrapy import Request, Spider, signals
 from scrapy.crawler import Crawler, CrawlerProcess
 from scrapy.exceptions import DontCloseSpider
 from scrapy.http import Response
+from scrapy.utils.defer import deferred_from_coro
 from scrapy_redis.dupefilter import RFPDupeFilter
 from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler
@@ -585,7 +586,9 @@ class Worker:
             return
         self.closing.add(run_id)
         log.info("run %d: drained, closing", run_id)
-        deferred = Deferred.fromCoroutine(engine.close_spider_async(reason="finished"))
+        # (through asyncio: the coroutine awaits asyncio futures, which a Deferred made by
+        # Deferred.fromCoroutine cannot drive)
+        deferred = deferred_from_coro(engine.close_spider_async(reason="finished"))
         deferred.addErrback(
             lambda failure: log.error("run %d: %s", run_id, failure.getErrorMessage())
         )
