@@ -294,7 +294,9 @@ def cluster_articles(
         # waiting (the bodies read and shingled again are most of a pass), so that under
         # the lock only the choice of clusters is left, with the copies stored meanwhile.
         # Without this, crawl workers clustered one at a time (bench/distributed.py).
-        _Batch({}, compared=compared).compare(conn, prepared)
+        waiting = _Batch({}, compared=compared)
+        waiting.load(conn, prepared)
+        waiting.compare(conn, prepared)
         conn.execute(select(func.pg_advisory_xact_lock(CLUSTER_LOCK)))
     # (read under the lock: another process's pass may have put one of them in a cluster)
     rows = conn.execute(select(ARTICLES.c.id, ARTICLES.c.cluster_id).where(ARTICLES.c.id.in_(ids)))
@@ -302,6 +304,7 @@ def cluster_articles(
     forget_bands(conn, ids)
     batch = _Batch(clusters, compared=compared)
     batch.load(conn, prepared)
+    batch.compare(conn, prepared)
     for item in prepared:
         batch.place(conn, item)
     # Both writes go straight to the driver: SQLAlchemy's per-row parameter handling was
@@ -615,13 +618,56 @@ class _Batch:
     touched: set[int] = field(default_factory=set)
     # scores already computed: (article, stored candidate) -> (the candidate's version, score)
     compared: dict[tuple[int, int], tuple[int, float]] = field(default_factory=dict)
+    # stored candidates read in this pass: (cluster, current version)
+    known: dict[int, tuple[int | None, int]] = field(default_factory=dict)
 
     def compare(self, conn: Connection, prepared: Sequence[Prepared]) -> None:
-        """Score the batch against the stored articles it shares buckets with, into
-        `compared`; assigns nothing and writes nothing (no lock needed)."""
-        self.load(conn, prepared)
+        """Score each article of the batch against its best-ranked stored candidates
+        (MAX_CHECKS of them), all read together: one statement for the batch, not one for
+        every 8 candidates of every article (`matches` reads only those beyond)."""
+        wanted: dict[int, list[Prepared]] = {}
         for item in prepared:
-            self.matches(conn, item)
+            if not len(item.hashes):
+                continue
+            counts: Counter[int] = Counter()
+            for _, bucket in item.keys:
+                if shared := self.stored_by_bucket.get(bucket):
+                    counts.update(shared)
+            for article_id, _ in counts.most_common(MAX_CHECKS + 1):
+                if article_id != item.article_id and article_id not in self.batch_ids:
+                    wanted.setdefault(article_id, []).append(item)
+        for chunk in chunked(list(wanted), MAX_PARAMS):
+            self.read(conn, {article_id: wanted[article_id] for article_id in chunk})
+
+    def stale(self, item: Prepared, article_id: int) -> bool:
+        """The pair is not scored at the candidate's current version."""
+        scored = self.compared.get((item.article_id, article_id))
+        return scored is None or scored[0] != self.known[article_id][1]
+
+    def read(self, conn: Connection, wanted: dict[int, list[Prepared]]) -> None:
+        """Read stored candidates (each with the articles to compare with it): their
+        cluster and version into `known`, and the score of every pair not scored at that
+        version into `compared`. A body is read only for such a pair: after a comparison
+        made while waiting for the lock, the versions are read first."""
+        unknown = [a for a in wanted if a not in self.known]
+        if any((i.article_id, a) in self.compared for a in unknown for i in wanted[a]):
+            rows = conn.execute(
+                select(ARTICLES.c.id, ARTICLES.c.cluster_id, ARTICLES.c.version).where(
+                    ARTICLES.c.id.in_(unknown)
+                )
+            )
+            self.known.update((a, (cluster, version)) for a, cluster, version in rows)
+            unknown = []
+        need = unknown + [
+            a for a in wanted if a in self.known and any(self.stale(i, a) for i in wanted[a])
+        ]
+        for article_id, (body, cluster, version) in current_bodies(conn, need).items():
+            self.known[article_id] = (cluster, version)
+            hashes = shingle_hashes(comparison_text(body))
+            for item in wanted[article_id]:
+                if self.stale(item, article_id):
+                    score = copy_score(item.hashes, hashes)
+                    self.compared[(item.article_id, article_id)] = (version, score)
 
     def place(self, conn: Connection, item: Prepared) -> None:
         matches = self.matches(conn, item)
@@ -702,19 +748,27 @@ class _Batch:
         checks = 0
         for start in range(0, len(ranked), 8):
             chunk = ranked[start : start + 8]
-            stored = self.stored(conn, item, [a for a in chunk if a not in self.prepared])
+            if wanted := {
+                a: [item]
+                for a in chunk
+                if a not in self.prepared and (a not in self.known or self.stale(item, a))
+            }:
+                self.read(conn, wanted)
             for article_id in chunk:
                 if article_id in self.prepared:
                     cluster = self.cluster_of.get(article_id)
                 else:
-                    cluster = self.cluster_of.get(article_id, stored.get(article_id, (None,))[0])
+                    stored = self.known.get(article_id, (None, 0))[0]
+                    cluster = self.cluster_of.get(article_id, stored)
                 if cluster is not None and cluster in seen_clusters:
                     continue
                 checks += 1
                 if article_id in self.prepared:
                     score = copy_score(item.hashes, self.prepared[article_id].hashes)
+                elif article_id in self.known:  # (else it has no current text)
+                    score = self.compared[(item.article_id, article_id)][1]
                 else:
-                    score = self.score(item, article_id, stored.get(article_id))
+                    score = 0.0
                 if score:
                     scored.append((score, article_id, cluster))
                     if cluster is not None:
@@ -725,43 +779,6 @@ class _Batch:
                 break
         scored.sort(key=lambda s: (-s[0], s[1]))
         return [(article_id, cluster) for _, article_id, cluster in scored]
-
-    def stored(
-        self, conn: Connection, item: Prepared, article_ids: list[int]
-    ) -> dict[int, tuple[int | None, int, str | None]]:
-        """(cluster, version, body) of stored candidates; body None where `compared` holds
-        the score for that version (its body is then not read)."""
-        if not any((item.article_id, a) in self.compared for a in article_ids):
-            return {
-                a: (c, v, body) for a, (body, c, v) in current_bodies(conn, article_ids).items()
-            }
-        rows = conn.execute(
-            select(ARTICLES.c.id, ARTICLES.c.cluster_id, ARTICLES.c.version).where(
-                ARTICLES.c.id.in_(article_ids)
-            )
-        ).all()
-        known = {
-            a: (c, v, None)
-            for a, c, v in rows
-            if self.compared.get((item.article_id, a), (None,))[0] == v
-        }
-        missing = [a for a, _, _ in rows if a not in known]
-        return known | {
-            a: (c, v, body) for a, (body, c, v) in current_bodies(conn, missing).items()
-        }
-
-    def score(
-        self, item: Prepared, article_id: int, stored: tuple[int | None, int, str | None] | None
-    ) -> float:
-        """How much of a copy the stored article is of `item` (0 if it has no current text)."""
-        if stored is None:
-            return 0.0
-        _, version, body = stored
-        if body is None:
-            return self.compared[(item.article_id, article_id)][1]
-        score = copy_score(item.hashes, shingle_hashes(comparison_text(body)))
-        self.compared[(item.article_id, article_id)] = (version, score)
-        return score
 
 
 def copy_score(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> float:
