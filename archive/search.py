@@ -42,7 +42,7 @@ import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from time import monotonic
 from typing import Any, Literal, NamedTuple, cast
@@ -251,6 +251,8 @@ class Term:
 
     tokens: tuple[str, ...]
     prefix: bool = False
+    # its codes, the rarest first, as `@>` is to test them in a row (`_rarest_first`)
+    checked: tuple[int, ...] = field(default=(), compare=False)
 
     @classmethod
     def parse(cls, raw: str) -> Term | None:
@@ -857,8 +859,31 @@ def _term_match(term: Term, vector: Any) -> ColumnElement[bool]:
 
 def _holds(term: Term, vector: Any) -> ColumnElement[bool]:
     """An entry holds all of a term's codes (`@>`, which the GIN index answers)."""
-    holds: ColumnElement[bool] = vector.bool_op("@>")(_int4s(sorted(set(term.codes()[0]))))
+    codes = term.checked or sorted(set(term.codes()[0]))
+    holds: ColumnElement[bool] = vector.bool_op("@>")(_int4s(codes))
     return holds
+
+
+def _rarest_first(conn: Connection, parsed: Query) -> Query:
+    """The query with each term's codes in the order `@>` is best to test them in a row:
+    the rarest first. PostgreSQL looks for each code of the right-hand array in turn,
+    through the whole entry (some 1,300 codes) when it is absent, and stops at the first
+    absent: a walk of the newest 5,000 entries for a 4-character word took 63 ms with a
+    common bigram first, 44 with the rarest (29 of them reading the entries)."""
+    stats = _code_shares(conn)
+    if stats is None:
+        return parsed
+    shares, rare = stats
+
+    def ordered(term: Term) -> Term:
+        codes = set(term.codes()[0])
+        return replace(term, checked=tuple(sorted(codes, key=lambda c: (shares.get(c, rare), c))))
+
+    return replace(
+        parsed,
+        clauses=[[ordered(t) for t in clause] for clause in parsed.clauses],
+        excluded=[ordered(t) for t in parsed.excluded],
+    )
 
 
 def _pg_gin(clauses: Sequence[Sequence[Term]], vector: Any) -> ColumnElement[bool]:
@@ -892,7 +917,7 @@ def _select(conn: Connection, parsed: Query, sort: Order, limit: int | None = No
     (sort None: unordered, for counting), at most `limit` of them."""
     postgres = conn.dialect.name == "postgresql"
     if parsed.has_text and postgres:
-        return _pg_select(conn, parsed, sort, limit)
+        return _pg_select(conn, _rarest_first(conn, parsed), sort, limit)
     if parsed.has_text:
         return _fts_select(conn, parsed, sort, limit)
     score: ColumnElement[Any] = literal(None)
@@ -1202,6 +1227,8 @@ def _count(conn: Connection, parsed: Query, exact: bool = True) -> tuple[int, bo
         kept = _kept_count(conn, code)
         if kept is not None:
             return kept, False
+    if postgres and parsed.has_text:
+        parsed = _rarest_first(conn, parsed)
     if parsed.has_text and postgres and not exact and _ranged(parsed):
         candidates = _candidates(conn, parsed)
         if candidates > COUNT_READS:

@@ -913,3 +913,42 @@ def test_postgresql_finds_phrases_and_prefixes_in_the_codes_as_the_text_has_them
                 assert weighted == hits, query
     finally:
         engine.dispose()
+
+
+def test_postgresql_checks_a_words_rarest_code_first(pg_world: World) -> None:
+    """`@>` tests a term's codes in a row one after another, and stops at the first an
+    entry lacks: every statement of a search checks the rarest (by ANALYZE's statistics)
+    first, and the matches are the same."""
+    from sqlalchemy import event
+
+    corpus = texts(pg_world)
+    with pg_world.session() as session:
+        session.execute(text("ANALYZE search_docs"))
+        session.commit()
+        archive.search._STATS.clear()
+        shares, rare = archive.search._code_shares(session.connection()) or ({}, 0.0)
+        # a 4-character word of the fixture texts whose bigrams differ most in how common
+        words = {b[i : i + 4] for _, b in corpus.values() for i in range(0, len(b) - 4, 7)}
+        words = {w for w in words if all("\u4e00" <= ch <= "\u9fff" for ch in w)}
+
+        def spread(word: str) -> float:
+            found = [shares.get(c, rare) for c in Term(tuple(word[i:i+2] for i in range(3))).codes()[0]]  # fmt: skip
+            return max(found) - min(found)
+
+        word = max(sorted(words), key=spread)
+        codes = Term.parse(word).codes()[0]  # type: ignore[union-attr]
+        assert spread(word) > 0.3, word  # not vacuous: one bigram far commoner than another
+        rarest = min(codes, key=lambda c: (shares.get(c, rare), c))
+        assert rarest != min(codes)  # ... and not the first in numeric order either way
+        statements: list[str] = []
+        engine = session.get_bind()
+        record = lambda conn, cursor, statement, *rest: statements.append(statement)  # noqa: E731
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            for sort in ("newest", "relevance"):
+                found = archive.search.search(session, word, sort=sort, limit=1000)
+                assert {h.record["id"] for h in found.hits} == containing(corpus, word), sort
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        checks = [s.split("@>", 1)[1] for s in statements if "@>" in s]
+        assert checks and all(c.lstrip().startswith(f"'{{{rarest},") for c in checks), checks
