@@ -92,6 +92,11 @@ TITLE_WEIGHT = 4.0  # a match in the title counts four times one in the body
 # segment (its default is 1 MB): a rebuild writes far fewer segments to merge later.
 FTS_HASHSIZE = 64 << 20
 FETCH_SLACK = 20  # rows read past twice the page, for copies collapsed away
+# PostgreSQL's newest-first probe asks for the page and this many more, and goes on below
+# the last it found (asking twice as many each time) while copies collapsed away leave the
+# page short: asking twice the page at once walked twice the documents for every page.
+PROBE_SLACK = 5
+PROBE_RESUMES = 4
 RANK_WINDOW = 20_000  # relevance ranks at most this many matches, the newest (SQLite)
 # PostgreSQL's relevance reads each ranked match's codes out of TOAST: it ranks the newest
 # 2,000 (a common word took 2.2 s ranked whole at 200k, with the tsvectors of before).
@@ -110,8 +115,13 @@ GIN_MATCH_SHARE = 10  # a probed document costs about this many one-token GIN ma
 WALK_SHARE = 5  # ... and about this many documents walked past that fail a filter
 KEY_SHARE = 50  # ... and about this many keys walked (index only; `_ranged` steps)
 READ_MARGIN = 1.1  # candidates read a match wanted (most hold the phrase: `_ranged` steps)
+# ... and this many more: reading too few costs a second step, the codes' GIN bitmap made
+# again (11 ms for 小组会议 at 1M, whose 28 candidates read held 22 of 25 matches), where a
+# candidate read costs 20-40 us
+READ_SLACK = 10
 POSTING_SHARE = 200  # ... and this many of a code's postings made into a bitmap (GIN)
 CHECK_SHARE = 0.01  # a phrase expected in fewer: its GIN candidates counted first
+RANGED_WIDTH = 3  # a ranged first step walks this many times the keys expected to do
 DOUBT_RATIO = 4  # ... and one found this many times rarer in its first step: then
 WHOLE_SHARE = 20  # a candidate's key taken (GIN, then its row) against a document read
 SNIPPET_CHARS = 120
@@ -1381,14 +1391,26 @@ def _collapse(
     fetch = (offset + limit) * 2 + FETCH_SLACK
     postgres = conn.dialect.name == "postgresql"
     if parsed.has_text and postgres:
-        newest = sort == "newest"
-        wanted, most = (fetch, PG_PROBE_MAX) if newest else (rank_window(conn), PG_RANK_PROBE_MAX)
-        found = _pg_probe(conn, parsed, wanted, most, scored=not newest)
-        if found is not None:  # the newest matches: a page's worth, or the window to rank
-            rows = conn.execute(_pg_found(parsed, found, sort, fetch)).all()
-            page = _page(rows, offset, limit, all_copies)
-            if len(page) >= limit or len(rows) < fetch:
-                return page
+        parsed = _rarest_first(conn, parsed)
+        if sort == "newest":  # the newest matches, a page's worth and on while it is short
+            wanted, below, found = offset + limit + PROBE_SLACK, None, []
+            for _ in range(PROBE_RESUMES):
+                more = _pg_probe(conn, parsed, wanted, PG_PROBE_MAX, below=below)
+                if more is None:
+                    break
+                found += more
+                rows = conn.execute(_pg_found(parsed, found, sort, len(found))).all()
+                page = _page(rows, offset, limit, all_copies)
+                if len(page) >= limit or len(more) < wanted:  # (fewer: no more to find)
+                    return page
+                below, wanted = more[-1].doc_id, wanted * 2
+        else:  # the window to rank
+            ranked = _pg_probe(conn, parsed, rank_window(conn), PG_RANK_PROBE_MAX, scored=True)
+            if ranked is not None:
+                rows = conn.execute(_pg_found(parsed, ranked, sort, fetch)).all()
+                page = _page(rows, offset, limit, all_copies)
+                if len(page) >= limit or len(rows) < fetch:
+                    return page
     if sort == "newest" and parsed.has_text and conn.dialect.name == "sqlite":
         # FTS5 reads a doclist backwards about half as fast as forwards: a query with few
         # matches (a rare phrase, whose whole doclists are read either way) is read forwards
@@ -1413,10 +1435,15 @@ class Found(NamedTuple):
 
 
 def _pg_probe(
-    conn: Connection, parsed: Query, wanted: int, most: int, scored: bool = False
+    conn: Connection,
+    parsed: Query,
+    wanted: int,
+    most: int,
+    scored: bool = False,
+    below: int | None = None,
 ) -> list[Found] | None:
     """The newest `wanted` matches of a text query (of the documents that pass its
-    filters), newest first, scored for relevance if `scored`, found in the newest
+    filters; below doc_id `below`), newest first, scored for relevance if `scored`, found in the newest
     documents a step at a time; all of them when there are fewer. None when the GIN index
     is the better way: a rare query, no statistics yet, or more than `most` documents to
     go through.
@@ -1430,6 +1457,8 @@ def _pg_probe(
     if chosen is None:
         return None
     first, ranged, known = chosen.size, chosen.ranged, chosen.keys
+    if known is not None and below is not None:
+        known = [key for key in known if key < below]
     positional = any(t.positional for c in parsed.clauses for t in c)
     # a phrase found far more rarely than its rarest bigram promised (across two words)
     # has its GIN candidates counted once, after the first step, as a rare one is before
@@ -1437,7 +1466,7 @@ def _pg_probe(
     if ranged:
         most *= KEY_SHARE
     found: list[Found] = []
-    step, tested, below, read_before = first, 0, None, 0
+    step, tested, read_before = first, 0, 0
     while True:
         if ranged:
             count, lowest = 0, None
@@ -1449,6 +1478,7 @@ def _pg_probe(
             # (and as many more as the candidates read so far held no match)
             per_match = read_before / len(found) if found else 1.0
             most_read = math.ceil((wanted - len(found)) * READ_MARGIN * max(per_match, 1.0))
+            most_read += READ_SLACK
             read: Sequence[Any] = []
             if known is not None:  # the candidates' keys are known: read the next ones
                 chunk, known = known[:most_read], known[most_read:]
@@ -1475,14 +1505,21 @@ def _pg_probe(
             # overshoots, and most documents walked are checked with one `@>`
             documents = _pg_documents(conn, parsed, step, below)
             match = _pg_match(parsed.clauses, parsed.excluded, documents.c.vector)
-            newest = documents.c.doc_id.desc()
+            # each document checked once, behind a fence: as both aggregates' FILTER, the
+            # check ran twice (2,188 documents at 1M: 39 -> 22 ms, 9 of them reading codes)
+            walked = (
+                select(documents.c.doc_id, documents.c.article_id, match.label("ok"))
+                .offset(0)
+                .subquery("walked")
+            )
+            newest = walked.c.doc_id.desc()
             count, lowest, doc_ids, article_ids = conn.execute(
                 select(
                     func.count(),
-                    func.min(documents.c.doc_id),
+                    func.min(walked.c.doc_id),
                     *[
-                        func.array_agg(aggregate_order_by(value, newest)).filter(match)
-                        for value in (documents.c.doc_id, documents.c.article_id)
+                        func.array_agg(aggregate_order_by(value, newest)).filter(walked.c.ok)
+                        for value in (walked.c.doc_id, walked.c.article_id)
                     ],
                 )
             ).one()
@@ -1655,6 +1692,12 @@ def _first_step(
         keys = _candidate_keys(conn, parsed, wanted, documents)
         if keys is not None:
             return FirstStep(0, True, share, documents, keys)
+    if ranged and first * (RANGED_WIDTH - 1) * share < expected / POSTING_SHARE:
+        # Each step makes the codes' GIN bitmap again: a first step wide enough for a word
+        # rarer than its rarest bigram says spares a second where the extra candidates in
+        # its keys, each read once to recheck it, cost less than that bitmap (a page's,
+        # not relevance's window: 风险 since a date, 30,666 keys, 252 ms against 83).
+        first = min(first * RANGED_WIDTH, most * KEY_SHARE)
     return FirstStep(first, ranged, share, documents)
 
 

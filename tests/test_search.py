@@ -343,6 +343,7 @@ def test_newest_first_on_postgresql_walks_the_newest_documents_for_a_common_word
         session.execute(text("ANALYZE search_docs"))  # the planner's figures, as autovacuum's
         session.commit()
     monkeypatch.setattr(archive.search, "FETCH_SLACK", 0)
+    monkeypatch.setattr(archive.search, "PROBE_SLACK", 0)
     # this world is small: the costs that choose the probe, set so that it is chosen, and
     # a first step too short, so that the walk goes on in further steps
     monkeypatch.setattr(archive.search, "GIN_MATCH_SHARE", 1)
@@ -460,6 +461,7 @@ def test_a_walk_bounds_since_by_its_keys_and_checks_its_matches(
     query = f"统战 since:{day.isoformat()}"
     assert truth and not truth & set(newest) and len(truth) < len(rows)
     monkeypatch.setattr(archive.search, "FETCH_SLACK", 0)
+    monkeypatch.setattr(archive.search, "PROBE_SLACK", 0)
     monkeypatch.setattr(archive.search, "GIN_MATCH_SHARE", 1)  # the walk is chosen
     monkeypatch.setattr(archive.search, "POSTING_SHARE", 1e-9)  # walked, not ranged
     monkeypatch.setattr(archive.search, "PROBE_MARGIN", 0.3)  # in several steps
@@ -589,6 +591,7 @@ def test_a_phrase_with_few_candidates_reads_them_all_newest_first(
         assert step is not None and step.whole, step
         exact = archive.search.count_matches(session, "统战部")
     monkeypatch.setattr(archive.search, "FETCH_SLACK", 0)
+    monkeypatch.setattr(archive.search, "PROBE_SLACK", 0)
     monkeypatch.setattr(archive.search, "READ_MARGIN", 0.5)  # half those still wanted a step
     steps: list[str] = []  # "keys": a step of known candidates; "range": of keys walked
     ranged_step = archive.search._ranged_step
@@ -952,3 +955,62 @@ def test_postgresql_checks_a_words_rarest_code_first(pg_world: World) -> None:
             event.remove(engine, "before_cursor_execute", record)
         checks = [s.split("@>", 1)[1] for s in statements if "@>" in s]
         assert checks and all(c.lstrip().startswith(f"'{{{rarest},") for c in checks), checks
+
+
+@pytest.mark.parametrize("ranged", [False, True])
+def test_newest_first_on_postgresql_goes_on_below_when_copies_leave_the_page_short(
+    pg_world: World, monkeypatch: pytest.MonkeyPatch, ranged: bool
+) -> None:
+    """The newest-first probe asks for the page and PROBE_SLACK more; when copies of one
+    story collapse into one hit and leave the page short, it goes on below the last match
+    it found (not from the top, not through the GIN plan), and the page is the GIN plan's."""
+    from archive.models import Cluster
+
+    query = "统战"
+    with pg_world.session() as session:
+        session.execute(text("ANALYZE search_docs"))
+        newest = list(
+            session.scalars(
+                select(SearchDoc.article_id)
+                .where(SearchDoc.vector.contains([archive.search.token_code(query)]))
+                .order_by(SearchDoc.doc_id.desc())
+                .limit(6)
+            )
+        )
+        # the newest six matches: copies of one story
+        cluster = Cluster(size=len(newest))
+        session.add(cluster)
+        session.flush()
+        session.execute(update(Article).where(Article.id.in_(newest)).values(cluster_id=cluster.id))
+        session.commit()
+    monkeypatch.setattr(archive.search, "PROBE_SLACK", 1)
+    monkeypatch.setattr(archive.search, "GIN_MATCH_SHARE", 1)  # the probe chosen, as above
+    monkeypatch.setattr(archive.search, "POSTING_SHARE", 1e9 if ranged else 1e-9)
+    calls: list[tuple[int, int | None] | str] = []
+    probe_, select_ = archive.search._pg_probe, archive.search._select
+
+    def probed(conn: Any, parsed: Any, wanted: int, most: int, **kwargs: Any) -> Any:
+        found = probe_(conn, parsed, wanted, most, **kwargs)
+        calls.append((wanted, kwargs.get("below")) if found is not None else "no probe")
+        return found
+
+    def selected(*args: Any, **kwargs: Any) -> Any:
+        if args[2] is not None:
+            calls.append("gin")
+        return select_(*args, **kwargs)
+
+    monkeypatch.setattr(archive.search, "_pg_probe", probed)
+    monkeypatch.setattr(archive.search, "_select", selected)
+    with pg_world.session() as session:
+        page = [h.record["id"] for h in search(session, query, sort="newest", limit=3).hits]
+        copies = [h.record["id"] for h in search(session, query, sort="newest", limit=3,
+                                                   all_copies=True).hits]  # fmt: skip
+        assert copies == newest[:3]
+    assert calls[0] == (4, None) and len(calls) >= 3, calls  # the page and one more, then on
+    assert all(isinstance(c, tuple) and c[1] is not None for c in calls[1:-1]), calls
+    assert "gin" not in calls and "no probe" not in calls, calls
+    assert calls[-1] == (4, None)  # all copies: the first probe filled the page
+    monkeypatch.setattr(archive.search, "PG_PROBE_MAX", 0)  # the GIN plan only
+    with pg_world.session() as session:
+        assert [h.record["id"] for h in search(session, query, sort="newest", limit=3).hits] == page
+    assert page[0] == newest[0] and newest[1] not in page and len(page) == 3
