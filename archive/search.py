@@ -1825,12 +1825,15 @@ def _hits(conn: Connection, parsed: Query, found: list[tuple[int, float | None]]
         return []
     ids = [article_id for article_id, _ in found]
     rows = {row.id: row for row in conn.execute(record_query(Filters(article_ids=tuple(ids))))}
-    sizes = dict(
-        conn.execute(
-            select(CLUSTERS.c.id, CLUSTERS.c.size).where(
-                CLUSTERS.c.id.in_({row.cluster_id for row in rows.values() if row.cluster_id})
-            )
-        ).all()
+    clusters = {row.cluster_id for row in rows.values() if row.cluster_id}
+    sizes = (
+        dict(
+            conn.execute(
+                select(CLUSTERS.c.id, CLUSTERS.c.size).where(CLUSTERS.c.id.in_(clusters))
+            ).all()
+        )
+        if clusters
+        else {}
     )
     hits = []
     for article_id, score in found:

@@ -1014,3 +1014,19 @@ def test_newest_first_on_postgresql_goes_on_below_when_copies_leave_the_page_sho
     with pg_world.session() as session:
         assert [h.record["id"] for h in search(session, query, sort="newest", limit=3).hits] == page
     assert page[0] == newest[0] and newest[1] not in page and len(page) == 3
+
+
+def test_nfkc_is_unicodes_nfkc() -> None:
+    """archive.text.nfkc takes shortcuts (full-width forms translated first): its results
+    are NFKC's on Chinese text, full-width and compatibility forms, combining marks."""
+    import unicodedata
+
+    from archive.text import nfkc
+
+    rng = random.Random(7)
+    pool = "统戰，：？！（）ＡＢｃ１２　。、“”ｶﾞ①㍿ﬁ\u0301\u0308e\uff21\u0301 abc" + "".join(
+        chr(c) for c in range(0xFF01, 0xFF5F)
+    )
+    for _ in range(3000):
+        text = "".join(rng.choice(pool) for _ in range(rng.randint(0, 12)))
+        assert nfkc(text) == unicodedata.normalize("NFKC", text), repr(text)
