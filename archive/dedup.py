@@ -765,9 +765,9 @@ class _Batch:
                 checks += 1
                 if article_id in self.prepared:
                     score = copy_score(item.hashes, self.prepared[article_id].hashes)
-                elif article_id in self.known:  # (else it has no current text)
+                elif article_id in self.known and not self.stale(item, article_id):
                     score = self.compared[(item.article_id, article_id)][1]
-                else:
+                else:  # (it has no current text)
                     score = 0.0
                 if score:
                     scored.append((score, article_id, cluster))

@@ -1444,10 +1444,10 @@ def _pg_probe(
     below: int | None = None,
 ) -> list[Found] | None:
     """The newest `wanted` matches of a text query (of the documents that pass its
-    filters; below doc_id `below`), newest first, scored for relevance if `scored`, found in the newest
-    documents a step at a time; all of them when there are fewer. None when the GIN index
-    is the better way: a rare query, no statistics yet, or more than `most` documents to
-    go through.
+    filters, below doc_id `below`), newest first, scored for relevance if `scored`, found
+    in the newest documents a step at a time; all of them when there are fewer. None when
+    the GIN index is the better way: a rare query, no statistics yet, or more than `most`
+    documents to go through.
 
     A step tests every document of the step (their codes read from TOAST), unless it is
     ranged (`_first_step` chooses): then the GIN index gives the step's candidates and
