@@ -294,16 +294,13 @@ def cluster_articles(
         # waiting (the bodies read and shingled again are most of a pass), so that under
         # the lock only the choice of clusters is left, with the copies stored meanwhile.
         # Without this, crawl workers clustered one at a time (bench/distributed.py).
-        waiting = _Batch({}, compared=compared)
-        waiting.load(conn, prepared)
-        waiting.compare(conn, prepared)
+        _Batch({}, compared=compared).compare(conn, prepared)
         conn.execute(select(func.pg_advisory_xact_lock(CLUSTER_LOCK)))
     # (read under the lock: another process's pass may have put one of them in a cluster)
     rows = conn.execute(select(ARTICLES.c.id, ARTICLES.c.cluster_id).where(ARTICLES.c.id.in_(ids)))
     clusters = {row[0]: row[1] for row in rows}
     forget_bands(conn, ids)
     batch = _Batch(clusters, compared=compared)
-    batch.load(conn, prepared)
     batch.compare(conn, prepared)
     for item in prepared:
         batch.place(conn, item)
@@ -622,9 +619,11 @@ class _Batch:
     known: dict[int, tuple[int | None, int]] = field(default_factory=dict)
 
     def compare(self, conn: Connection, prepared: Sequence[Prepared]) -> None:
-        """Score each article of the batch against its best-ranked stored candidates
-        (MAX_CHECKS of them), all read together: one statement for the batch, not one for
-        every 8 candidates of every article (`matches` reads only those beyond)."""
+        """Load the batch's stored candidates (`load`) and score each article against its
+        best-ranked ones (MAX_CHECKS of them), all read together: one statement for the
+        batch, not one for every 8 candidates of every article (`matches` reads only those
+        beyond)."""
+        self.load(conn, prepared)
         wanted: dict[int, list[Prepared]] = {}
         for item in prepared:
             if not len(item.hashes):

@@ -760,8 +760,8 @@ def search(
     count: bool = True,
 ) -> SearchResult:
     """Search the archive: the function behind `ufarchive search` and the web UI."""
-    parsed = parsed_for_search(query, site, since, until)
     conn = session.connection()
+    parsed = _rarest_first(conn, parsed_for_search(query, site, since, until))
     found = _collapse(conn, parsed, sort, limit, offset, all_copies)
     total, estimated = _count(conn, parsed, exact=False) if count else (len(found), False)
     if estimated:  # (never fewer than the hits in hand)
@@ -778,14 +778,15 @@ def rank_window(conn: Connection) -> int:
 
 def count_matches(session: Session, query: str) -> int:
     """How many articles (copies included) match a query."""
-    return _count(session.connection(), parsed_for_search(query))[0]
+    conn = session.connection()
+    return _count(conn, _rarest_first(conn, parsed_for_search(query)))[0]
 
 
 def matching_ids(session: Session, query: str) -> Select[Any]:
     """The ids of every article the query matches, copies included, as a subquery (for
     exports, which read them joined to the rest of the record)."""
-    parsed = parsed_for_search(query)
-    inner = _select(session.connection(), parsed, None).subquery()
+    conn = session.connection()
+    inner = _select(conn, _rarest_first(conn, parsed_for_search(query)), None).subquery()
     return select(inner.c.article_id)
 
 
@@ -880,7 +881,10 @@ def _rarest_first(conn: Connection, parsed: Query) -> Query:
     the rarest first. PostgreSQL looks for each code of the right-hand array in turn,
     through the whole entry (some 1,300 codes) when it is absent, and stops at the first
     absent: a walk of the newest 5,000 entries for a 4-character word took 63 ms with a
-    common bigram first, 44 with the rarest (29 of them reading the entries)."""
+    common bigram first, 44 with the rarest (29 of them reading the entries). Done once
+    where a query enters (`search`, `count_matches`, `matching_ids`); SQLite's as it is."""
+    if conn.dialect.name != "postgresql" or not parsed.has_text:
+        return parsed
     stats = _code_shares(conn)
     if stats is None:
         return parsed
@@ -928,7 +932,7 @@ def _select(conn: Connection, parsed: Query, sort: Order, limit: int | None = No
     (sort None: unordered, for counting), at most `limit` of them."""
     postgres = conn.dialect.name == "postgresql"
     if parsed.has_text and postgres:
-        return _pg_select(conn, _rarest_first(conn, parsed), sort, limit)
+        return _pg_select(conn, parsed, sort, limit)
     if parsed.has_text:
         return _fts_select(conn, parsed, sort, limit)
     score: ColumnElement[Any] = literal(None)
@@ -1238,8 +1242,6 @@ def _count(conn: Connection, parsed: Query, exact: bool = True) -> tuple[int, bo
         kept = _kept_count(conn, code)
         if kept is not None:
             return kept, False
-    if postgres and parsed.has_text:
-        parsed = _rarest_first(conn, parsed)
     if parsed.has_text and postgres and not exact and _ranged(parsed):
         candidates = _candidates(conn, parsed)
         if candidates > COUNT_READS:
@@ -1392,7 +1394,6 @@ def _collapse(
     fetch = (offset + limit) * 2 + FETCH_SLACK
     postgres = conn.dialect.name == "postgresql"
     if parsed.has_text and postgres:
-        parsed = _rarest_first(conn, parsed)
         if sort == "newest":  # the newest matches, a page's worth and on while it is short
             wanted, below, found = offset + limit + PROBE_SLACK, None, []
             for _ in range(PROBE_RESUMES):
