@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,6 +26,13 @@ MIGRATIONS = "archive:migrations"
 RECONNECT_SECONDS = 60.0
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+
+def array_literal(values: Iterable[int]) -> str:
+    """The text of a PostgreSQL array of these integers, for `CAST(:x AS int8[])`: a batch's
+    column goes as one parameter, parsed by the server (psycopg's list adapter took 1 ms
+    for 1,500 integers, five times the server's parsing of the text)."""
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 def make_engine(url: str, *, writer: bool = False, **kwargs: Any) -> Engine:

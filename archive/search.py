@@ -72,6 +72,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from archive.db import array_literal as codes_literal  # the text of an int4[]
 from archive.errors import UfarchiveError
 from archive.models import (
     Article,
@@ -697,11 +698,6 @@ _INSERT_CODES = text(
     " CAST(:codes AS text[])) AS t(a, d, v, s, c)"
 )
 _INSERT_FREE = text(f"{_INSERT_CODES.text} ON CONFLICT DO NOTHING RETURNING article_id")
-
-
-def codes_literal(codes: Sequence[int]) -> str:
-    """The text of an int4[] of these codes."""
-    return "{" + ",".join(map(str, codes)) + "}"
 
 
 def clear_index(session: Session) -> None:

@@ -5,9 +5,9 @@ vocabulary of Chinese news text with Zipf-like frequencies) with injected
 republications of every kind the crawler meets (traditional script, other boilerplate,
 a sentence added or cut, truncated, pinyin leaks, another headline) and hard negatives
 (distinct articles sharing a standard opening paragraph and a long boilerplate block).
-Articles are inserted and clustered in batches of 500 into SQLite, as the crawler does
-(`archive.dedup.cluster_articles`), with the texts of the next batch prepared in a worker
-process. Reports pairwise precision and recall, documents/s, the cost per document at
+Articles are inserted and clustered in batches of 500 into SQLite and then, the same texts
+in the same order, into PostgreSQL, as the crawler does (`archive.dedup.cluster_articles`),
+with the texts of the next batch prepared in a worker process. Reports pairwise precision and recall, documents/s, the cost per document at
 10k, 50k and N, and -- side by side on the same texts -- datasketch's MinHash fed one
 shingle at a time (the straightforward use, the peer) against our batched hashing.
 
@@ -18,6 +18,11 @@ shared machine (identical work here varies by 2x from minute to minute) falls on
 of them alike instead of on whichever size was being built at the time.
 
     .venv/bin/python bench/dedup.py [--docs 200000] [--copies 10000] [--negatives 10000]
+        [--backends sqlite,postgresql] [--pg-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
+
+On PostgreSQL the archive and its copies are databases of their own
+(`ufarchive_bench_dedup_<pid>_...`, a copy made with the archive as template), dropped at the
+end, also on failure; the time taken copying is not counted.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import gc
 import itertools
+import os
 import random
 import sqlite3
 import sys
@@ -32,6 +38,7 @@ import tempfile
 import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -39,7 +46,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import opencc  # noqa: E402
-from sqlalchemy import Engine, insert, select  # noqa: E402
+from sqlalchemy import Engine, create_engine, insert, select  # noqa: E402
+from sqlalchemy import text as sql  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy.exc import OperationalError  # noqa: E402
 from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
 from archive.db import make_engine, make_sessionmaker, upgrade  # noqa: E402
@@ -53,9 +63,11 @@ from archive.dedup import (  # noqa: E402
     prepare_many,
 )
 from archive.models import Article, Site  # noqa: E402
+from archive.redact import redact  # noqa: E402
 from archive.store import ARTICLES, VERSIONS  # noqa: E402
 
 BATCH = 500
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PROBE_BATCHES = 16  # a size's cost: 16 batches of new documents (two merges of the newest tier)
 S2T = opencc.OpenCC("s2t")
 OPENING = "为深入学习贯彻习近平新时代中国特色社会主义思想，全面贯彻落实中央统战工作会议精神，按照市委统一部署，"
@@ -225,6 +237,174 @@ def peer_comparison(texts: list[str], sample: int = 1000) -> tuple[float, float]
     return peer, ours
 
 
+class Backend:
+    """Where an archive is measured: SQLite files in a temporary folder, or databases of their
+    own on a PostgreSQL server (dropped at the end, also on failure). `copy` takes a
+    page-for-page copy of the archive as it is (SQLite's backup API; on PostgreSQL a new
+    database with the archive as its template)."""
+
+    def __init__(self, kind: str, place: str) -> None:
+        self.kind, self.place = kind, place
+        self.made: list[str] = []
+        self.admin = (
+            create_engine(place, isolation_level="AUTOCOMMIT") if kind == "postgresql" else None
+        )
+
+    def url(self, name: str) -> str:
+        if self.admin is None:
+            return f"sqlite:///{self.place}/{name}.sqlite3"
+        return make_url(self.place).set(database=name).render_as_string(hide_password=False)
+
+    def create(self, name: str, template: str | None = None) -> str:
+        name = f"ufarchive_bench_dedup_{os.getpid()}_{name}" if self.admin else name
+        if self.admin is not None:
+            with self.admin.connect() as conn:
+                conn.execute(sql(f'DROP DATABASE IF EXISTS "{name}"'))
+                like = f' TEMPLATE "{template}"' if template else ""
+                conn.execute(sql(f'CREATE DATABASE "{name}"{like}'))
+        self.made.append(name)
+        return name
+
+    def copy(self, engine: Engine, source: str, name: str) -> str:
+        if self.admin is None:
+            snapshot(engine, self.url(name)[len("sqlite:///") :])
+            return name
+        engine.dispose()  # (a template database must have no other connection)
+        return self.create(name, template=source)
+
+    def drop_all(self) -> None:
+        if self.admin is not None:
+            with self.admin.connect() as conn:
+                for name in self.made:
+                    conn.execute(sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            self.admin.dispose()
+
+
+@dataclass
+class Measured:
+    kind: str
+    elapsed: float
+    window: list[float]
+    building: dict[int, float]
+    cost_at: dict[int, float]
+    clusters: dict[int, list[int]]
+    period: int
+
+
+def measure(
+    backend: Backend, texts: list[str], probes: list[str], sizes: list[int], half: int, size: int
+) -> Measured:
+    """Build the archive batch by batch (its copies taken on the way), then time the probe
+    batches into each copy and the full archive, in turn."""
+    main_name = backend.create("archive")
+    engine = make_engine(backend.url(main_name), writer=True)
+    upgrade(engine)
+    sessions = make_sessionmaker(engine)
+    with sessions() as session, session.begin():
+        session.add(Site(id=1, name="bench", title="bench"))
+    window: list[float] = []
+    # the cost while building, by the old measure: amortised over four runs of the
+    # band index (a window shorter than a run would count its merges unevenly)
+    period = 4 * RUN_ROWS // BANDS
+    building: dict[int, float] = {}
+    copies: dict[int, str] = {}
+    batches = [
+        list(range(start, min(start + size, len(texts)))) for start in range(0, len(texts), size)
+    ]
+    started = time.perf_counter()
+    copying = 0.0
+    with ProcessPoolExecutor(max_workers=1) as pool:
+        ahead = pool.submit(prepare_many, [(i + 1, texts[i]) for i in batches[0]])
+        for k, batch in enumerate(batches):
+            prepared = ahead.result()
+            if k + 1 < len(batches):
+                ahead = pool.submit(prepare_many, [(i + 1, texts[i]) for i in batches[k + 1]])
+            ids = [i + 1 for i in batch]
+            seconds = store_batch(sessions, ids, [texts[i] for i in batch], prepared)
+            window.append(seconds / len(batch))
+            done = batch[-1] + 1
+            for mark in [*sizes, len(texts)]:
+                if done >= mark and mark not in building:
+                    recent = window[-max(1, min(done, period) // size) :]
+                    building[mark] = sum(recent) / len(recent)
+                if mark < len(texts) and done >= mark - half and mark not in copies:
+                    took = time.perf_counter()
+                    copies[mark] = backend.copy(engine, main_name, f"at{mark}")
+                    copying += time.perf_counter() - took
+            if done % 20_000 < size:
+                rate = done / (time.perf_counter() - started - copying)
+                print(f"  {backend.kind}: {done} articles, {rate:.0f} docs/s", flush=True)
+    elapsed = time.perf_counter() - started - copying  # (the copies are the bench's own)
+    with sessions() as session:
+        clusters: dict[int, list[int]] = defaultdict(list)
+        for article_id, cluster_id in session.execute(select(Article.id, Article.cluster_id)):
+            if cluster_id is not None:
+                clusters[cluster_id].append(article_id - 1)
+
+    # side by side: each archive takes the same new batches, in turn, round by round
+    # (the first round warms each one's cache and is not counted)
+    engines = {mark: make_engine(backend.url(name), writer=True) for mark, name in copies.items()}
+    archives = {mark: make_sessionmaker(e) for mark, e in engines.items()} | {len(texts): sessions}
+    probe_batches = [list(range(start, start + size)) for start in range(0, len(probes), size)]
+    prepared_probes = [
+        prepare_many([(len(texts) + 1 + i, probes[i]) for i in batch]) for batch in probe_batches
+    ]
+    spent: dict[int, list[float]] = defaultdict(list)
+    order = list(archives)
+    for round_, (batch, prepared) in enumerate(zip(probe_batches, prepared_probes, strict=True)):
+        ids = [len(texts) + 1 + i for i in batch]
+        for mark in order[round_ % len(order) :] + order[: round_ % len(order)]:
+            seconds = store_batch(archives[mark], ids, [probes[i] for i in batch], prepared)
+            if round_:
+                spent[mark].append(seconds / len(batch))
+    cost_at = {mark: sum(costs) / len(costs) for mark, costs in spent.items()}
+    for other in [*engines.values(), engine]:
+        other.dispose()
+    return Measured(backend.kind, elapsed, window, building, cost_at, clusters, period)
+
+
+def report(
+    m: Measured, texts: list[str], source_of: dict[int, int], size: int, half: int
+) -> tuple[float, float]:
+    """Prints a backend's figures; returns (precision, recall)."""
+    stories: dict[int, list[int]] = defaultdict(list)
+    for copy, source in source_of.items():
+        stories[source].append(copy)
+    for source in stories:
+        stories[source].append(source)
+    truth, found = pairs_of(stories), pairs_of(m.clusters)
+    hit = len(truth & found)
+    precision = hit / len(found) if found else 1.0
+    recall = hit / len(truth) if truth else 1.0
+    name = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}[m.kind]
+    print(f"\n{name}: pairs: {len(truth)} true, {len(found)} found, {hit} right")
+    print(f"precision {precision:.4f} (target >= 0.99), recall {recall:.4f} (target >= 0.97)")
+    print(f"insert-and-cluster on {name}: {len(texts) / m.elapsed:.0f} docs/s (target >= 1000)")
+    cost_at = m.cost_at
+    costs = ", ".join(f"{mark // 1000}k: {cost_at[mark] * 1000:.2f} ms" for mark in sorted(cost_at))
+    first, last = cost_at[min(cost_at)], cost_at[max(cost_at)]
+    print(
+        f"cost per document at {costs} (side by side: the same {PROBE_BATCHES} batches of"
+        f" {size} new documents into copies taken {half} documents before each size, and"
+        f" after the last); {max(cost_at) // 1000}k / {min(cost_at) // 1000}k ="
+        f" {last / first:.2f} (target <= 1.5)"
+    )
+    building = m.building
+    then = ", ".join(f"{mark // 1000}k: {building[mark] * 1000:.2f}" for mark in sorted(building))
+    print(
+        f"while building (each the mean over the last {m.period} documents or all before; the"
+        f" machine's drift falls on these unevenly): {then} ms,"
+        f" ratio {building[max(building)] / building[min(building)]:.2f}"
+    )
+    per = max(1, 10_000 // size)
+    window = m.window
+    curve = [
+        sum(window[k : k + per]) / len(window[k : k + per]) for k in range(0, len(window), per)
+    ]
+    print("ms/doc by 10k documents:", " ".join(f"{c * 1000:.2f}" for c in curve))
+    return precision, recall
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=200_000)
@@ -233,7 +413,20 @@ def main() -> None:
     parser.add_argument(
         "--batch", type=int, default=BATCH, help="articles a transaction (default 500)"
     )
+    parser.add_argument(
+        "--backends",
+        default="sqlite,postgresql",
+        help="archives to measure, in this order (default: sqlite,postgresql)",
+    )
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get("UFARCHIVE_TEST_POSTGRES_URL", PG_URL),
+        help=f"a PostgreSQL server's database to connect to first (default {PG_URL})",
+    )
     args = parser.parse_args()
+    kinds = [k.strip() for k in args.backends.split(",") if k.strip()]
+    if not kinds or set(kinds) - {"sqlite", "postgresql"}:
+        parser.error(f"--backends: sqlite and/or postgresql, not {args.backends!r}")
     started = time.perf_counter()
     texts, source_of = corpus(args.docs, args.copies, args.negatives)
     print(f"corpus: {len(texts)} articles ({args.copies} copies, {args.negatives} hard negatives), "
@@ -245,116 +438,31 @@ def main() -> None:
     print(f"hashing only: datasketch one shingle at a time {peer_rate:.0f} docs/s, ours batched {our_rate:.0f} docs/s "
           f"({our_rate / peer_rate:.1f}x)")  # fmt: skip
 
-    half = PROBE_BATCHES * args.batch // 2
-    sizes = [size for size in (10_000, 50_000) if size - half > 0 and size < len(texts)]
-    probes = probe_texts(
-        (PROBE_BATCHES + 1) * args.batch, texts[: min(sizes, default=len(texts)) - half]
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        engine = make_engine(f"sqlite:///{tmp}/dedup.sqlite3", writer=True)
-        upgrade(engine)
-        sessions = make_sessionmaker(engine)
-        with sessions() as session, session.begin():
-            session.add(Site(id=1, name="bench", title="bench"))
-        window: list[float] = []
-        # the cost while building, by the old measure: amortised over four runs of the
-        # band index (a window shorter than a run would count its merges unevenly)
-        period = 4 * RUN_ROWS // BANDS
-        building: dict[int, float] = {}
-        copies: dict[int, str] = {}
-        size = args.batch
-        batches = [
-            list(range(start, min(start + size, len(texts))))
-            for start in range(0, len(texts), size)
-        ]
-        started = time.perf_counter()
-        with ProcessPoolExecutor(max_workers=1) as pool:
-            ahead = pool.submit(prepare_many, [(i + 1, texts[i]) for i in batches[0]])
-            for k, batch in enumerate(batches):
-                prepared = ahead.result()
-                if k + 1 < len(batches):
-                    ahead = pool.submit(prepare_many, [(i + 1, texts[i]) for i in batches[k + 1]])
-                ids = [i + 1 for i in batch]
-                seconds = store_batch(sessions, ids, [texts[i] for i in batch], prepared)
-                window.append(seconds / len(batch))
-                done = batch[-1] + 1
-                for mark in [*sizes, len(texts)]:
-                    if done >= mark and mark not in building:
-                        recent = window[-max(1, min(done, period) // size) :]
-                        building[mark] = sum(recent) / len(recent)
-                    if mark < len(texts) and done >= mark - half and mark not in copies:
-                        copies[mark] = f"{tmp}/at-{mark}.sqlite3"
-                        snapshot(engine, copies[mark])
-                if done % 20_000 < size:
-                    print(
-                        f"  {done} articles, {done / (time.perf_counter() - started):.0f} docs/s",
-                        flush=True,
-                    )
-        elapsed = time.perf_counter() - started
-        with sessions() as session:
-            clusters: dict[int, list[int]] = defaultdict(list)
-            for article_id, cluster_id in session.execute(select(Article.id, Article.cluster_id)):
-                if cluster_id is not None:
-                    clusters[cluster_id].append(article_id - 1)
-
-        # side by side: each archive takes the same new batches, in turn, round by round
-        # (the first round warms each one's page cache and is not counted)
-        engines = {
-            mark: make_engine(f"sqlite:///{path}", writer=True) for mark, path in copies.items()
-        }
-        archives = {mark: make_sessionmaker(e) for mark, e in engines.items()} | {
-            len(texts): sessions
-        }
-        probe_batches = [list(range(start, start + size)) for start in range(0, len(probes), size)]
-        prepared_probes = [
-            prepare_many([(len(texts) + 1 + i, probes[i]) for i in batch])
-            for batch in probe_batches
-        ]
-        spent: dict[int, list[float]] = defaultdict(list)
-        order = list(archives)
-        for round_, (batch, prepared) in enumerate(
-            zip(probe_batches, prepared_probes, strict=True)
-        ):
-            ids = [len(texts) + 1 + i for i in batch]
-            for mark in order[round_ % len(order) :] + order[: round_ % len(order)]:
-                seconds = store_batch(archives[mark], ids, [probes[i] for i in batch], prepared)
-                if round_:
-                    spent[mark].append(seconds / len(batch))
-        cost_at = {mark: sum(costs) / len(costs) for mark, costs in spent.items()}
-        for other in [*engines.values(), engine]:
-            other.dispose()
-
-    stories: dict[int, list[int]] = defaultdict(list)
-    for copy, source in source_of.items():
-        stories[source].append(copy)
-    for source in stories:
-        stories[source].append(source)
-    truth, found = pairs_of(stories), pairs_of(clusters)
-    hit = len(truth & found)
-    precision = hit / len(found) if found else 1.0
-    recall = hit / len(truth) if truth else 1.0
-    print(f"\npairs: {len(truth)} true, {len(found)} found, {hit} right")
-    print(f"precision {precision:.4f} (target >= 0.99), recall {recall:.4f} (target >= 0.97)")
-    print(f"insert-and-cluster on SQLite: {len(texts) / elapsed:.0f} docs/s (target >= 1000)")
-    costs = ", ".join(f"{mark // 1000}k: {cost_at[mark] * 1000:.2f} ms" for mark in sorted(cost_at))
-    first, last = cost_at[min(cost_at)], cost_at[max(cost_at)]
-    print(
-        f"cost per document at {costs} (side by side: the same {PROBE_BATCHES} batches of"
-        f" {size} new documents into copies taken {half} documents before each size, and"
-        f" after the last); {max(cost_at) // 1000}k / {min(cost_at) // 1000}k ="
-        f" {last / first:.2f} (target <= 1.5)"
-    )
-    then = ", ".join(f"{mark // 1000}k: {building[mark] * 1000:.2f}" for mark in sorted(building))
-    print(
-        f"while building (each the mean over the last {period} documents or all before; the"
-        f" machine's drift falls on these unevenly): {then} ms,"
-        f" ratio {building[max(building)] / building[min(building)]:.2f}"
-    )
-    per = max(1, 10_000 // args.batch)
-    curve = [
-        sum(window[k : k + per]) / len(window[k : k + per]) for k in range(0, len(window), per)
-    ]
-    print("ms/doc by 10k documents:", " ".join(f"{c * 1000:.2f}" for c in curve))
+    size = args.batch
+    half = PROBE_BATCHES * size // 2
+    sizes = [mark for mark in (10_000, 50_000) if mark - half > 0 and mark < len(texts)]
+    probes = probe_texts((PROBE_BATCHES + 1) * size, texts[: min(sizes, default=len(texts)) - half])
+    results: dict[str, Measured] = {}
+    for kind in kinds:
+        with tempfile.TemporaryDirectory() as tmp:
+            backend = Backend(kind, args.pg_url if kind == "postgresql" else tmp)
+            try:
+                results[kind] = measure(backend, texts, probes, sizes, half, size)
+            except OperationalError as exc:
+                sys.exit(f"{kind}: cannot reach {redact(args.pg_url)}: {exc.orig}")
+            finally:
+                backend.drop_all()
+    for measured in results.values():
+        report(measured, texts, source_of, size, half)
+    if len(results) == 2:
+        lite, pg = results["sqlite"], results["postgresql"]
+        top = max(pg.cost_at)
+        print(
+            f"\nPostgreSQL against SQLite, the same texts one after the other: docs/s"
+            f" {len(texts) / pg.elapsed:.0f} / {len(texts) / lite.elapsed:.0f} ="
+            f" {lite.elapsed / pg.elapsed:.2f}; cost at {top // 1000}k"
+            f" {pg.cost_at[top] * 1000:.2f} / {lite.cost_at[top] * 1000:.2f} ms"
+        )
 
 
 if __name__ == "__main__":
