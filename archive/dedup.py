@@ -25,6 +25,7 @@ the site the others' 来源 names; then the first seen. The reason is stored wit
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import struct
@@ -39,11 +40,13 @@ from typing import Any, cast
 import numpy as np
 from sqlalchemy import (
     Connection,
+    Engine,
     SmallInteger,
     Table,
     and_,
     bindparam,
     delete,
+    event,
     func,
     insert,
     literal,
@@ -51,6 +54,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import text as sql
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from archive.db import array_literal
@@ -67,6 +71,7 @@ from archive.models import (
 )
 from archive.text import PINYIN_LEAK, to_simplified
 
+log = logging.getLogger(__name__)
 SHINGLE = 5
 NUM_PERM = 128
 BANDS = 42
@@ -313,7 +318,8 @@ def cluster_articles(
                 id=random_id(), buckets=np.array(list(batch.buckets), dtype="<i8").tobytes()
             )
         )
-        settle_tiers(conn, len(batch.band_rows))
+        if settle_tiers(conn, len(batch.band_rows)) and conn.dialect.name == "postgresql":
+            event.listen(session, "after_commit", vacuum_newest, once=True)
         conn.execute(
             insert(KEYS_TABLE),
             [
@@ -436,16 +442,18 @@ def stored_runs(conn: Connection) -> dict[int, tuple[int, int | None]]:
     return {tier: (count, stamp) for tier, count, stamp in rows}
 
 
-def settle_tiers(conn: Connection, added: int) -> None:
+def settle_tiers(conn: Connection, added: int) -> bool:
     """Count rows added to the newest tier; when it is full, merge it into the current run
     (a new one if the last is full), add the logged buckets to that run's filter, and give
-    every run without a filter (from before migration 0009) one from its rows."""
+    every run without a filter (from before migration 0009) one from its rows. True if it
+    merged."""
     tiers = TIERS_TABLE.c
     newest = conn.execute(
         select(tiers.row_count).where(tiers.tier == NEWEST_TIER)
     ).scalar_one_or_none()
     count = (newest or 0) + added
-    if count >= NEWEST_ROWS:
+    merged = count >= NEWEST_ROWS
+    if merged:
         runs = stored_runs(conn)
         last = max(runs, default=-1)
         if last >= 0 and runs[last][0] < RUN_ROWS:
@@ -473,6 +481,22 @@ def settle_tiers(conn: Connection, added: int) -> None:
         conn.execute(insert(TIERS_TABLE).values(tier=NEWEST_TIER, row_count=count))
     else:
         conn.execute(update(TIERS_TABLE).where(tiers.tier == NEWEST_TIER).values(row_count=count))
+    return merged
+
+
+def vacuum_newest(session: Session) -> None:
+    """VACUUM the newest tier's partition (PostgreSQL, migration 0022), after a merge has
+    deleted its rows and committed: their space and index entries are reused from then on
+    instead of piling up (each batch cost more as the archive grew, bench/dedup.py). Its
+    own transaction (VACUUM cannot run in one); skipped if another process vacuums it."""
+    bind = session.get_bind()
+    if not isinstance(bind, Engine) or bind.dialect.name != "postgresql":
+        return
+    try:
+        with bind.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sql("VACUUM (SKIP_LOCKED) lsh_bands_newest"))
+    except DBAPIError as exc:  # the rows stay until the next merge's vacuum: nothing lost
+        log.warning("could not vacuum lsh_bands_newest: %s", str(exc.orig).strip())
 
 
 def merge_tier(conn: Connection, tier: int, into: int) -> None:

@@ -50,10 +50,19 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 NullableJSON = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
+#: lsh_bands's partitions on PostgreSQL (migration 0022): the newest tier and the runs
+LSH_PARTITIONS = ("lsh_bands_newest", "lsh_bands_runs")
+
+
 def is_modelled(name: str | None, type_: str, parent_names: object = None) -> bool:
     """Alembic's include_name hook: the SQLite FTS5 table of the search index (and the
-    shadow tables FTS5 makes for it) are made by a migration, outside the models."""
-    return not (type_ == "table" and name is not None and name.startswith("search_fts"))
+    shadow tables FTS5 makes for it) and lsh_bands's partitions on PostgreSQL are made by
+    migrations, outside the models."""
+    return not (
+        type_ == "table"
+        and name is not None
+        and (name.startswith("search_fts") or name in LSH_PARTITIONS)
+    )
 
 
 class UTCDateTime(TypeDecorator[datetime]):

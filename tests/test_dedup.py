@@ -317,6 +317,56 @@ def test_copies_are_found_across_tier_merges(
     assert found == PAIRS
 
 
+def test_postgresql_vacuums_the_newest_tier_after_each_merge(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL the newest tier is a partition of its own (migration 0022), and the
+    process that merged it vacuums it once its transaction has committed: the rows a merge
+    deletes do not pile up in it (a batch cost twice as much at 200,000 articles,
+    bench/dedup.py). A merge rolled back vacuums nothing."""
+    monkeypatch.setattr(dedup, "NEWEST_ROWS", 2 * BANDS)
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    factory = make_sessionmaker(engine)
+    now = datetime.now(UTC)
+    with engine.connect() as conn:
+        partitions = {str(name): str(bound) for name, bound in conn.execute(text(
+            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i"
+            " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'lsh_bands'::regclass"
+        ))}  # fmt: skip
+    assert partitions == {"lsh_bands_newest": "FOR VALUES IN ('-1')", "lsh_bands_runs": "DEFAULT"}
+
+    def vacuums() -> int:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_stat_clear_snapshot()"))
+            return int(
+                conn.scalar(text("SELECT pg_stat_get_vacuum_count('lsh_bands_newest'::regclass)"))
+                or 0
+            )
+
+    with factory() as s, s.begin():
+        s.add(Site(id=1, name="fixtures", title="fixtures"))
+    bodies = sorted({comparison_text(b): b for b in BODIES.values()}.values())[:7]
+    counts = []
+    for number, body in enumerate(bodies, start=1):
+        with factory() as s, s.begin():
+            store_and_cluster(s, number, body, now)
+            merged = s.scalar(select(LshTier.row_count).where(LshTier.tier == -1)) == 0
+        counts.append((merged, vacuums()))
+    with factory() as s:  # a merge rolled back
+        store_and_cluster(s, 99, BODIES[sorted(BODIES)[-1]], now)
+        assert s.scalar(select(LshTier.row_count).where(LshTier.tier == -1)) == 0
+        s.rollback()
+    after = vacuums()
+    engine.dispose()
+    merges = sum(merged for merged, _ in counts)
+    assert merges == 3, counts  # (every article adds 42 rows: a merge every other one)
+    assert [n for _, n in counts] == list(
+        itertools.accumulate(int(merged) for merged, _ in counts)
+    ), counts  # one vacuum each merge, right after its commit
+    assert after == counts[-1][1]
+
+
 def test_a_changed_text_replaces_its_bands(session_factory: sessionmaker[Session]) -> None:
     """Clustering an article again takes its old buckets out of every tier."""
     now = datetime.now(UTC)
