@@ -500,7 +500,11 @@ def vacuum_newest(session: Session) -> None:
 
 
 def merge_tier(conn: Connection, tier: int, into: int) -> None:
-    """Move a tier's rows into another, in bucket order (one pass over its pages)."""
+    """Move a tier's rows into another, in bucket order (one pass over its pages).
+
+    On PostgreSQL the newest tier's deleted rows stay until a vacuum (vacuum_newest, after
+    the commit), unless this transaction holds lsh_bands alone (a rebuild): then it is
+    emptied with TRUNCATE, which would otherwise wait for every reader of the table."""
     bands = BANDS_TABLE.c
     conn.execute(
         insert(BANDS_TABLE).from_select(
@@ -510,7 +514,23 @@ def merge_tier(conn: Connection, tier: int, into: int) -> None:
             .order_by(bands.bucket),
         )
     )
-    conn.execute(delete(BANDS_TABLE).where(bands.tier == tier))
+    if tier == NEWEST_TIER and conn.dialect.name == "postgresql" and _holding_bands(conn):
+        conn.execute(sql("TRUNCATE lsh_bands_newest"))
+    else:
+        conn.execute(delete(BANDS_TABLE).where(bands.tier == tier))
+
+
+def _holding_bands(conn: Connection) -> bool:
+    """Whether this transaction holds lsh_bands in ACCESS EXCLUSIVE mode (PostgreSQL)."""
+    return bool(
+        conn.scalar(
+            sql(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = pg_backend_pid()"
+                " AND relation = 'lsh_bands'::regclass AND mode = 'AccessExclusiveLock'"
+                " AND granted)"
+            )
+        )
+    )
 
 
 def build_run_filter(conn: Connection, run: int) -> np.ndarray[Any, np.dtype[np.uint64]]:
@@ -1021,7 +1041,15 @@ def rebuild(session: Session, batch: int = 500, workers: int = 1) -> int:
     from concurrent.futures import Future, ProcessPoolExecutor
 
     session.execute(update(Article).values(cluster_id=None, is_original=True))
-    session.execute(delete(LshBand))
+    if session.get_bind().dialect.name == "postgresql":
+        # The whole rebuild is one transaction: no vacuum after its merges, whose deleted
+        # rows would pile up in the newest tier; holding the table, merge_tier empties
+        # the tier with TRUNCATE instead (and clustering processes wait, as they would).
+        session.execute(select(func.pg_advisory_xact_lock(CLUSTER_LOCK)))
+        session.execute(sql("LOCK TABLE lsh_bands IN ACCESS EXCLUSIVE MODE"))
+        session.execute(sql("TRUNCATE lsh_bands"))
+    else:
+        session.execute(delete(LshBand))
     session.execute(delete(LshTier))
     session.execute(delete(LshKeys))
     session.execute(delete(LshLog))

@@ -367,6 +367,56 @@ def test_postgresql_vacuums_the_newest_tier_after_each_merge(
     assert after == counts[-1][1]
 
 
+def test_a_rebuild_on_postgresql_empties_the_newest_tier_by_truncating_it(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`dedup --rebuild` is one transaction, which no vacuum can follow merge by merge: it
+    holds lsh_bands alone and empties the newest tier with TRUNCATE at each merge (a
+    crawl's merge, which others read beside, deletes). The clusters come out the same."""
+    monkeypatch.setattr(dedup, "NEWEST_ROWS", 2 * BANDS)
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    factory = make_sessionmaker(engine)
+    now = datetime.now(UTC)
+    statements: list[str] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def keep(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(" ".join(statement.split()))
+
+    with factory() as s, s.begin():
+        s.add(Site(id=1, name="fixtures", title="fixtures"))
+    for number, key in enumerate(sorted(BODIES), start=1):
+        with factory() as s, s.begin():
+            store_and_cluster(s, number, BODIES[key], now)
+    crawled = [s for s in statements if "lsh_bands" in s and s.startswith(("DELETE", "TRUNC"))]
+    with factory() as s:
+        before = {frozenset(g) for g in clusters_of(s)}
+    statements.clear()
+    with factory() as s, s.begin():
+        dedup.rebuild(s, batch=2)  # (a merge each batch)
+    rebuilt = [s for s in statements if "lsh_bands" in s and s.startswith(("DELETE", "TRUNC"))]
+    with factory() as s:
+        after = {frozenset(g) for g in clusters_of(s)}
+        left = s.scalar(select(func.count()).select_from(LshBand).where(LshBand.tier == -1))
+        counted = s.scalar(select(LshTier.row_count).where(LshTier.tier == -1))
+    event.remove(engine, "before_cursor_execute", keep)
+    engine.dispose()
+    assert crawled and all(s.startswith("DELETE FROM lsh_bands WHERE") for s in crawled)
+    assert rebuilt.count("TRUNCATE lsh_bands_newest") == len(BODIES) // 2 >= 3
+    assert not any(s.startswith("DELETE FROM lsh_bands") for s in rebuilt), rebuilt
+    assert after == before and len(before) >= 3
+    assert left == counted
+
+
+def clusters_of(s: Session) -> list[list[int]]:
+    groups: dict[int, list[int]] = {}
+    for number, cluster in s.execute(select(Article.id, Article.cluster_id)):
+        if cluster is not None:
+            groups.setdefault(cluster, []).append(number)
+    return [g for g in groups.values() if len(g) > 1]
+
+
 def test_a_changed_text_replaces_its_bands(session_factory: sessionmaker[Session]) -> None:
     """Clustering an article again takes its old buckets out of every tier."""
     now = datetime.now(UTC)
