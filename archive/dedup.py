@@ -352,10 +352,10 @@ def cluster_articles(
 def write_bands(conn: Connection, rows: list[tuple[int, int, int]]) -> None:
     """A batch's (band, bucket, article id) rows into the newest tier.
 
-    Straight to the driver, not through SQLAlchemy, whose per-row parameter handling was
-    the largest single cost of clustering (42 band rows an article) in bench/dedup.py. On
-    PostgreSQL as one statement over three arrays: an executemany is a statement a row
-    there (21,000 rows, 400-445 ms a batch of 500 articles)."""
+    Not through SQLAlchemy's per-row parameter handling, the largest single cost of
+    clustering (42 band rows an article) in bench/dedup.py: on SQLite straight to the
+    driver; on PostgreSQL as one statement over three arrays, since an executemany is a
+    statement a row there (21,000 rows, 400-445 ms a batch of 500 articles)."""
     if conn.dialect.name == "postgresql":
         bands, buckets, article_ids = zip(*rows, strict=True)
         conn.execute(

@@ -9,7 +9,7 @@ autovacuum off, a batch of 500 articles cost 0.83 ms an article at 10,000 articl
 a million articles) would be due every 50 merges. Now `lsh_bands` is partitioned by
 tier: `lsh_bands_newest` holds tier -1 and `lsh_bands_runs` (the default partition) the
 runs, and the process that merged vacuums `lsh_bands_newest` alone once its transaction
-has committed (archive.dedup.merge_tier). Statements name `lsh_bands` as before.
+has committed (archive.dedup.vacuum_newest). Statements name `lsh_bands` as before.
 
 On SQLite nothing changes: a deleted row's space is reused at once.
 
