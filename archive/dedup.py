@@ -57,7 +57,7 @@ from sqlalchemy import text as sql
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from archive.db import array_literal
+from archive.db import array_columns
 from archive.models import (
     Article,
     ArticleVersion,
@@ -357,18 +357,14 @@ def write_bands(conn: Connection, rows: list[tuple[int, int, int]]) -> None:
     driver; on PostgreSQL as one statement over three arrays, since an executemany is a
     statement a row there (21,000 rows, 400-445 ms a batch of 500 articles)."""
     if conn.dialect.name == "postgresql":
-        bands, buckets, article_ids = zip(*rows, strict=True)
+        bands, buckets, article_ids = array_columns(rows)
         conn.execute(
             sql(
                 "INSERT INTO lsh_bands (tier, band, bucket, article_id)"
                 f" SELECT {NEWEST_TIER}, b, k, a FROM unnest(CAST(:bands AS int2[]),"
                 " CAST(:buckets AS int8[]), CAST(:articles AS int4[])) AS t(b, k, a) ORDER BY k"
             ),
-            {
-                "bands": array_literal(bands),
-                "buckets": array_literal(buckets),
-                "articles": array_literal(article_ids),
-            },
+            {"bands": bands, "buckets": buckets, "articles": article_ids},
         )
         return
     mark = placeholder(conn)
@@ -410,18 +406,14 @@ def forget_bands(conn: Connection, article_ids: list[int]) -> None:
         for band, bucket in enumerate(struct.unpack(f"<{len(packed) // 8}q", packed))
     ]
     if conn.dialect.name == "postgresql":  # one statement, as in write_bands
-        buckets, bands, owners = zip(*rows, strict=True)
+        buckets, bands, owners = array_columns(rows)
         conn.execute(
             sql(
                 "DELETE FROM lsh_bands USING unnest(CAST(:buckets AS int8[]),"
                 " CAST(:bands AS int2[]), CAST(:articles AS int4[])) AS t(k, b, a)"
                 f" WHERE tier IN ({tiers}) AND bucket = t.k AND band = t.b AND article_id = t.a"
             ),
-            {
-                "buckets": array_literal(buckets),
-                "bands": array_literal(bands),
-                "articles": array_literal(owners),
-            },
+            {"buckets": buckets, "bands": bands, "articles": owners},
         )
     else:
         mark = placeholder(conn)
@@ -490,7 +482,7 @@ def vacuum_newest(session: Session) -> None:
     instead of piling up (each batch cost more as the archive grew, bench/dedup.py). Its
     own transaction (VACUUM cannot run in one); skipped if another process vacuums it."""
     bind = session.get_bind()
-    if not isinstance(bind, Engine) or bind.dialect.name != "postgresql":
+    if not isinstance(bind, Engine):  # (a session bound to a connection: its owner's call)
         return
     try:
         with bind.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -687,14 +679,14 @@ def find_buckets(conn: Connection, asks: list[tuple[int, list[int]]]) -> Iterabl
     if conn.dialect.name == "postgresql":
         pairs = [(tier, bucket) for tier, asked in asks for bucket in asked]
         if pairs:
-            tiers, buckets = zip(*pairs, strict=True)
+            tiers, buckets = array_columns(pairs)
             rows = conn.execute(
                 sql(
                     "SELECT b.bucket, b.article_id FROM unnest(CAST(:tiers AS int2[]),"
                     " CAST(:buckets AS int8[])) AS t(tier, bucket)"
                     " JOIN lsh_bands AS b ON b.tier = t.tier AND b.bucket = t.bucket"
                 ),
-                {"tiers": array_literal(tiers), "buckets": array_literal(buckets)},
+                {"tiers": tiers, "buckets": buckets},
             )
             yield from rows
         return
