@@ -52,17 +52,20 @@ NullableJSON = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "p
 
 #: lsh_bands's partitions on PostgreSQL (migration 0022): the newest tier and the runs
 LSH_PARTITIONS = ("lsh_bands_newest", "lsh_bands_runs")
+#: The GIN index of search_docs.vector on PostgreSQL, in two partial indexes: even doc_ids
+#: and odd ones (migration 0023, archive.search.GIN_HALVES)
+SEARCH_GIN_HALVES = ("ix_search_docs_vector_0", "ix_search_docs_vector_1")
 
 
 def is_modelled(name: str | None, type_: str, parent_names: object = None) -> bool:
     """Alembic's include_name hook: the SQLite FTS5 table of the search index (and the
-    shadow tables FTS5 makes for it) and lsh_bands's partitions on PostgreSQL are made by
-    migrations, outside the models."""
-    return not (
-        type_ == "table"
-        and name is not None
-        and (name.startswith("search_fts") or name in LSH_PARTITIONS)
-    )
+    shadow tables FTS5 makes for it), lsh_bands's partitions and the halves of the
+    search index's GIN index on PostgreSQL are made by migrations, outside the models."""
+    if name is None:
+        return True
+    if type_ == "table":
+        return not (name.startswith("search_fts") or name in LSH_PARTITIONS)
+    return not (type_ == "index" and name in SEARCH_GIN_HALVES)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -456,15 +459,13 @@ class SearchDoc(Base):
     """An article's entry in the search index (archive.search): which version is indexed
     and its place in newest-first order (`doc_id`, also the rowid of the SQLite FTS5
     table `search_fts`, made by the migrations, not here). On PostgreSQL `vector` holds
-    the tokens' int4 codes in text order (GIN-indexed; archive.search.token_code); on
+    the tokens' int4 codes in text order (archive.search.token_code; GIN-indexed in
+    two halves, SEARCH_GIN_HALVES, made by migration 0023 and the index's rebuild); on
     SQLite it stays empty. `site_id` is the article's site,
     kept here so that a site's newest entries come off one index (a `site:` filter)."""
 
     __tablename__ = "search_docs"
-    __table_args__ = (
-        Index("ix_search_docs_vector", "vector", postgresql_using="gin"),
-        Index("ix_search_docs_site_doc", "site_id", "doc_id"),
-    )
+    __table_args__ = (Index("ix_search_docs_site_doc", "site_id", "doc_id"),)
 
     article_id: Mapped[int] = mapped_column(
         ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True, autoincrement=False

@@ -59,7 +59,7 @@ from sqlalchemy.exc import OperationalError  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from archive.db import describe_url, make_engine, make_sessionmaker, upgrade  # noqa: E402
-from archive.search import SITES, count_matches, rebuild_index, search  # noqa: E402
+from archive.search import GIN_HALVES, SITES, count_matches, rebuild_index, search  # noqa: E402
 from archive.store import ARTICLES, VERSIONS  # noqa: E402
 from archive.text import normalize  # noqa: E402
 
@@ -465,7 +465,10 @@ def bench_postgres(
             index_bytes = int(
                 conn.scalar(text("SELECT pg_total_relation_size('search_docs')")) or 0
             )
-            gin = int(conn.scalar(text("SELECT pg_relation_size('ix_search_docs_vector')")) or 0)
+            gin = sum(  # its two halves (migration 0023)
+                int(conn.scalar(text(f"SELECT pg_relation_size('{half}')")) or 0)
+                for half in GIN_HALVES
+            )
         reader = make_engine(url)
         engines.append(reader)
         kinds = run_kinds(reader, queries, args.queries)

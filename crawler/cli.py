@@ -205,8 +205,27 @@ def db_upgrade() -> None:
             )
             refill_search_index(engine)
             count_common_codes(engine)
+        complete_gin_index(engine)
     finally:
         engine.dispose()
+
+
+def complete_gin_index(engine: Any) -> None:
+    """Build the halves of the search index's GIN index that a rebuild killed before it
+    built them left missing (PostgreSQL: archive.search.rebuild_index)."""
+    from archive.search import build_gin_halves
+
+    if engine.dialect.name != "postgresql":
+        return
+    started = time.monotonic()
+    with err.status("building the search index's GIN index…"):
+        built = build_gin_halves(engine)
+    if built:
+        out.print(
+            f"search index: built {', '.join(built)}, which an interrupted rebuild left"
+            f" missing ({time.monotonic() - started:.0f} s)",
+            markup=False,
+        )
 
 
 def count_common_codes(engine: Any) -> None:
@@ -250,7 +269,8 @@ def refill_search_index(engine: Any) -> None:
 
 
 def rebuild_with_progress(sessions: Any, label: str) -> int:
-    """archive.search.rebuild_index in one transaction, with its progress on stderr."""
+    """archive.search.rebuild_index (one transaction on SQLite; on PostgreSQL the entries in
+    one, then the GIN index's halves), with its progress on stderr."""
     from archive.search import rebuild_index
 
     with err.status(f"{label}…") as status, sessions() as session, session.begin():
@@ -258,6 +278,7 @@ def rebuild_with_progress(sessions: Any, label: str) -> int:
             session,
             workers=os.cpu_count() or 1,  # tokenising on every core (bench/search.py)
             on_progress=lambda done, total: status.update(f"{label}… {done}/{total}"),
+            on_step=lambda step: status.update(f"{label}… {step}"),
         )
 
 

@@ -707,7 +707,7 @@ def test_an_upgrade_to_kept_counts_counts_the_common_codes(
     engine.dispose()
     result = CliRunner().invoke(app, ["db", "upgrade"], env=pg_world.env())
     assert result.exit_code == 0, result.output
-    assert "schema upgraded from 0020 to 0022" in result.stdout
+    assert "schema upgraded from 0020 to 0023" in result.stdout
     counted = int(result.stdout.split("search counts: ")[1].split()[0])
     assert counted > 100, result.stdout
     with pg_world.session() as session:
@@ -905,7 +905,9 @@ def test_postgresql_finds_phrases_and_prefixes_in_the_codes_as_the_text_has_them
                 for n, (title, body) in enumerate(pages):
                     vector = archive.search.vector_codes(index_text(title), index_text(body))
                     value = cast(literal(vector, ARRAY(Integer)), ARRAY(Integer))
-                    matched = conn.scalar(select(archive.search._term_match(term, value)))
+                    # an entry with doc_id n: pages in either half of the GIN index
+                    doc = select(literal(n).label("doc_id"), value.label("vector")).subquery()
+                    matched = conn.scalar(select(archive.search._term_match(term, doc)))
                     if matched:
                         found.add(n)
                     if n == 3 and matched:
@@ -1030,3 +1032,150 @@ def test_nfkc_is_unicodes_nfkc() -> None:
     for _ in range(3000):
         text = "".join(rng.choice(pool) for _ in range(rng.randint(0, 12)))
         assert nfkc(text) == unicodedata.normalize("NFKC", text), repr(text)
+
+
+def _plan(conn: Any, query: Any) -> str:
+    compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
+    return "\n".join(conn.scalars(text(f"EXPLAIN {compiled}")))
+
+
+def test_postgresql_finds_a_term_through_both_halves_of_the_gin_index(
+    pg_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The GIN index is two partial indexes, even and odd doc_ids (migration 0023): every
+    GIN plan (a word, a phrase, alternatives, two clauses, an exclusion's complement) scans
+    both halves by `@>` and finds what reading every entry finds. Written alike in both
+    halves, alternatives of phrases lose their `@>` to the planner's factoring: both halves
+    read whole."""
+    from sqlalchemy import and_, or_
+
+    half_names = archive.search.GIN_HALVES
+    corpus = texts(pg_world)
+    with pg_world.session() as session:
+        conn = session.connection()
+        halves = set(
+            conn.scalars(text("SELECT indexname FROM pg_indexes WHERE tablename = 'search_docs'"))
+        )
+        assert set(half_names) <= halves and "ix_search_docs_vector" not in halves
+        doc_ids = set(conn.scalars(select(SearchDoc.doc_id)))
+        assert {d & 1 for d in doc_ids} == {0, 1}  # entries in both halves
+        for query, words in [
+            ("统战", [("统战",)]),
+            ("统战工作", [("统战工作",)]),
+            ("统战 OR 侨务", [("统战",), ("侨务",)]),
+            ("统战 宗教", [("统战", "宗教")]),
+        ]:
+            parsed = archive.search.parse_query(query)
+            match = archive.search._pg_match(parsed.clauses, [], SearchDoc.__table__)
+            counting = select(func.count()).where(match)
+            with archive.search._gin_plan(conn):
+                plan = _plan(conn, counting)
+                counted = conn.scalar(counting)
+            assert all(name in plan for name in half_names), (query, plan)
+            scans = plan.count("Bitmap Index Scan on ix_search_docs_vector_")
+            assert scans == plan.count("Index Cond: (vector @>") >= 2 and "BitmapOr" in plan, plan
+            want = set().union(*(containing(corpus, *alt) for alt in words))
+            assert counted == len(want) > 0, query
+            assert archive.search.count_matches(session, query) == len(want), query
+
+        # The same test written alike in both halves: for alternatives of several tokens
+        # the planner takes the halves' conditions out of the OR (common to its arms, once
+        # it has taken `@>` out of each), and no GIN plan is left.
+        def alike(term: Any, docs: Any) -> Any:
+            codes = archive.search._int4s(sorted(set(term.codes()[0])))
+            return or_(
+                *[
+                    and_(archive.search._half(docs.c.doc_id, h), docs.c.vector.bool_op("@>")(codes))
+                    for h in (0, 1)
+                ]
+            )
+
+        for holds, used in [(alike, False), (archive.search._holds, True)]:
+            monkeypatch.setattr(archive.search, "_holds", holds)
+            parsed = archive.search.parse_query("统战工作 OR 宗教工作")
+            match = archive.search._pg_match(parsed.clauses, [], SearchDoc.__table__)
+            with archive.search._gin_plan(conn):
+                plan = _plan(conn, select(func.count()).where(match))
+            # (a half scanned without a condition is read whole: PostgreSQL's full GIN scan)
+            scans = plan.count("Bitmap Index Scan on ix_search_docs_vector_")
+            assert (scans == plan.count("Index Cond: (vector @>") >= 2) == used, plan
+        session.rollback()
+
+
+def test_a_postgresql_rebuild_builds_both_gin_halves_at_once_and_upgrade_completes_them(
+    pg_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuild writes the entries by binary COPY (the codes the crawl wrote, exactly),
+    then builds the GIN index's two halves from two connections at once (both builds seen
+    waiting together behind a lock held on the table), then counts the common codes. A
+    half an interrupted rebuild never built is built by `db upgrade`; searches find the
+    same meanwhile."""
+    import threading
+
+    engine = make_engine(pg_world.database_url)
+    sessions = sessionmaker(engine)
+    entries = "SELECT article_id, version, site_id, vector FROM search_docs ORDER BY article_id"
+    blocker = engine.connect()
+    waiting: list[int] = []
+    build_gin_halves = archive.search.build_gin_halves
+
+    def build_when_blocked(engine_: Any) -> list[str]:
+        # the entries are committed: a lock that stops both builds until the watcher sees them
+        blocker.execute(text("LOCK TABLE search_docs IN ROW EXCLUSIVE MODE"))
+        return build_gin_halves(engine_)
+
+    def watch() -> None:
+        with engine.connect() as conn:
+            for _ in range(400):
+                pids = conn.scalars(
+                    text(
+                        "SELECT pid FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX%'"
+                        " AND wait_event_type = 'Lock'"
+                    )
+                ).all()
+                conn.rollback()  # (a transaction sees one snapshot of pg_stat_activity)
+                if len(pids) == 2:
+                    waiting.extend(pids)
+                    break
+                time.sleep(0.05)
+        blocker.rollback()
+
+    def rebuild() -> None:
+        with sessions() as session:
+            archive.search.rebuild_index(session, batch=7)
+
+    try:
+        with sessions() as session:
+            crawled = session.execute(text(entries)).all()
+        before = found(pg_world, "统战工作")
+        assert len(crawled) > 20 and before
+        monkeypatch.setattr(archive.search, "build_gin_halves", build_when_blocked)
+        builder = threading.Thread(target=rebuild)
+        builder.start()
+        watch()
+        builder.join(60)
+        monkeypatch.undo()
+        assert not builder.is_alive()
+        assert len(set(waiting)) == 2, waiting  # two builds at once, two server processes
+        with sessions() as session:
+            assert session.execute(text(entries)).all() == crawled
+            valid = session.scalars(
+                text(
+                    "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+                    " WHERE i.indisvalid AND c.relname LIKE 'ix_search_docs_vector_%'"
+                )
+            ).all()
+            assert sorted(valid) == list(archive.search.GIN_HALVES)
+            # a rebuild killed after its entries: one half missing
+            session.execute(text(f"DROP INDEX {archive.search.GIN_HALVES[1]}"))
+            session.commit()
+        assert found(pg_world, "统战工作") == before  # every entry read meanwhile
+        result = CliRunner().invoke(app, ["db", "upgrade"], env=pg_world.env())
+        assert result.exit_code == 0, result.output
+        assert f"built {archive.search.GIN_HALVES[1]}, which an interrupted" in result.stdout
+        assert found(pg_world, "统战工作") == before
+        again = CliRunner().invoke(app, ["db", "upgrade"], env=pg_world.env())
+        assert again.exit_code == 0 and "built" not in again.stdout, again.stdout
+    finally:
+        blocker.close()
+        engine.dispose()
