@@ -6,8 +6,9 @@ bodies with Zipf-like frequencies (bench/dedup.py's vocabulary), a ~20-character
 one of 20 sites of skewed sizes, a publish time over five years (not in id order: ids
 are crawl order, and a backfill does not arrive in date order), and ~3 % of articles in
 traditional script (opencc s2t), so the index holds both scripts. Articles are stored
-with Core bulk inserts, then indexed by `archive.search.rebuild_index` in one
-transaction: that gives the build rate (articles/s). Index size: the growth of the
+with Core bulk inserts, then indexed by `archive.search.rebuild_index` (on PostgreSQL:
+the entries by COPY, then the GIN index's two halves at once, then the common codes'
+counts, each step's start printed): that gives the build rate (articles/s). Index size: the growth of the
 SQLite file (after a WAL checkpoint), or `pg_total_relation_size('search_docs')`,
 against the text it indexes (UTF-8 bytes of titles and bodies).
 
@@ -237,7 +238,8 @@ def store(engine: Engine, corpus: Corpus, n: int) -> tuple[int, list[Doc]]:
 
 
 def build_index(engine: Engine, workers: int) -> tuple[int, float]:
-    """rebuild_index in one transaction: (articles indexed, seconds)."""
+    """rebuild_index (one transaction on SQLite, its steps on PostgreSQL timed as they
+    start): (articles indexed, seconds)."""
     sessions = make_sessionmaker(engine)
     shown = [0]
     started = time.perf_counter()
@@ -248,8 +250,13 @@ def build_index(engine: Engine, workers: int) -> tuple[int, float]:
             print(f"  indexed {done:,} of {total:,} ({rate:,.0f}/s)", flush=True)
         shown[0] = done
 
+    def step(name: str) -> None:
+        print(f"  {time.perf_counter() - started:,.1f} s: {name}", flush=True)
+
     with sessions() as session, session.begin():
-        indexed = rebuild_index(session, batch=1000, workers=workers, on_progress=progress)
+        indexed = rebuild_index(
+            session, batch=1000, workers=workers, on_progress=progress, on_step=step
+        )
     return indexed, time.perf_counter() - started
 
 
