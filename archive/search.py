@@ -940,11 +940,11 @@ def _half(doc_id: Any, half: int) -> ColumnElement[bool]:
 
 
 def gin_half_sql(half: int) -> str:
-    """The CREATE INDEX of one half of the GIN index (`GIN_HALVES`)."""
-    return (
-        f"CREATE INDEX IF NOT EXISTS {GIN_HALVES[half]} ON search_docs"
-        f" USING gin (vector) WHERE (doc_id & 1) = {half}"
-    )
+    """The CREATE INDEX of one half of the GIN index (`GIN_HALVES`), its condition `_half`'s
+    own (the planner matches them as written)."""
+    where = _half(column("doc_id"), half).compile(compile_kwargs={"literal_binds": True})
+    name = GIN_HALVES[half]
+    return f"CREATE INDEX IF NOT EXISTS {name} ON search_docs USING gin (vector) WHERE {where}"
 
 
 def _rarest_first(conn: Connection, parsed: Query) -> Query:
@@ -2112,15 +2112,18 @@ def _copy_entries(
 ) -> None:
     """A rebuild's entries into search_docs by one binary COPY (PostgreSQL; through a
     temporary table, `_STAGING`): no text made or parsed (`codes_binary`), no statement
-    a row; the count triggers fire once. The
-    batch's entries of each GIN half go in together: a half's postings then point into
-    runs of the table's pages, not every page, and compress like one index's (at 100,000
-    articles the halves took 293 MB so, 319 MB interleaved, one whole index 264)."""
+    a row; the count triggers fire once. The batch's entries of each GIN half go in
+    together: a half's postings then point into runs of the table's pages, not every
+    page, and compress like one index's (at 100,000 articles the halves took 293 MB so,
+    319 MB interleaved, one whole index 264)."""
+    rows = sorted(
+        (keys[item.article_id], item, codes) for item, codes in zip(items, copies, strict=True)
+    )
+    rows.sort(key=lambda row: row[0] & 1)  # (stable: each half in key order)
     data = bytearray(_COPY_HEAD)
-    rows = sorted(zip(items, copies, strict=True), key=lambda row: _half_first(keys, row[0]))
-    for item, codes in rows:
-        key = keys[item.article_id]
-        data += _COPY_ROW.pack(5, 4, item.article_id, 8, key, 4, item.version, 4, item.site_id, len(codes))  # fmt: skip
+    for key, item, codes in rows:
+        fields = (item.article_id, 8, key, 4, item.version, 4, item.site_id, len(codes))
+        data += _COPY_ROW.pack(5, 4, *fields)
         data += codes
     data += _COPY_END
     raw = conn.connection.driver_connection
@@ -2128,11 +2131,6 @@ def _copy_entries(
     with raw.cursor() as cursor, cursor.copy(_COPY_ENTRIES) as copy:
         copy.write(data)
     conn.execute(_MOVE_ENTRIES)  # (a table made in this transaction is truncated in place)
-
-
-def _half_first(keys: dict[int, int], item: Indexable) -> tuple[int, int]:
-    key = keys[item.article_id]
-    return key & 1, key
 
 
 def build_gin_halves(engine: Engine) -> list[str]:
