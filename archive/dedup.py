@@ -293,6 +293,13 @@ def cluster_articles(
             prepare(article_id, current.get(article_id, ("", None, 0))[0]) for article_id in ids
         ]
     compared: dict[tuple[int, int], tuple[int, float]] = {}
+    if conn.dialect.name == "postgresql":
+        # Plans made for this transaction's own parameters, never a cached generic one: the
+        # driver prepares a statement run five times, and PostgreSQL then keeps one plan
+        # for all values, made when the newest tier was as its last vacuum left it, empty
+        # (a merge empties it): the bucket lookup read the whole tier by a sequential scan
+        # for each bucket, up to 2.3 s a batch once the tier had filled (bench/dedup.py).
+        conn.execute(select(func.set_config("plan_cache_mode", "force_custom_plan", True)))
     if (
         conn.dialect.name == "postgresql"
         and not conn.execute(select(func.pg_try_advisory_xact_lock(CLUSTER_LOCK))).scalar_one()
