@@ -56,7 +56,7 @@ from archive.store import DERIVE_CHUNK, due_articles, known_articles, update_der
 from archive.warc import WarcFileWriter
 from crawler import distributed
 from crawler.distributed import COUNTER_FIELDS, KEY_TTL_SECONDS, Keys, RunKeys
-from crawler.pipelines import ArchivePipeline, deadlock_retrying
+from crawler.pipelines import BATCH_SIZE, ArchivePipeline, deadlock_retrying
 from crawler.runstate import RunState
 from crawler.sites import load_site_file
 from crawler.spider import NewsSpider
@@ -66,6 +66,7 @@ log = logging.getLogger("ufarchive.worker")
 TICK_SECONDS = 0.5  # heartbeat, new runs, dead workers' requests
 DERIVE_SECONDS = 2.0  # the derive pass over all runs (SharedDeriver)
 ACK_SECONDS = 0.2  # acknowledgements, and waking an idle engine when work arrived
+COMMIT_SECONDS = 2.0  # a run's pages commit at least this often (WorkerPipeline)
 TOKEN_META = "ufarchive_token"
 
 
@@ -320,21 +321,47 @@ class SharedDeriver:
 class WorkerPipeline(ArchivePipeline):
     """ArchivePipeline that counts its commits, so the scheduler knows when a page it let
     go of is stored (its request may then leave the in-flight hash), and derives through
-    the worker's SharedDeriver."""
+    the worker's SharedDeriver.
+
+    It commits a run's pages every COMMIT_SECONDS, not every half second: a worker holds
+    many runs (a site each), and at half a second 20 runs made 40 commits of two pages a
+    second, each with its WARC sync and five statements waited for in the reactor's
+    thread, a quarter of it (py-spy, bench/distributed.py). A run whose engine has
+    nothing left to do (its queue empty, nothing in flight) commits at the next tick, so
+    that the end of a run, which waits for these commits, is not held back."""
 
     derive_process = False  # a worker is the unit that scales (crawler.pipelines)
 
     def open_spider(self) -> None:
         super().open_spider()
+        self.last_commit = time.monotonic()
         spider = self.crawler.spider
         if isinstance(spider, WorkerSpider):
             self.deriver = spider.deriver
 
     def commit(self, wait: bool = False) -> None:
+        idle = not wait and bool(self.pending) and self.idle()
+        if (
+            not wait
+            and not idle
+            and len(self.pending) < BATCH_SIZE
+            and time.monotonic() - self.last_commit < COMMIT_SECONDS
+        ):
+            return  # (not counted: the pages released so far wait for a commit)
         super().commit(wait)
+        self.last_commit = time.monotonic()
         run = self.run
         if isinstance(run, SharedRunState):
             run.commits += 1
+
+    def idle(self) -> bool:
+        """This run's engine has nothing in flight and its queue is empty (or Redis is
+        away, which commits early: nothing is lost by it)."""
+        engine = self.crawler.engine
+        try:
+            return engine is None or engine.spider_is_idle()
+        except RuntimeError:  # (no engine slot: opening or closing)
+            return True
 
 
 class ReliableQueue(PriorityQueue):  # type: ignore[misc]
