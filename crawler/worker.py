@@ -340,16 +340,19 @@ class WorkerPipeline(ArchivePipeline):
             self.deriver = spider.deriver
 
     def commit(self, wait: bool = False) -> None:
-        idle = not wait and bool(self.pending) and self.idle()
         if (
             not wait
-            and not idle
+            and self.pending
             and len(self.pending) < BATCH_SIZE
             and time.monotonic() - self.last_commit < COMMIT_SECONDS
+            and not self.idle()
         ):
             return  # (not counted: the pages released so far wait for a commit)
+        if self.pending:
+            self.last_commit = time.monotonic()
+        # (counted with nothing pending too: what the engine let go of is all stored, so a
+        # listing page's request is acknowledged at the next tick, not after COMMIT_SECONDS)
         super().commit(wait)
-        self.last_commit = time.monotonic()
         run = self.run
         if isinstance(run, SharedRunState):
             run.commits += 1
