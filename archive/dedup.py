@@ -299,17 +299,21 @@ def cluster_articles(
         # for all values, made when the newest tier was as its last vacuum left it, empty
         # (a merge empties it): the bucket lookup read the whole tier by a sequential scan
         # for each bucket, up to 2.3 s a batch once the tier had filled (bench/dedup.py).
-        conn.execute(select(func.set_config("plan_cache_mode", "force_custom_plan", True)))
-    if (
-        conn.dialect.name == "postgresql"
-        and not conn.execute(select(func.pg_try_advisory_xact_lock(CLUSTER_LOCK))).scalar_one()
-    ):
-        # Another process is clustering: compare this batch with the stored articles while
-        # waiting (the bodies read and shingled again are most of a pass), so that under
-        # the lock only the choice of clusters is left, with the copies stored meanwhile.
-        # Without this, crawl workers clustered one at a time (bench/distributed.py).
-        _Batch({}, compared=compared).compare(conn, prepared)
-        conn.execute(select(func.pg_advisory_xact_lock(CLUSTER_LOCK)))
+        # (set in the statement that tries the lock: no round trip of its own)
+        locked, _ = conn.execute(
+            select(
+                func.pg_try_advisory_xact_lock(CLUSTER_LOCK),
+                func.set_config("plan_cache_mode", "force_custom_plan", True),
+            )
+        ).one()
+        if not locked:
+            # Another process is clustering: compare this batch with the stored articles
+            # while waiting (the bodies read and shingled again are most of a pass), so that
+            # under the lock only the choice of clusters is left, with the copies stored
+            # meanwhile. Without this, crawl workers clustered one at a time
+            # (bench/distributed.py).
+            _Batch({}, compared=compared).compare(conn, prepared)
+            conn.execute(select(func.pg_advisory_xact_lock(CLUSTER_LOCK)))
     # (read under the lock: another process's pass may have put one of them in a cluster)
     rows = conn.execute(select(ARTICLES.c.id, ARTICLES.c.cluster_id).where(ARTICLES.c.id.in_(ids)))
     clusters = {row[0]: row[1] for row in rows}
