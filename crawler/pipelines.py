@@ -30,6 +30,7 @@ from typing import Any, Literal, TypeVar
 from scrapy.crawler import Crawler
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from twisted.internet import task
+from twisted.internet.defer import Deferred
 
 from archive.alerts import MASS_GONE_STAT, REVISIT_STAT
 from archive.db import is_disconnect, retrying
@@ -145,12 +146,13 @@ class ArchivePipeline:
         self.timer = task.LoopingCall(self.commit)
         self.timer.start(BATCH_SECONDS, now=False)
 
-    def close_spider(self) -> None:
+    def close_spider(self) -> Deferred[Any] | None:
         if self.timer is not None and self.timer.running:
             self.timer.stop()
         self.commit(wait=True)
         self.finish_derived()
         self.finish_revisits()
+        return None
 
     def process_item(self, item: Any) -> Any:
         if not isinstance(item, FetchedPage):

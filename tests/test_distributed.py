@@ -287,6 +287,56 @@ def test_the_page_budget_holds_for_all_workers_together(
             assert set(c.world.articles(site)) == set(expected(site)["articles"]), site
 
 
+def test_the_acknowledgement_that_drains_a_run_wakes_the_coordinators(prefix: str) -> None:
+    """The Redis step that lets go of a worker's handled requests says so on `events` when
+    it leaves the run drained (its queue empty, nothing held), and only then."""
+    server = distributed.connect(redis_url())
+    keys = Keys(prefix)
+    run = keys.run(7)
+    wakeup = distributed.Wakeup(server, keys.events)
+    try:
+        assert wakeup.wait(0.2) == set()  # (subscribed now)
+        tokens = [f"w|{n}" for n in range(2500)]  # more than one call's worth (ACK_CHUNK)
+        server.hset(run.inflight, mapping={t: "0|request" for t in [*tokens, "w|last"]})
+        server.zadd(run.queue, {"queued": 0})
+        distributed.acknowledge(server, keys, 7, tokens)
+        assert server.hkeys(run.inflight) == [b"w|last"]
+        assert wakeup.wait(0.3) == set()  # a request still held
+        distributed.acknowledge(server, keys, 7, ["w|last"])
+        assert wakeup.wait(0.3) == set()  # nothing held, but one queued
+        server.zrem(run.queue, "queued")
+        server.hset(run.inflight, "w|next", "0|queued")
+        started = time.monotonic()
+        distributed.acknowledge(server, keys, 7, ["w|next"])
+        assert wakeup.wait(30) == {"7"}
+        assert time.monotonic() - started < 10  # woken by the message, not the timeout
+        assert server.hlen(run.inflight) == 0
+    finally:
+        wakeup.close()
+
+
+def test_drained_runs_end_on_the_workers_word_not_on_the_coordinators_poll(
+    tmp_path: Path,
+    postgres_url: str,
+    site_server: Callable[..., SiteServer],
+    prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the coordinator looking at its runs only once a minute, they still end as soon
+    as they are drained: the last acknowledgement of each, and each worker's close of it,
+    wake the coordinator."""
+    monkeypatch.setattr(distributed, "POLL_SECONDS", 60.0)
+    with cluster(tmp_path, postgres_url, site_server, prefix) as c:
+        c.start_workers(1)
+        started = time.monotonic()
+        runs = c.crawl()
+        took = time.monotonic() - started
+        assert {s: r.status for s, r in runs.items()} == dict.fromkeys(SITES, "succeeded")
+        assert took < 45, f"the runs ended after {took:.0f} s: at a poll, not when drained"
+        assert_every_article_stored_once(c.world)
+        assert not distributed.active_runs(distributed.connect(c.url), c.keys)
+
+
 def runs_of(world: World) -> list[CrawlRun]:
     with world.session() as session:
         rows = list(session.scalars(select(CrawlRun).order_by(CrawlRun.id)))
