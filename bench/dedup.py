@@ -65,6 +65,7 @@ from archive.dedup import (  # noqa: E402
 from archive.models import Article, Site  # noqa: E402
 from archive.redact import redact  # noqa: E402
 from archive.store import ARTICLES, VERSIONS  # noqa: E402
+from tests.newstext import article, vocabulary  # noqa: E402
 
 BATCH = 500
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -75,29 +76,6 @@ BOILERPLATE = (
     "（本文来源：某某市委统战部。转载请注明出处。欢迎关注统一战线微信公众号，获取更多统战资讯。"
     "联系电话：0000-0000000　地址：某某市人民路1号　邮编：000000）"
 ) * 2
-
-
-def vocabulary(rng: random.Random) -> tuple[list[str], list[float]]:
-    """Words cut from the golden pages' bodies, with Zipf-like cumulative weights."""
-    import json
-
-    text = "".join(
-        json.loads(p.read_text(encoding="utf-8"))["expected"]["body"]
-        for p in sorted((REPO / "tests/fixtures/pages").glob("*.json"))
-    )
-    text = text.replace("\n", "")
-    words = sorted({text[i : i + rng.choice((2, 2, 2, 3, 4))] for i in range(0, len(text) - 4, 2)})
-    rng.shuffle(words)
-    return words, list(itertools.accumulate(1.0 / (rank + 10) for rank in range(len(words))))
-
-
-def article(rng: random.Random, words: list[str], cum_weights: list[float]) -> str:
-    paragraphs = []
-    for _ in range(rng.randint(5, 9)):
-        paragraphs.append(
-            "".join(rng.choices(words, cum_weights=cum_weights, k=rng.randint(60, 110))) + "。"
-        )
-    return "\n".join(paragraphs)[: rng.randint(1300, 1800)]
 
 
 def sentences(text: str) -> list[str]:
