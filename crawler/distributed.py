@@ -125,6 +125,7 @@ class RunKeys:
     scheduled = property(lambda self: self.base + "scheduled")  # article URLs requested
     stats = property(lambda self: self.base + "stats")  # the crawlers' ufarchive/* stats
     closed = property(lambda self: self.base + "closed")  # workers done with the run
+    derived = property(lambda self: self.base + "derived")  # workers whose last pass is done
     due = property(lambda self: self.base + "due")  # taken by the worker that revisits
 
     def robots(self, netloc: str) -> str:
@@ -340,12 +341,31 @@ def closing_workers(server: redis.Redis, keys: Keys, run_id: int, alive: Iterabl
     return (took_part & set(alive)) - closed
 
 
+def last_to_derive(server: redis.Redis, keys: Keys, run_id: int, worker: str) -> bool:
+    """The worker has derived all it stored of the run: is it the last live worker that
+    took part to get there? Then it derives what the site still lacks (what a dead worker
+    left); the others would only race its passes for the same articles (at the end of a
+    4-worker bench run, 3 s of passes waiting on each other for the clusters' lock). Of
+    two workers that get there together, at least one sees the other (each adds itself
+    first)."""
+    run = keys.run(run_id)
+    pipe = server.pipeline(transaction=True)
+    pipe.sadd(run.derived, worker)
+    pipe.expire(run.derived, KEY_TTL_SECONDS)
+    pipe.smembers(run.workers)
+    pipe.smembers(run.derived)
+    _, _, took_part, derived = pipe.execute()
+    others = {as_text(w) for w in took_part} - {as_text(w) for w in derived} - {worker}
+    return not others & set(live_workers(server, keys))
+
+
 def drop_run(server: redis.Redis, keys: Keys, run_id: int) -> None:
     """Forget a finished run: workers close their spiders for it when they next idle."""
     run = keys.run(run_id)
     server.hdel(keys.runs, str(run_id))
     names = [run.queue, run.seen, run.inflight, run.counter, run.counters, run.errors]
     names += [run.workers, run.budget, run.scheduled, run.stats, run.closed, run.due]
+    names += [run.derived]
     names += list(server.scan_iter(match=run.robots("*"), count=500))
     server.delete(*names)
     server.publish(keys.wake, str(run_id))

@@ -369,9 +369,22 @@ class WorkerPipeline(ArchivePipeline):
         self.commit(wait=True)
         self.deriver = None
         done = self.shared.finish_in_thread()
-        done.addCallback(lambda _: threads.deferToThread(self.derive_leftovers))
+        done.addCallback(lambda _: self.catch_up())
         done.addCallback(lambda _: self.finish_revisits())
         return done
+
+    def catch_up(self) -> Deferred[None] | None:
+        """Derive what the site still lacks, in a thread, if no other live worker on the run
+        is still deriving (crawler.distributed.last_to_derive); Redis away: derive."""
+        run = self.run
+        assert isinstance(run, SharedRunState)
+        try:
+            keys = Keys(run.settings.crawl.redis_key_prefix)
+            if not distributed.last_to_derive(run.server, keys, run.run_id, run.worker):
+                return None
+        except RedisError:
+            pass
+        return threads.deferToThread(self.derive_leftovers)
 
     def commit(self, wait: bool = False) -> None:
         if (

@@ -315,6 +315,27 @@ def test_the_acknowledgement_that_drains_a_run_wakes_the_coordinators(prefix: st
         wakeup.close()
 
 
+def test_only_the_last_live_worker_of_a_run_catches_up_on_what_its_site_lacks(
+    prefix: str,
+) -> None:
+    """At a run's end each worker derives what it stored; the site's catch-up (what a dead
+    worker left) is for the last live worker that took part to get there, not for all."""
+    server = distributed.connect(redis_url())
+    keys = Keys(prefix)
+    run = keys.run(3)
+    server.sadd(run.workers, "a", "b", "dead")
+    for name in ("a", "b"):
+        server.set(keys.worker(name), "{}", ex=60)
+    assert not distributed.last_to_derive(server, keys, 3, "a")  # b still deriving
+    assert distributed.last_to_derive(server, keys, 3, "b")  # (the dead one is not waited for)
+    server.sadd(keys.run(4).workers, "a", "b")
+    assert not distributed.last_to_derive(server, keys, 4, "a")
+    server.delete(keys.worker("b"))  # b dies before it gets there
+    assert distributed.last_to_derive(server, keys, 4, "a")
+    distributed.drop_run(server, keys, 3)
+    assert not server.exists(run.derived)
+
+
 def test_drained_runs_end_on_the_workers_word_not_on_the_coordinators_poll(
     tmp_path: Path,
     postgres_url: str,
