@@ -84,7 +84,7 @@ class SharedRunState(RunState):
     sent: dict[str, int] = field(default_factory=dict)
     commits: int = 0  # pipeline commits so far (acknowledgements wait for the next one)
     worker: str = ""
-    events: str = ""  # the coordinators' channel (Keys.events)
+    deployment: Keys | None = None  # the keys of the deployment (keys: the run's)
 
     def error(self, url: str | None, kind: str, message: str) -> None:
         log.warning("%s: %s: %s", url or self.site.name, kind, message)
@@ -133,7 +133,8 @@ class SharedRunState(RunState):
             assert self.keys is not None
             self.server.sadd(self.keys.closed, self.worker)
             self.server.expire(self.keys.closed, KEY_TTL_SECONDS)
-            self.server.publish(self.events, str(self.run_id))  # the coordinator may finish it
+            assert self.deployment is not None  # the coordinator may finish the run now:
+            self.server.publish(self.deployment.events, str(self.run_id))
         except RedisError:
             log.exception("run %d: last counters not sent", self.run_id)
         self.finished = True
@@ -206,7 +207,7 @@ class WorkerSpider(NewsSpider):
         return SharedRunState(
             settings, site, site_id, self.given_run_id, engine, sessions, warc, known,
             policy=policy, due=due, server=server, keys=keys, worker=self.worker_id,
-            events=Keys(settings.crawl.redis_key_prefix).events,
+            deployment=Keys(settings.crawl.redis_key_prefix),
         )  # fmt: skip
 
     async def start(self) -> AsyncIterator[Request]:
@@ -233,12 +234,9 @@ class WorkerSpider(NewsSpider):
     def on_idle(self, spider: Spider) -> None:
         if spider is not self:
             return
-        server, keys = self.run.server, self.run.keys
-        assert keys is not None
+        assert self.run.deployment is not None
         try:
-            active = distributed.is_active(
-                server, Keys(self.run.settings.crawl.redis_key_prefix), self.run.run_id
-            )
+            active = distributed.is_active(self.run.server, self.run.deployment, self.run.run_id)
         except RedisError:
             active = True  # Redis is away: keep the run open and ask again
         if active:
@@ -377,10 +375,9 @@ class WorkerPipeline(ArchivePipeline):
         """Derive what the site still lacks, in a thread, if no other live worker on the run
         is still deriving (crawler.distributed.last_to_derive); Redis away: derive."""
         run = self.run
-        assert isinstance(run, SharedRunState)
+        assert isinstance(run, SharedRunState) and run.deployment is not None
         try:
-            keys = Keys(run.settings.crawl.redis_key_prefix)
-            if not distributed.last_to_derive(run.server, keys, run.run_id, run.worker):
+            if not distributed.last_to_derive(run.server, run.deployment, run.run_id, run.worker):
                 return None
         except RedisError:
             pass
