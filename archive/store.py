@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, cast
@@ -834,3 +834,15 @@ def underived(session: Session, site_id: int) -> list[int]:
             .order_by(Article.id)
         )
     )
+
+
+def derive_underived(sessions: Callable[[], Session], site_id: int) -> int:
+    """Derive the site's articles still missing from the index (`underived`), a transaction
+    per DERIVE_CHUNK: what a derive process, a killed run or a dead worker left. Returns
+    how many there were."""
+    with sessions() as session:
+        left = underived(session, site_id)
+    for start in range(0, len(left), DERIVE_CHUNK):
+        with sessions() as session, session.begin():
+            update_derived(session, left[start : start + DERIVE_CHUNK])
+    return len(left)

@@ -50,7 +50,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from archive.errors import UfarchiveError
 from archive.models import CrawlRun, RunStatus
 from archive.settings import Settings
-from archive.store import RunCounters, finish_run, update_run
+from archive.store import RunCounters, derive_underived, finish_run, update_run
 from crawler.sites import SiteConfig
 
 log = logging.getLogger("ufarchive.distributed")
@@ -432,6 +432,26 @@ def copy_progress(
     return raw
 
 
+def catch_up(server: redis.Redis, keys: Keys, sessions: sessionmaker[Session], run_id: int) -> None:
+    """A worker that took part and never finished its last derive pass for the run (it
+    died) may have stored articles that are not in the index; the live workers left the
+    site's catch-up to the last of them (last_to_derive), which was not this one: derive
+    what the site lacks now. If that fails, the site's next run does it."""
+    run = keys.run(run_id)
+    took_part = {as_text(w) for w in server.smembers(run.workers)}
+    if not took_part - {as_text(w) for w in server.smembers(run.derived)}:
+        return
+    try:
+        with sessions() as session:
+            site_id = session.get_one(CrawlRun, run_id).site_id
+        count = derive_underived(sessions, site_id)
+    except SQLAlchemyError as exc:
+        log.warning("run %d: could not derive what a dead worker left: %s", run_id, exc)
+        return
+    if count:
+        log.info("run %d: derived %d articles a dead worker left", run_id, count)
+
+
 def finish(
     server: redis.Redis,
     keys: Keys,
@@ -449,6 +469,7 @@ def finish(
         elif raw.get("unstored"):
             status = RunStatus.FAILED
             message = f"{raw['unstored']} pages could not be stored (errors of kind 'store')"
+        catch_up(server, keys, sessions, progress.run_id)
     with sessions() as session, session.begin():
         finish_run(session, progress.run_id, status, message)
     drop_run(server, keys, progress.run_id)

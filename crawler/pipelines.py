@@ -37,7 +37,6 @@ from archive.db import is_disconnect, retrying
 from archive.models import utcnow
 from archive.revisit import judge_revisits
 from archive.store import (
-    DERIVE_CHUNK,
     ArticleFields,
     Check,
     Fetch,
@@ -45,11 +44,11 @@ from archive.store import (
     add_snapshot,
     add_snapshots,
     apply_takedown,
+    derive_underived,
     record_checks,
     record_failed_checks,
     save_article,
     save_new_articles,
-    underived,
     update_derived,
 )
 from archive.warc import payload_digest
@@ -505,16 +504,12 @@ class ArchivePipeline:
         """Derive the site's articles still missing from the index, in chunks."""
         run = self.run
         try:
-            with run.sessions() as session:
-                left = underived(session, run.site_id)
-            for start in range(0, len(left), DERIVE_CHUNK):
-                with run.sessions() as session, session.begin():
-                    update_derived(session, left[start : start + DERIVE_CHUNK])
+            left = derive_underived(run.sessions, run.site_id)
         except SQLAlchemyError as exc:  # the next run tries again
             log.error("could not derive %s's remaining articles: %s", run.site.name, exc)
             return
         if left:
-            log.info("derived %d articles the derive process had not", len(left))
+            log.info("derived %d articles the derive process had not", left)
 
     # --- the end of the run -----------------------------------------------------------------
 

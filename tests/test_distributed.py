@@ -336,6 +336,44 @@ def test_only_the_last_live_worker_of_a_run_catches_up_on_what_its_site_lacks(
     assert not server.exists(run.derived)
 
 
+def test_the_coordinator_derives_what_a_worker_that_died_left_out_of_the_index(
+    tmp_path: Path, postgres_url: str, site_server: Callable[..., SiteServer], prefix: str
+) -> None:
+    """A worker killed after storing articles but before its last derive pass (holding no
+    request, so the run ends without waiting for it to be declared dead) never reaches
+    the run's catch-up, and the live workers left that to the last of them: the
+    coordinator, finishing the run, derives what the site lacks."""
+    from archive.db import make_engine, make_sessionmaker
+    from archive.search import clear_index
+
+    with cluster(tmp_path, postgres_url, site_server, prefix) as c:
+        c.start_workers(1)
+        assert {r.status for r in c.crawl().values()} == {"succeeded"}
+        run = next(r for r in runs_of(c.world) if r.site.name == "zytzb")
+        with c.world.session() as session, session.begin():
+            clear_index(session)  # what the dead worker had not derived yet
+        server = distributed.connect(c.url)
+        keys = c.keys.run(run.id)
+        server.sadd(keys.workers, "alive", "dead")
+        server.sadd(keys.derived, "alive")
+        engine = make_engine(c.world.database_url)
+        try:
+            distributed.catch_up(server, c.keys, make_sessionmaker(engine), run.id)
+            with c.world.session() as session:
+                assert underived(session, run.site_id) == []
+                others = [r.site_id for r in runs_of(c.world) if r.site_id != run.site_id]
+                assert underived(session, others[0])  # (only the run's own site)
+            # every worker that took part finished its pass: nothing to do
+            with c.world.session() as session, session.begin():
+                clear_index(session)
+            server.sadd(keys.derived, "dead")
+            distributed.catch_up(server, c.keys, make_sessionmaker(engine), run.id)
+            with c.world.session() as session:
+                assert underived(session, run.site_id)
+        finally:
+            engine.dispose()
+
+
 def test_drained_runs_end_on_the_workers_word_not_on_the_coordinators_poll(
     tmp_path: Path,
     postgres_url: str,
