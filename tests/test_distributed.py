@@ -315,6 +315,29 @@ def test_the_acknowledgement_that_drains_a_run_wakes_the_coordinators(prefix: st
         wakeup.close()
 
 
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
+def test_a_wait_for_messages_outlives_redis_being_away(tmp_path: Path) -> None:
+    """No Redis to listen to: the wait takes its time and says nothing (the caller's poll
+    goes on); once Redis is there, it listens again."""
+    port = free_port()
+    wakeup = distributed.Wakeup(
+        distributed.connect(f"redis://127.0.0.1:{port}/0", patient=False), "x:events"
+    )
+    started = time.monotonic()
+    assert wakeup.wait(0.3) == set()
+    assert 0.25 <= time.monotonic() - started < 10
+    assert wakeup.pubsub is None  # (subscribes anew next time)
+    process = start_redis(port, tmp_path)
+    try:
+        assert wakeup.wait(0.1) == set()  # subscribed again
+        redis.Redis(port=port).publish("x:events", "5")
+        assert wakeup.wait(10) == {"5"}
+    finally:
+        wakeup.close()
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def test_only_the_last_live_worker_of_a_run_catches_up_on_what_its_site_lacks(
     prefix: str,
 ) -> None:
