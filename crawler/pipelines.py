@@ -146,12 +146,16 @@ class ArchivePipeline:
         self.timer.start(BATCH_SECONDS, now=False)
 
     def close_spider(self) -> Deferred[Any] | None:
-        if self.timer is not None and self.timer.running:
-            self.timer.stop()
-        self.commit(wait=True)
+        self.store_the_rest()
         self.finish_derived()
         self.finish_revisits()
         return None
+
+    def store_the_rest(self) -> None:
+        """The run's end: no more timed commits; commit what waits."""
+        if self.timer is not None and self.timer.running:
+            self.timer.stop()
+        self.commit(wait=True)
 
     def process_item(self, item: Any) -> Any:
         if not isinstance(item, FetchedPage):

@@ -353,6 +353,8 @@ class WorkerPipeline(ArchivePipeline):
         self.crawler.signals.connect(self.on_idle, signal=signals.spider_idle)
 
     def on_idle(self, spider: Spider) -> None:
+        """Scrapy's engine has nothing in flight and nothing queued for the run: commit now
+        (the run may be drained; the scheduler acknowledges right after)."""
         if spider is self.crawler.spider and self.pending:
             self.commit(wait=True)
 
@@ -360,11 +362,8 @@ class WorkerPipeline(ArchivePipeline):
         """ArchivePipeline's end of the run, with the wait for the worker's derive pass and
         the site's catch-up in a thread, so the worker's other runs go on meanwhile."""
         if self.shared is None:
-            super().close_spider()
-            return None
-        if self.timer is not None and self.timer.running:
-            self.timer.stop()
-        self.commit(wait=True)
+            return super().close_spider()
+        self.store_the_rest()
         self.deriver = None
         done = self.shared.finish_in_thread()
         done.addCallback(lambda _: self.catch_up())
@@ -389,7 +388,6 @@ class WorkerPipeline(ArchivePipeline):
             and self.pending
             and len(self.pending) < BATCH_SIZE
             and time.monotonic() - self.last_commit < COMMIT_SECONDS
-            and not self.idle()
         ):
             return  # (not counted: the pages released so far wait for a commit)
         if self.pending:
@@ -400,15 +398,6 @@ class WorkerPipeline(ArchivePipeline):
         run = self.run
         if isinstance(run, SharedRunState):
             run.commits += 1
-
-    def idle(self) -> bool:
-        """This run's engine has nothing in flight and its queue is empty (or Redis is
-        away, which commits early: nothing is lost by it)."""
-        engine = self.crawler.engine
-        try:
-            return engine is None or engine.spider_is_idle()
-        except RuntimeError:  # (no engine slot: opening or closing)
-            return True
 
 
 class ReliableQueue(PriorityQueue):  # type: ignore[misc]
@@ -445,7 +434,6 @@ class RunQueueScheduler(Scheduler):  # type: ignore[misc]
         scheduler.stats = crawler.stats
         scheduler.crawler = crawler
         scheduler.worker = settings.get("UFARCHIVE_WORKER_ID")
-        scheduler.keys = Keys(settings.get("UFARCHIVE_REDIS_PREFIX"))
         return scheduler
 
     def open(self, spider: WorkerSpider) -> None:
@@ -513,7 +501,9 @@ class RunQueueScheduler(Scheduler):  # type: ignore[misc]
             done = [token for token, at in self.released if commits > at]
             if done:
                 self.spider.flush()  # the counters first: the run may end with these acks
-                distributed.acknowledge(self.server, self.keys, self.spider.run.run_id, done)
+                run = self.spider.run
+                assert run.deployment is not None
+                distributed.acknowledge(self.server, run.deployment, run.run_id, done)
                 self.released = [(t, at) for t, at in self.released if commits <= at]
             engine = self.crawler.engine
             if engine is not None and not engine.needs_backout() and len(self.queue):
