@@ -243,9 +243,9 @@ def form_codes(form: str) -> np.ndarray:
     return codes[emits]
 
 
-def entry_codes(title_form: str, body_form: str) -> str:
-    """`codes_literal(vector_codes(...))` of an article's title and body (`search_form`)."""
-    return codes_literal(_entry_array(title_form, body_form).tolist())
+def entry_codes(title_form: str, body_form: str) -> bytes:
+    """`codes_binary` of `vector_codes(...)` of an article's title and body (`search_form`)."""
+    return codes_binary(_entry_array(title_form, body_form))
 
 
 def _entry_array(title_form: str, body_form: str) -> np.ndarray:
@@ -272,10 +272,7 @@ def codes_binary(codes: np.ndarray) -> bytes:
 def entry_copies(items: Sequence[Indexable]) -> list[bytes]:
     """Each article's codes as `codes_binary`, for a rebuild's COPY (PostgreSQL); picklable,
     for a worker process."""
-    return [
-        codes_binary(_entry_array(search_form(item.title or ""), search_form(item.body)))
-        for item in items
-    ]
+    return [entry_codes(search_form(item.title or ""), search_form(item.body)) for item in items]
 
 
 _NOT_WORD = re.compile(r"[\W_]+")
@@ -553,11 +550,11 @@ def index_entries(
 class Entry(NamedTuple):
     """An article's index entry, made before the transaction that writes it (in a worker
     process of reindex, or of the crawl's deriver): its title's and body's tokens (the
-    columns of SQLite's FTS5 table) and, for PostgreSQL, the text of their codes."""
+    columns of SQLite's FTS5 table) and, for PostgreSQL, their codes in binary form."""
 
     title: str
     body: str
-    vector: str | None = None  # `codes_literal`
+    vector: bytes | None = None  # `entry_codes`
 
 
 def entry_text(item: Indexable, vector: bool = False) -> Entry:
@@ -686,16 +683,19 @@ def write_entries(
         # in key order: two writers then wait for each other's keys in one order, never
         # each for the other's (a deadlock, every few seconds with four crawl workers)
         pending.sort(key=lambda pair: wanted[pair[0].article_id])
-        rows = _rows(pending, wanted)
-        columns = {name: [row[name] for row in rows] for name in rows[0]}
-        columns["codes"] = [
-            entry.vector or codes_literal(vector_codes(entry.title, entry.body))
-            for _, entry in pending
-        ]
+        conn.execute(_NEW_ENTRIES_TABLE)
+        _copy_rows(
+            conn,
+            _NEW_ENTRIES,
+            [
+                (wanted[item.article_id], item, entry.vector or _codes_of(entry))
+                for item, entry in pending
+            ],
+        )
         if keys is not None:  # a rebuild's own keys: no other writer
-            conn.execute(_INSERT_CODES, columns)
+            conn.execute(_INSERT_NEW)
             return
-        written = set(conn.scalars(_INSERT_FREE, columns))
+        written = set(conn.scalars(_INSERT_NEW_FREE))
         missed = [pair for pair in pending if pair[0].article_id not in written]
         if not missed:
             return
@@ -726,13 +726,27 @@ def _rows(entries: Sequence[tuple[Indexable, Entry]], keys: dict[int, int]) -> l
 # 1 ms an entry of 1,500 codes, five times the server's parsing), and the count triggers
 # (migration 0021) fire once a batch, not once an entry (an executemany is a statement a
 # row: 6 ms an article more at 1M, 627 count rows an article).
-_INSERT_CODES = text(
-    "INSERT INTO search_docs (article_id, doc_id, version, site_id, vector)"
-    " SELECT a, d, v, s, CAST(c AS int4[]) FROM unnest(CAST(:article_id AS int4[]),"
-    " CAST(:doc_id AS int8[]), CAST(:version AS int4[]), CAST(:site_id AS int4[]),"
-    " CAST(:codes AS text[])) AS t(a, d, v, s, c)"
+def _codes_of(entry: Entry) -> bytes:
+    """The binary codes of an entry made of token strings (SQLite's kind of entry)."""
+    return codes_binary(np.array(vector_codes(entry.title, entry.body), dtype=np.int64))
+
+
+# New entries reach search_docs through a temporary table of the session's own, filled by
+# a binary COPY of codes made by numpy (`entry_codes`): a crawl worker's derive pass sent
+# them as text that the server parsed, 0.35 ms an entry (the COPY 0.07), and making the
+# text took as long again (bench/distributed.py). The move empties it; so does the commit.
+_NEW_ENTRIES = "ufa_new_entries"
+_COLUMNS = "article_id, doc_id, version, site_id, vector"
+_NEW_ENTRIES_TABLE = text(
+    f"DO $$ BEGIN IF to_regclass('pg_temp.{_NEW_ENTRIES}') IS NULL THEN"
+    f" CREATE TEMPORARY TABLE {_NEW_ENTRIES} (LIKE search_docs INCLUDING STORAGE)"
+    " ON COMMIT DELETE ROWS; END IF; END $$"
 )
-_INSERT_FREE = text(f"{_INSERT_CODES.text} ON CONFLICT DO NOTHING RETURNING article_id")
+_INSERT_NEW = text(
+    f"WITH new AS (DELETE FROM {_NEW_ENTRIES} RETURNING {_COLUMNS})"
+    f" INSERT INTO search_docs ({_COLUMNS}) SELECT {_COLUMNS} FROM new ORDER BY doc_id"
+)
+_INSERT_NEW_FREE = text(f"{_INSERT_NEW.text} ON CONFLICT DO NOTHING RETURNING article_id")
 
 
 def clear_index(session: Session) -> None:
@@ -2094,8 +2108,6 @@ def _pg_rebuild(
 # WAL) and moved by INSERT, which fills those gaps: 15-27 us an entry more than copying
 # straight in (bench/search.py).
 _STAGING = "ufa_rebuild_entries"
-_COLUMNS = "article_id, doc_id, version, site_id, vector"
-_COPY_ENTRIES = f"COPY {_STAGING} ({_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 _MOVE_ENTRIES = text(
     f"INSERT INTO search_docs ({_COLUMNS}) SELECT {_COLUMNS} FROM {_STAGING}; TRUNCATE {_STAGING}"
 )
@@ -2120,6 +2132,13 @@ def _copy_entries(
         ((keys[item.article_id], item, codes) for item, codes in zip(items, copies, strict=True)),
         key=lambda row: (row[0] & 1, row[0]),  # each half together, in key order
     )
+    _copy_rows(conn, _STAGING, rows)
+    conn.execute(_MOVE_ENTRIES)  # (a table made in this transaction is truncated in place)
+
+
+def _copy_rows(conn: Connection, table: str, rows: Sequence[tuple[int, Indexable, bytes]]) -> None:
+    """Index entries, (key, article, `codes_binary`) in the order given, into a table like
+    search_docs, by one binary COPY."""
     data = bytearray(_COPY_HEAD)
     for key, item, codes in rows:
         fields = (item.article_id, 8, key, 4, item.version, 4, item.site_id, len(codes))
@@ -2128,9 +2147,11 @@ def _copy_entries(
     data += _COPY_END
     raw = conn.connection.driver_connection
     assert raw is not None
-    with raw.cursor() as cursor, cursor.copy(_COPY_ENTRIES) as copy:
+    with (
+        raw.cursor() as cursor,
+        cursor.copy(f"COPY {table} ({_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy,
+    ):
         copy.write(data)
-    conn.execute(_MOVE_ENTRIES)  # (a table made in this transaction is truncated in place)
 
 
 def build_gin_halves(engine: Engine) -> list[str]:
