@@ -14,7 +14,8 @@ Prints, per worker count: articles/s (first request to the run's end), the ratio
 worker (the peer), the workers' CPU (cores busy on average), the machine's CPU busy share
 and its CPU time per article (workers, PostgreSQL, Redis and the site servers together;
 what does not grow with the articles, such as the processes' polling, weighs more on
-the slower runs), the 1-minute load average, and the most requests any site saw at once.
+the slower runs), the Redis commands run per article (every process's), the 1-minute
+load average, and the most requests any site saw at once.
 
     .venv/bin/python bench/distributed.py [--sites 20] [--articles 100] [--workers 1,2,4]
 """
@@ -128,6 +129,11 @@ def machine_busy() -> tuple[int, int]:
     return sum(values) - idle, sum(values)
 
 
+def redis_calls(server: redis.Redis) -> int:
+    """Commands the Redis server has run (INFO commandstats): workers, coordinator, all."""
+    return sum(int(stat["calls"]) for stat in server.info("commandstats").values())
+
+
 def run_size(
     count: int, servers: list[SiteServer], articles: int, redis_url: str
 ) -> dict[str, float]:
@@ -164,12 +170,14 @@ def run_size(
             time.sleep(0.1)
         cpu_before = sum(cpu_seconds(w.pid) for w in workers)
         busy_before = machine_busy()
+        calls_before = redis_calls(server)
         load = os.getloadavg()[0]
         started = time.time()
         runs = distributed.crawl_distributed(None, settings=load_settings(env))
         ended = time.time()
         cpu = sum(cpu_seconds(w.pid) for w in workers) - cpu_before
         busy_after = machine_busy()
+        calls = redis_calls(server) - calls_before
         bad = [r for r in runs if not r.ok]
         if bad:
             raise SystemExit(f"{len(bad)} runs failed, e.g. {bad[0].site}: {bad[0].message}")
@@ -196,6 +204,7 @@ def run_size(
             / stored
             * 1000,
             "load": load,
+            "redis_calls": calls / stored,
             "max_active": max(s.max_active for s in servers),
             "requests": sum(len(s.requests) for s in servers),
         }
@@ -239,14 +248,15 @@ def main() -> None:
     print(f"{args.sites} sites x {args.articles} articles, {LATENCY * 1000:.0f} ms per response, "
           f"at most {DOMAIN_LIMIT} requests in flight per site for all workers together")  # fmt: skip
     print("workers  articles    seconds (fetching)  articles/s  vs 1 worker  "
-          "worker CPU (cores)  machine busy  machine CPU ms/article  load(1m)  "
+          "worker CPU (cores)  machine busy  machine CPU ms/article  Redis calls/article  load(1m)  "
           "max in flight per site")  # fmt: skip
     for r in results:
         print(
             f"{r['workers']:7d}  {r['articles']:5d}/{r['expected']:<5d} {r['seconds']:6.1f} "
             f"({r['crawl_seconds']:6.1f})  "
             f"{r['rate']:10.1f}  {r['rate'] / base:10.2f}x  {r['cores']:18.2f}  "
-            f"{r['machine_busy'] * 100:11.0f}%  {r['machine_ms']:21.1f}  {r['load']:8.2f}  "
+            f"{r['machine_busy'] * 100:11.0f}%  {r['machine_ms']:21.1f}  {r['redis_calls']:19.1f}  "
+            f"{r['load']:8.2f}  "
             f"{r['max_active']:6d}"
             f"{'' if r['max_active'] <= DOMAIN_LIMIT else '  POLITENESS BROKEN'}"
         )

@@ -56,6 +56,10 @@ from crawler.sites import SiteConfig
 log = logging.getLogger("ufarchive.distributed")
 
 POLL_SECONDS = 0.5  # the coordinator looks at every run this often (and when woken)
+# and, at most this often, copies a run's progress into its row (`ufarchive status`; a
+# transaction on the archive: 40 a second for 20 runs at POLL_SECONDS) and looks for dead
+# workers' requests (a worker is dead after `crawl.worker_timeout_seconds` anyway)
+PROGRESS_SECONDS = 2.0
 # The counters a worker adds to a run's `counters` hash (RunCounters' integer fields, the
 # responses by status as `status:<code>`, and what the coordinator needs to judge the run).
 COUNTER_FIELDS = (
@@ -164,6 +168,36 @@ return 1
 """
 
 
+# Queue a request unless its fingerprint is in the run's seen set (ARGV[1] empty: a request
+# that is never filtered): scrapy-redis's duplicate filter and queue push, one round trip.
+ENQUEUE_SCRIPT = """
+if ARGV[1] ~= '' and redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+return 1
+"""
+# Claim a new article's URL for this run: 0 if a worker has scheduled it already, -1 if the
+# run's page budget is spent (the page counted, as a refused INCR always was), else 1 with
+# the page taken and the URL scheduled. One round trip where a check, the budget and the
+# mark were three, and two workers can no longer both schedule one URL.
+CLAIM_SCRIPT = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 0 end
+if redis.call('INCR', KEYS[2]) > tonumber(ARGV[2]) then return -1 end
+redis.call('SADD', KEYS[1], ARGV[1])
+return 1
+"""
+_scripts: dict[str, Any] = {}
+
+
+def run_script(server: redis.Redis, script: str, keys: list[Any], args: list[Any]) -> Any:
+    """Run one of the Lua scripts above by its SHA (EVALSHA), not by sending its text each
+    time (every request runs two or three); a server that does not know it yet (new, or
+    restarted) is sent it once (redis-py's Script)."""
+    found = _scripts.get(script)
+    if found is None:
+        found = _scripts[script] = server.register_script(script)
+    return found(keys=keys, args=args, client=server)
+
+
 def number_or_text(value: str) -> int | str:
     try:
         return int(value)
@@ -193,7 +227,7 @@ def requeue_dead(server: redis.Redis, keys: Keys, run_id: int, alive: Iterable[s
     for token in server.hkeys(run.inflight):
         holder = as_text(token).split("|", 1)[0]
         if holder not in alive_set:
-            moved += int(server.eval(REQUEUE_SCRIPT, 2, run.inflight, run.queue, token))
+            moved += int(run_script(server, REQUEUE_SCRIPT, [run.inflight, run.queue], [token]))
     if moved:
         log.warning("run %d: %d requests of dead workers went back to the queue", run_id, moved)
     return moved
@@ -203,9 +237,9 @@ def acknowledge(server: redis.Redis, keys: Keys, run_id: int, tokens: list[str])
     """The worker has handled these requests and committed what they stored."""
     run = keys.run(run_id)
     for start in range(0, len(tokens), ACK_CHUNK):
-        server.eval(
-            ACK_SCRIPT, 2, run.inflight, run.queue, keys.events, str(run_id),
-            *tokens[start : start + ACK_CHUNK],
+        run_script(
+            server, ACK_SCRIPT, [run.inflight, run.queue],
+            [keys.events, str(run_id), *tokens[start : start + ACK_CHUNK]],
         )  # fmt: skip
 
 
@@ -383,13 +417,20 @@ class RunProgress:
     deadline: float
     finished: bool = False
     closing_since: float | None = None  # when the run was found drained
+    copied_at: float = 0.0  # time.monotonic() of the last copy_progress
+
+    def copy_due(self) -> bool:
+        """Time to copy the run's progress again (PROGRESS_SECONDS); if so, it is done now."""
+        now = time.monotonic()
+        if now - self.copied_at < PROGRESS_SECONDS:
+            return False
+        self.copied_at = now
+        return True
 
 
-def read_counters(
-    server: redis.Redis, keys: Keys, run_id: int
-) -> tuple[RunCounters, dict[str, int]]:
-    raw = {as_text(k): int(v) for k, v in server.hgetall(keys.run(run_id).counters).items()}
-    counters = RunCounters(
+def counters_of(raw: dict[str, int]) -> RunCounters:
+    """A run's counters as the workers added them up in its `counters` hash."""
+    return RunCounters(
         requests=raw.get("requests", 0),
         bytes_received=raw.get("bytes_received", 0),
         responses_by_status={
@@ -398,36 +439,32 @@ def read_counters(
         unreachable=bool(raw.get("unreachable")),
         **{f: raw.get(f, 0) for f in COUNTER_FIELDS if f.startswith(("articles_", "revisits_"))},
     )
-    return counters, raw
-
-
-def take_errors(server: redis.Redis, keys: Keys, run_id: int) -> list[tuple[str | None, str, str]]:
-    run = keys.run(run_id)
-    pipe = server.pipeline(transaction=True)
-    pipe.lrange(run.errors, 0, -1)
-    pipe.delete(run.errors)
-    items, _ = pipe.execute()
-    return [(url, kind, message) for url, kind, message in map(json.loads, items)]
 
 
 def copy_progress(
     server: redis.Redis, keys: Keys, sessions: sessionmaker[Session], run_id: int
 ) -> dict[str, int]:
-    """Write the workers' counters and new errors into the run row; the raw counters."""
-    counters, raw = read_counters(server, keys, run_id)
-    errors = take_errors(server, keys, run_id)
-    workers = int(server.scard(keys.run(run_id).workers))
-    stats = {
-        as_text(k): number_or_text(as_text(v))
-        for k, v in server.hgetall(keys.run(run_id).stats).items()
-    }
+    """Write the workers' counters and new errors into the run row; the raw counters.
+    What it reads of the run (and the errors it takes) comes in one transaction, one round
+    trip."""
+    run = keys.run(run_id)
+    pipe = server.pipeline(transaction=True)
+    pipe.hgetall(run.counters)
+    pipe.lrange(run.errors, 0, -1)
+    pipe.delete(run.errors)
+    pipe.scard(run.workers)
+    pipe.hgetall(run.stats)
+    counted, items, _, workers, stored_stats = pipe.execute()
+    raw = {as_text(k): int(v) for k, v in counted.items()}
+    errors = [(url, kind, message) for url, kind, message in map(json.loads, items)]
+    stats = {as_text(k): number_or_text(as_text(v)) for k, v in stored_stats.items()}
     try:
         with sessions() as session, session.begin():
-            update_run(session, run_id, counters, errors, stats=stats or None)
-            session.get_one(CrawlRun, run_id).workers = workers
+            update_run(session, run_id, counters_of(raw), errors, stats=stats or None)
+            session.get_one(CrawlRun, run_id).workers = int(workers)
     except SQLAlchemyError:
         if errors:  # keep them for the next try
-            server.rpush(keys.run(run_id).errors, *[json.dumps(e) for e in errors])
+            server.rpush(run.errors, *[json.dumps(e) for e in errors])
         raise
     return raw
 
@@ -485,9 +522,10 @@ def look_at(
     full: bool,
 ) -> None:
     """One look at a run: finish it if it is past its deadline, or closed by every worker
-    that took part; close it if it is drained; else (on a `full` look, every poll) copy
-    its progress and requeue dead workers' requests."""
-    if full:
+    that took part; close it if it is drained; on a `full` look (every poll), once every
+    PROGRESS_SECONDS, requeue dead workers' requests and copy its progress."""
+    slow = full and run.copy_due()
+    if slow:
         requeue_dead(server, keys, run.run_id, alive)
     if time.time() > run.deadline:
         server.delete(keys.run(run.run_id).queue)
@@ -498,12 +536,12 @@ def look_at(
         waiting = closing_workers(server, keys, run.run_id, alive)
         if not waiting or time.time() - run.closing_since > CLOSE_WAIT_SECONDS:
             finish(server, keys, sessions, run)
-        elif full:
+        elif slow:
             copy_progress(server, keys, sessions, run.run_id)
     elif is_drained(server, keys, run.run_id):
         close_run(server, keys, run.run_id)
         run.closing_since = time.time()
-    elif full:
+    elif slow:
         copy_progress(server, keys, sessions, run.run_id)
 
 

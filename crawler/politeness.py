@@ -27,7 +27,7 @@ from scrapy.http import Request, Response
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.misc import build_from_crawler
 
-from crawler.distributed import Keys, RunKeys, connect
+from crawler.distributed import Keys, RunKeys, connect, run_script
 from crawler.middlewares import SharedRobotsTxtMiddleware, wait
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class DomainLeaseMiddleware:
         while True:
             keys = (domain + ":leases", domain + ":next")
             args = (lease, self.lease_ms, self.limit, self.delay_ms)
-            answer = int(self.server.eval(ACQUIRE_SCRIPT, 2, *keys, *args))
+            answer = int(run_script(self.server, ACQUIRE_SCRIPT, list(keys), list(args)))
             if answer == 0:
                 break
             await wait(answer / 1000 if answer > 0 else FULL_POLL_SECONDS)

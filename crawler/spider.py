@@ -254,6 +254,10 @@ class NewsSpider(scrapy.Spider):
         """A request within the run's page budget (`max_pages`), or None once it is spent."""
         if not self.take_budget():
             return None
+        return self.make_request(url, callback, kind, **kwargs)
+
+    def make_request(self, url: str, callback: Any, kind: str, **kwargs: Any) -> Request:
+        """`request` with its page of the budget already taken."""
         meta = {"kind": kind, **kwargs.pop("meta", {})}
         if kind == "start" and self.settings.get("JOBDIR"):
             # A resumed crawl (JOBDIR) has seen its start URLs: fetch them again anyway, so
@@ -273,24 +277,32 @@ class NewsSpider(scrapy.Spider):
     def article_request(self, url: str, updated: datetime | None = None) -> Request | None:
         """Fetch an article unless the archive has it unchanged; conditionally if it has it."""
         canonical = self.site.canonical(url)
-        if canonical in self.scheduled or not self.is_allowed(url):
+        if not self.is_allowed(url):
             return None
         known = self.run.known.get(canonical)
-        if known is not None and not self.refresh and not is_newer(updated, known):
-            assert self.crawler.stats is not None
-            self.crawler.stats.inc_value("ufarchive/known_skipped")
-            return None
         if known is not None:
+            if canonical in self.scheduled:
+                return None
+            if not self.refresh and not is_newer(updated, known):
+                assert self.crawler.stats is not None
+                self.crawler.stats.inc_value("ufarchive/known_skipped")
+                return None
             return self.known_request(known, kind="article", url=url)
-        request = self.request(
+        if not self.claim(canonical):
+            return None
+        return self.make_request(
             url,
             self.parse_article,
             kind="article",
             meta={"handle_httpstatus_list": ARTICLE_STATUSES},
         )
-        if request is not None:
-            self.scheduled.add(canonical)
-        return request
+
+    def claim(self, canonical: str) -> bool:
+        """Schedule a new article's URL once a run, within the page budget."""
+        if canonical in self.scheduled or not self.take_budget():
+            return False
+        self.scheduled.add(canonical)
+        return True
 
     def known_request(self, known: Known, kind: str, url: str | None = None) -> Request | None:
         """A conditional request for a stored article (a revisit, a refresh, a feed update),

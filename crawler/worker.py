@@ -227,6 +227,21 @@ class WorkerSpider(NewsSpider):
             return False
         return True
 
+    def claim(self, canonical: str) -> bool:
+        """NewsSpider's claim on the run's shared set and budget, in one atomic step
+        (`CLAIM_SCRIPT`)."""
+        assert self.run.keys is not None
+        claimed = int(
+            distributed.run_script(
+                self.run.server, distributed.CLAIM_SCRIPT,
+                [self.run.keys.scheduled, self.run.keys.budget], [canonical, self.site.max_pages],
+            )
+        )  # fmt: skip
+        if claimed < 0:
+            assert self.crawler.stats is not None
+            self.crawler.stats.inc_value("ufarchive/max_pages_reached")
+        return claimed > 0
+
     def note_start(self, response: Response) -> None:
         if response.meta.get("kind") == "start" and response.status == 200:
             self.run.add("start_ok")
@@ -409,9 +424,9 @@ class ReliableQueue(PriorityQueue):  # type: ignore[misc]
 
     def pop(self, timeout: int = 0) -> Request | None:
         run = self.run
-        found = self.server.eval(
-            distributed.POP_SCRIPT, 4, run.queue, run.inflight, run.counter, run.workers,
-            self.worker,
+        found = distributed.run_script(
+            self.server, distributed.POP_SCRIPT,
+            [run.queue, run.inflight, run.counter, run.workers], [self.worker],
         )  # fmt: skip
         if not found:
             return None
@@ -456,13 +471,20 @@ class RunQueueScheduler(Scheduler):  # type: ignore[misc]
             self.soon.schedule()
 
     def enqueue_request(self, request: Request) -> bool:
-        # scrapy-redis 0.9.1's own passes `spider=` to the stats, deprecated in Scrapy 2.19
-        if not request.dont_filter and self.df.request_seen(request):
+        """scrapy-redis's duplicate filter and queue push (as its PriorityQueue stores a
+        request) in one step, `ENQUEUE_SCRIPT`. (scrapy-redis 0.9.1's own also passes
+        `spider=` to the stats, deprecated in Scrapy 2.19.)"""
+        fingerprint = "" if request.dont_filter else self.df.request_fingerprint(request)
+        data = self.queue._encode_request(request)
+        queued = distributed.run_script(
+            self.server, distributed.ENQUEUE_SCRIPT, [self.run.seen, self.run.queue],
+            [fingerprint, -request.priority, data],
+        )  # fmt: skip
+        if not queued:
             self.df.log(request, self.spider)
             return False
         if self.stats:
             self.stats.inc_value("scheduler/enqueued/redis")
-        self.queue.push(request)
         return True
 
     def next_request(self) -> Request | None:
@@ -522,9 +544,10 @@ class RunQueueScheduler(Scheduler):  # type: ignore[misc]
         tokens = list(self.held.values()) + [token for token, _ in self.released]
         try:
             for token in tokens:
-                self.server.eval(
-                    distributed.REQUEUE_SCRIPT, 2, self.run.inflight, self.run.queue, token
-                )
+                distributed.run_script(
+                    self.server, distributed.REQUEUE_SCRIPT,
+                    [self.run.inflight, self.run.queue], [token],
+                )  # fmt: skip
         except RedisError:
             log.warning(
                 "Redis is away; %d requests go back when this worker times out", len(tokens)

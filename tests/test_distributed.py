@@ -7,6 +7,7 @@ shared one is never restarted.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -313,6 +314,99 @@ def test_the_acknowledgement_that_drains_a_run_wakes_the_coordinators(prefix: st
         assert server.hlen(run.inflight) == 0
     finally:
         wakeup.close()
+
+
+def test_an_article_url_is_claimed_once_within_the_budget_in_one_step(prefix: str) -> None:
+    """CLAIM_SCRIPT, what a worker runs for a new article's link: the first claim of a URL
+    takes a page of the run's budget and schedules it; a second (another worker's, the
+    same page listed twice) gets nothing and takes no page; once the budget is spent a new
+    URL is refused and not scheduled, so the next run can find it."""
+    server = distributed.connect(redis_url())
+    run = Keys(prefix).run(3)
+
+    def claim(url: str) -> int:
+        args = [url, 3]  # max_pages
+        keys = [run.scheduled, run.budget]
+        return int(distributed.run_script(server, distributed.CLAIM_SCRIPT, keys, args))
+
+    server.set(run.budget, 1)  # the start page the coordinator queued
+    assert [claim("/a"), claim("/a"), claim("/b"), claim("/a")] == [1, 0, 1, 0]
+    assert claim("/c") == -1
+    assert server.smembers(run.scheduled) == {b"/a", b"/b"}
+    assert int(server.get(run.budget) or 0) == 4  # 1 + a + b + the refused c
+    # the server forgot its scripts (restarted): the next call sends the script again
+    server.script_flush()
+    assert claim("/b") == 0 and claim("/d") == -1
+
+
+def test_a_request_is_queued_unless_its_fingerprint_was_seen_in_one_step(prefix: str) -> None:
+    """ENQUEUE_SCRIPT, a worker's scheduler's enqueue: scrapy-redis's duplicate filter and
+    priority queue in one round trip; an empty fingerprint (dont_filter) always queues."""
+    server = distributed.connect(redis_url())
+    run = Keys(prefix).run(4)
+
+    def enqueue(fingerprint: str, priority: int, data: bytes) -> int:
+        keys = [run.seen, run.queue]
+        args = [fingerprint, -priority, data]
+        return int(distributed.run_script(server, distributed.ENQUEUE_SCRIPT, keys, args))
+
+    assert enqueue("f1", 0, b"one") == 1
+    assert enqueue("f1", 5, b"one again") == 0
+    assert enqueue("", 0, b"start page") == 1 and enqueue("", 0, b"start page") == 1
+    assert enqueue("f2", 10, b"urgent") == 1
+    assert server.smembers(run.seen) == {b"f1", b"f2"}
+    # highest priority first (scrapy-redis's score is -priority), one entry per distinct data
+    assert server.zrange(run.queue, 0, -1) == [b"urgent", b"one", b"start page"]
+
+
+def test_the_coordinator_copies_a_runs_progress_at_most_every_few_seconds(
+    prefix: str, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full look at a run (every POLL_SECONDS) copies the workers' counters and errors
+    into the run's row only once every PROGRESS_SECONDS (each copy is a transaction on
+    the archive: 40 a second for 20 runs at the poll's pace); the errors wait in Redis."""
+    from archive.db import make_engine, make_sessionmaker, upgrade
+    from archive.models import CrawlError, Site
+
+    monkeypatch.setattr(distributed, "PROGRESS_SECONDS", 3600.0)
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    sessions = make_sessionmaker(engine)
+    server = distributed.connect(redis_url())
+    keys = Keys(prefix)
+    try:
+        with sessions() as session, session.begin():
+            site = Site(name="s", title="S")
+            session.add(site)
+            session.flush()
+            row = CrawlRun(site_id=site.id, status="running", trigger="manual")
+            session.add(row)
+            session.flush()
+            run_id = row.id
+        run = distributed.RunProgress(run_id, 1, time.time() + 600)
+        server.zadd(keys.run(run_id).queue, {"a request": 0})  # not drained
+        server.hset(keys.run(run_id).counters, mapping={"requests": 5, "articles_new": 2})
+
+        def stored() -> tuple[int, int]:
+            with sessions() as session:
+                requests = session.get_one(CrawlRun, run_id).requests
+                errors = session.scalar(select(func.count()).select_from(CrawlError)) or 0
+                return requests, errors
+
+        distributed.look_at(server, keys, sessions, run, [], full=True)
+        assert stored() == (5, 0)
+        server.hset(keys.run(run_id).counters, "requests", 9)
+        server.rpush(keys.run(run_id).errors, json.dumps(["https://x/1", "http", "503"]))
+        for _ in range(3):
+            distributed.look_at(server, keys, sessions, run, [], full=True)
+        assert stored() == (5, 0)
+        assert server.llen(keys.run(run_id).errors) == 1  # waiting, not lost
+        run.copied_at = 0.0  # PROGRESS_SECONDS later
+        distributed.look_at(server, keys, sessions, run, [], full=True)
+        assert stored() == (9, 1)
+        assert server.llen(keys.run(run_id).errors) == 0
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
