@@ -721,11 +721,6 @@ def _rows(entries: Sequence[tuple[Indexable, Entry]], keys: dict[int, int]) -> l
     ]
 
 
-# One statement for the whole batch, its columns as arrays: the codes go as the text of an
-# int4[] each (made where the tokens are, in a worker process: psycopg's list adapter took
-# 1 ms an entry of 1,500 codes, five times the server's parsing), and the count triggers
-# (migration 0021) fire once a batch, not once an entry (an executemany is a statement a
-# row: 6 ms an article more at 1M, 627 count rows an article).
 def _codes_of(entry: Entry) -> bytes:
     """The binary codes of an entry made of token strings (SQLite's kind of entry)."""
     return codes_binary(np.array(vector_codes(entry.title, entry.body), dtype=np.int64))
@@ -735,6 +730,8 @@ def _codes_of(entry: Entry) -> bytes:
 # a binary COPY of codes made by numpy (`entry_codes`): a crawl worker's derive pass sent
 # them as text that the server parsed, 0.35 ms an entry (the COPY 0.07), and making the
 # text took as long again (bench/distributed.py). The move empties it; so does the commit.
+# One move for the whole batch, so the count triggers (migration 0021) fire once a batch,
+# not once an entry (an executemany is a statement a row: 6 ms an article more at 1M).
 _NEW_ENTRIES = "ufa_new_entries"
 _COLUMNS = "article_id, doc_id, version, site_id, vector"
 _NEW_ENTRIES_TABLE = text(
