@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -434,3 +436,59 @@ def test_a_crawl_process_started_ahead_takes_the_next_run_and_only_with_its_envi
         processes.close()
     assert processes.spare is None
     assert all(p.poll() is not None for p in (ahead, waiting, dead))
+
+
+def wait_until_reading_stdin(pid: int, timeout: float = 60) -> None:
+    """Until the process blocks in read(2) on its stdin (Linux: /proc/PID/syscall)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if Path(f"/proc/{pid}/syscall").read_text().split()[:2] == ["0", "0x0"]:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} never waited on its stdin")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_crawl_process_stopped_before_its_crawl_starts_ends_its_run_interrupted(
+    world: World, tmp_path: Path, signum: signal.Signals
+) -> None:
+    """The scheduler stops a crawl it has just handed to the process started ahead: the
+    signal reaches that process before Scrapy has set up its handlers (they come with the
+    reactor). It still stops as Scrapy does on the signal (the run `interrupted`, its
+    queue kept for the next start), not dead by the signal (`killed`)."""
+    from archive.db import make_sessionmaker
+    from archive.settings import load_settings
+    from crawler.runner import CrawlProcesses, child_env, close_orphans, load_runs, start_runs
+    from crawler.sites import check_sites
+
+    settings = load_settings(world.env())
+    processes = CrawlProcesses(ahead=True)
+    env = child_env(settings)
+    engine = make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
+    try:
+        processes.prepare(env)
+        assert processes.spare is not None
+        ahead = processes.spare[0]
+        wait_until_reading_stdin(ahead.pid)
+        sites, _ = check_sites(settings.sites_dir, ["zytzb"])
+        (run_id,) = start_runs(sessions, sites)
+        log_file = tmp_path / "stopped.log"
+        jobdir = tmp_path / "jobdir"
+        child = processes.start(
+            ["--run", f"zytzb={run_id}", "--jobdir", str(jobdir)], log_file, env
+        )
+        assert child is ahead
+        child.send_signal(signum)  # it has just read its run: Scrapy is not running yet
+        assert child.wait(timeout=60) == 0, f"exit code {child.returncode}"
+        close_orphans(sessions, [run_id], child.returncode, log_file)  # as the scheduler does
+        (run,) = load_runs(sessions, [run_id])
+        assert run.status == "interrupted", run.message
+        assert f"Received {signum.name}" in log_file.read_text(encoding="utf-8")
+        # nothing is left half-done: the next crawl finishes the site
+        again = world.crawl("zytzb")["zytzb"]
+        assert again.status == "succeeded", again.message
+        assert len(world.articles("zytzb")) == len(expected("zytzb")["articles"])
+    finally:
+        processes.close()
+        engine.dispose()
