@@ -417,7 +417,9 @@ class RunProgress:
     deadline: float
     finished: bool = False
     closing_since: float | None = None  # when the run was found drained
-    copied_at: float = 0.0  # time.monotonic() of the last copy_progress
+    # time.monotonic() of the last copy_progress; the first is due at once (monotonic time
+    # starts near 0 at boot: a 0 here left a run's first copy for later on a new machine)
+    copied_at: float = float("-inf")
 
     def copy_due(self) -> bool:
         """Time to copy the run's progress again (PROGRESS_SECONDS); if so, it is done now."""
