@@ -254,6 +254,10 @@ def test_two_workers_store_every_article_once_and_hold_politeness_together(
                 expected("zytzb")["missing"]
             )
         assert not distributed.active_runs(distributed.connect(c.url), c.keys)
+        # every lease was given back (those that rode on no acquisition too): no site is
+        # left with slots taken until they expire
+        held = list(distributed.connect(c.url).scan_iter(match=f"{c.prefix}domain:*:leases"))
+        assert held == [], held
         listed = subprocess.run(
             [sys.executable, "-m", "crawler", "runs"], env=c.env(),
             capture_output=True, text=True, timeout=60, check=True,
@@ -337,6 +341,40 @@ def test_an_article_url_is_claimed_once_within_the_budget_in_one_step(prefix: st
     # the server forgot its scripts (restarted): the next call sends the script again
     server.script_flush()
     assert claim("/b") == 0 and claim("/d") == -1
+
+
+def test_a_lease_given_back_rides_on_the_next_acquisition_or_goes_on_its_own(
+    prefix: str,
+) -> None:
+    """DomainLeaseMiddleware: a lease given back stays taken until the worker's next
+    acquisition (any site's) removes it in the same script, or a flush does; the limit
+    counts it until then (a site never sees a request more)."""
+    from scrapy.settings import Settings as ScrapySettings
+    from scrapy.signalmanager import SignalManager
+
+    from crawler.politeness import DomainLeaseMiddleware
+
+    class Crawler:  # what the middleware reads of Scrapy's: settings and signals
+        settings = ScrapySettings({
+            "UFARCHIVE_REDIS_URL": redis_url(), "UFARCHIVE_REDIS_PREFIX": prefix,
+            "UFARCHIVE_DOMAIN_CONCURRENCY": 1, "UFARCHIVE_DOMAIN_DELAY": 0,
+            "DOWNLOAD_TIMEOUT": 5,
+        })  # fmt: skip
+        signals = SignalManager()
+
+    middleware = DomainLeaseMiddleware(Crawler())  # type: ignore[arg-type]
+    server = distributed.connect(redis_url())
+    a, b = Keys(prefix).domain("a.example:80"), Keys(prefix).domain("b.example:80")
+    assert middleware.acquire(a, "lease-a1") == 0
+    assert middleware.acquire(a, "lease-a2") == -1  # the limit: one at a time
+    middleware.given_back.append((a + ":leases", "lease-a1"))  # what release() does
+    assert server.zrange(a + ":leases", 0, -1) == [b"lease-a1"]  # still counted
+    assert middleware.acquire(b, "lease-b1") == 0  # takes a1 back along
+    assert server.zcard(a + ":leases") == 0 and middleware.given_back == []
+    assert middleware.acquire(a, "lease-a2") == 0
+    middleware.given_back += [(a + ":leases", "lease-a2"), (b + ":leases", "lease-b1")]
+    middleware.flush()  # no acquisition came: on their own, in one round trip
+    assert server.exists(a + ":leases", b + ":leases") == 0 and middleware.given_back == []
 
 
 def test_a_request_is_queued_unless_its_fingerprint_was_seen_in_one_step(prefix: str) -> None:
