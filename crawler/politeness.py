@@ -11,10 +11,9 @@ a killed worker expires after twice the download timeout. "Domain" is the host a
 
 A lease given back rides on the worker's next acquisition (the same script removes it
 first), or goes on its own at most RELEASE_SECONDS later: one Redis round trip a request
-instead of two (a worker's 7.5 an article -> 6.4, bench/distributed.py). Leases are a
-large part of a distributed article's cost: without them (an experiment) two workers did
-163-170 articles/s instead of 143-147. A slot comes back to the others at most that much
-later: never a request more at a site, at worst a few milliseconds fewer.
+instead of two (a worker's 7.5 an article -> 6.4, bench/distributed.py). A slot comes
+back to the others at most that much later: never a request more at a site, at worst a
+few milliseconds fewer.
 
 robots.txt is read once per site per run: the first worker that needs it takes a lock,
 downloads it and stores the body under the run's keys; the others wait for it and parse
