@@ -229,6 +229,7 @@ def run_crawl(
         processes = processes or CrawlProcesses()
         env = child_env(settings)
         child = processes.start(args, log_file, env)
+        stopped = False
         try:
             while child.poll() is None:
                 if on_progress:  # the database may restart under a crawl: wait for it
@@ -236,6 +237,7 @@ def run_crawl(
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     child.wait(timeout=POLL_SECONDS)  # returns as soon as the child ends
         except KeyboardInterrupt:
+            stopped = True
             child.send_signal(signal.SIGINT)  # Scrapy stops gracefully and closes the runs
             try:
                 child.wait(timeout=30)
@@ -244,7 +246,7 @@ def run_crawl(
                 child.wait()
             raise
         finally:
-            close_orphans(sessions, run_ids, child.returncode, log_file)
+            close_orphans(sessions, run_ids, child.returncode, log_file, stopped)
             processes.prepare(env)
 
         def judge() -> None:
@@ -291,10 +293,21 @@ def child_env(settings: Settings) -> dict[str, str]:
 
 
 def close_orphans(
-    sessions: sessionmaker[Session], run_ids: list[int], returncode: int | None, log_file: Path
+    sessions: sessionmaker[Session],
+    run_ids: list[int],
+    returncode: int | None,
+    log_file: Path,
+    stopped: bool = False,
 ) -> None:
-    """Runs the child did not close (it crashed or was killed) end as failed or killed."""
-    if returncode is None:
+    """Runs the child did not close (it crashed or was killed) end as failed or killed.
+
+    A child that was `stopped` (sent SIGTERM or SIGINT) and died of that signal got it
+    before its `main()` took the signals over (StopSignals): in its first imports, before
+    its crawl touched anything. Its runs end `interrupted`, like any stopped crawl's (the
+    scheduler then keeps the site's queue: the one a clean stop left, or none)."""
+    if stopped and returncode in (-signal.SIGTERM, -signal.SIGINT):
+        status, why = RunStatus.INTERRUPTED, "stopped before its crawl began"
+    elif returncode is None:
         status, why = RunStatus.KILLED, "crawl process did not stop"
     elif returncode < 0:
         status, why = RunStatus.KILLED, f"crawl process killed by signal {-returncode}"

@@ -333,7 +333,8 @@ class CrawlScheduler:
             with self.lock:
                 self.children.pop(site.name, None)
             self.metrics.running.dec()
-            close_orphans(self.sessions, [run_id], child.returncode, log_file)
+            stopped = self.stopping.is_set() or timed_out  # we sent it SIGTERM
+            close_orphans(self.sessions, [run_id], child.returncode, log_file, stopped)
             self.processes.prepare(child_env(self.settings))  # none once stop() closed them
             if timed_out:
                 with self.sessions() as session, session.begin():
