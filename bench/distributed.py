@@ -18,6 +18,7 @@ the slower runs), the Redis commands run per article (every process's), the 1-mi
 load average, and the most requests any site saw at once.
 
     .venv/bin/python bench/distributed.py [--sites 20] [--articles 100] [--workers 1,2,4]
+        [--rounds 1]
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import argparse
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -231,35 +233,55 @@ def main() -> None:
     parser.add_argument("--sites", type=int, default=20)
     parser.add_argument("--articles", type=int, default=100, help="articles per site")
     parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument(
+        "--rounds", type=int, default=1,
+        help="run the worker counts this many times, interleaved (1, 2, 4, 1, 2, 4...); each "
+        "run's ratio is to the one-worker run of its own round, and the medians are printed",
+    )  # fmt: skip
     args = parser.parse_args()
+    counts = [int(c) for c in args.workers.split(",")]
     redis_url = os.environ.get("UFARCHIVE_REDIS_URL", DEFAULT_REDIS_URL)
     servers = [SiteServer().start() for _ in range(args.sites)]
     try:
         for n, server in enumerate(servers):
             build_site(server, n, args.articles)
             server.latency = LATENCY
-        results = [
-            run_size(int(c), servers, args.articles, redis_url) for c in args.workers.split(",")
+        rounds = [
+            [run_size(c, servers, args.articles, redis_url) for c in counts]
+            for _ in range(args.rounds)
         ]
     finally:
         for server in servers:
             server.stop()
-    base = results[0]["rate"]
     print(f"{args.sites} sites x {args.articles} articles, {LATENCY * 1000:.0f} ms per response, "
           f"at most {DOMAIN_LIMIT} requests in flight per site for all workers together")  # fmt: skip
     print("workers  articles    seconds (fetching)  articles/s  vs 1 worker  "
           "worker CPU (cores)  machine busy  machine CPU ms/article  Redis calls/article  load(1m)  "
           "max in flight per site")  # fmt: skip
-    for r in results:
-        print(
-            f"{r['workers']:7d}  {r['articles']:5d}/{r['expected']:<5d} {r['seconds']:6.1f} "
-            f"({r['crawl_seconds']:6.1f})  "
-            f"{r['rate']:10.1f}  {r['rate'] / base:10.2f}x  {r['cores']:18.2f}  "
-            f"{r['machine_busy'] * 100:11.0f}%  {r['machine_ms']:21.1f}  {r['redis_calls']:19.1f}  "
-            f"{r['load']:8.2f}  "
-            f"{r['max_active']:6d}"
-            f"{'' if r['max_active'] <= DOMAIN_LIMIT else '  POLITENESS BROKEN'}"
-        )
+    for results in rounds:
+        base = results[0]["rate"]  # this round's first count (one worker by default)
+        for r in results:
+            print(
+                f"{r['workers']:7d}  {r['articles']:5d}/{r['expected']:<5d} {r['seconds']:6.1f} "
+                f"({r['crawl_seconds']:6.1f})  "
+                f"{r['rate']:10.1f}  {r['rate'] / base:10.2f}x  {r['cores']:18.2f}  "
+                f"{r['machine_busy'] * 100:11.0f}%  {r['machine_ms']:21.1f}  "
+                f"{r['redis_calls']:19.1f}  {r['load']:8.2f}  {r['max_active']:6d}"
+                f"{'' if r['max_active'] <= DOMAIN_LIMIT else '  POLITENESS BROKEN'}"
+            )
+    if len(rounds) > 1:
+        # This machine's speed drifts by a fifth within minutes: a ratio is taken within a
+        # round (runs a minute apart), and the medians of the rounds are the figures.
+        print(f"medians of {len(rounds)} rounds:")
+        for i, count in enumerate(counts):
+            rates = [results[i]["rate"] for results in rounds]
+            ratios = [results[i]["rate"] / results[0]["rate"] for results in rounds]
+            print(
+                f"{count:7d} workers  {statistics.median(rates):10.1f} articles/s "
+                f"({min(rates):.1f}-{max(rates):.1f})  {statistics.median(ratios):.2f}x "
+                f"({min(ratios):.2f}-{max(ratios):.2f})  machine CPU ms/article "
+                f"{statistics.median(results[i]['machine_ms'] for results in rounds):.1f}"
+            )
 
 
 if __name__ == "__main__":
