@@ -98,8 +98,7 @@ class DomainLeaseMiddleware:
 
     def acquire(self, domain: str, lease: str) -> int:
         """ACQUIRE_SCRIPT for a lease of `domain`, with the leases given back meanwhile."""
-        riders = self.given_back[:RELEASES_A_CALL]
-        del self.given_back[: len(riders)]
+        riders = self.take_given_back()
         keys = [domain + ":leases", domain + ":next", *(key for key, _ in riders)]
         args = [lease, self.lease_ms, self.limit, self.delay_ms, *(held for _, held in riders)]
         try:
@@ -107,6 +106,12 @@ class DomainLeaseMiddleware:
         except RedisError:
             self.given_back[:0] = riders  # not removed: the next call or flush tries again
             raise
+
+    def take_given_back(self) -> list[tuple[str, str]]:
+        """The oldest leases given back, at most RELEASES_A_CALL, taken off the list."""
+        riders = self.given_back[:RELEASES_A_CALL]
+        del self.given_back[: len(riders)]
+        return riders
 
     def process_response(self, request: Request, response: Response) -> Response:
         self.release(request)
@@ -126,8 +131,7 @@ class DomainLeaseMiddleware:
         """Remove the leases given back that no acquisition took along (and all of them
         when the spider closes). Redis away: they wait for the next call."""
         while self.given_back:
-            riders = self.given_back[:RELEASES_A_CALL]
-            del self.given_back[: len(riders)]
+            riders = self.take_given_back()
             pipe = self.server.pipeline(transaction=False)
             for key, lease in riders:
                 pipe.zrem(key, lease)
