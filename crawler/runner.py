@@ -12,7 +12,6 @@ import argparse
 import contextlib
 import gc
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -22,7 +21,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -35,11 +33,6 @@ from archive.models import CrawlRun, RunStatus, utcnow
 from archive.settings import Settings, load_settings
 from archive.store import ensure_site, finish_run, start_run
 from crawler.sites import SiteConfig, check_sites
-
-if TYPE_CHECKING:
-    from scrapy.crawler import Crawler, CrawlerProcess
-
-log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
 # What a crawl imports before its first request (its Scrapy components included) and at
@@ -302,9 +295,9 @@ def close_orphans(
     """Runs the child did not close (it crashed or was killed) end as failed or killed.
 
     A child that was `stopped` (sent SIGTERM or SIGINT) and died of that signal got it
-    before its `main()` took the signals over (StopSignals): in its first imports, before
-    its crawl touched anything. Its runs end `interrupted`, like any stopped crawl's (the
-    scheduler then keeps the site's queue: the one a clean stop left, or none)."""
+    before Scrapy's handlers, which come with its reactor: while it was still starting,
+    before its crawl fetched anything. Its runs end `interrupted`, like any stopped
+    crawl's (the scheduler then keeps the site's queue: the one a clean stop left, or none)."""
     if stopped and returncode in (-signal.SIGTERM, -signal.SIGINT):
         status, why = RunStatus.INTERRUPTED, "stopped before its crawl began"
     elif returncode is None:
@@ -431,75 +424,8 @@ def crawl_in_this_process(
     redact.install(redact.secret_values(settings))  # on the handler Scrapy just installed
     for site, run_id in runs:
         process.crawl(NewsSpider, site=site, run_id=run_id, refresh=refresh)
-    STOP_SIGNALS.attach(process)
-    process.start(install_signal_handlers=False)  # STOP_SIGNALS handles them
+    process.start()
     return 0
-
-
-class StopSignals:
-    """SIGTERM and SIGINT in a crawl process, from `main()` on (before it, Python's defaults).
-
-    Scrapy's own handlers come only with the reactor's startup, and its graceful stop
-    passes over a crawl whose engine is not running yet: a stop as a crawl process starts
-    (the scheduler stopping just after it handed a run to the process started ahead)
-    killed the process (its run `killed`, its queue dropped) or left its run unclosed.
-    Here the first signal is held until every crawl's engine runs, then stops them all
-    as Scrapy's does (`CrawlerProcess.stop`: each spider closes with reason "shutdown",
-    its run `interrupted`, its queue kept); a second one stops the reactor at once."""
-
-    def __init__(self) -> None:
-        self.received = 0
-        self.signum = 0
-        self.process: CrawlerProcess | None = None
-        self.stopping = False
-
-    def install(self) -> None:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, self.on_signal)
-
-    def attach(self, process: CrawlerProcess) -> None:
-        from twisted.internet import reactor
-
-        self.process = process
-        reactor.callWhenRunning(self.deliver)  # one that came before
-
-    def on_signal(self, signum: int, _frame: object) -> None:
-        self.received += 1
-        self.signum = self.signum or signum
-        if self.process is not None:
-            from twisted.internet import reactor
-
-            reactor.callFromThread(self.deliver)  # logging and stopping: not in a handler
-
-    def deliver(self) -> None:
-        from twisted.internet import reactor as installed
-
-        reactor: Any = installed  # (mypy reads Twisted's reactor module as a class)
-        process = self.process
-        if process is None or not self.received:
-            return
-        name = signal.Signals(self.signum).name
-        if self.received > 1:
-            log.info("Received %s twice, forcing unclean shutdown", name)
-            with contextlib.suppress(RuntimeError):  # stopped already
-                reactor.stop()
-        elif not self.stopping:
-            if any(opening(crawler) for crawler in process.crawlers):
-                reactor.callLater(0.05, self.deliver)  # its engine would not stop yet
-                return
-            self.stopping = True
-            log.info("Received %s, shutting down gracefully. Send again to force", name)
-            process.stop()
-
-
-STOP_SIGNALS = StopSignals()
-
-
-def opening(crawler: Crawler) -> bool:
-    """A crawl whose engine does not run yet (Scrapy's `_engine`: `engine` raises until the
-    crawl made it)."""
-    engine = crawler._engine
-    return crawler.crawling and not (engine is not None and engine.running)
 
 
 def wait_for_run() -> list[str] | None:
@@ -529,7 +455,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobdir")
     parser.add_argument("--ahead", action="store_true", help="wait on stdin for the run")
     args = parser.parse_args(argv)
-    STOP_SIGNALS.install()
     # Ctrl-C in the terminal reaches the parent only, which forwards ONE SIGINT: Scrapy
     # takes a second SIGINT as "stop now, uncleanly".
     if hasattr(os, "setpgrp"):
