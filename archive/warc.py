@@ -18,6 +18,7 @@ import fcntl
 import os
 import re
 import socket
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -72,6 +73,9 @@ class WarcFileWriter:
         self._seq = 0
         self._stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
         self._writer = WARCWriter(None, gzip=True, warc_version="1.1")
+        # sync() may come from another thread (a crawl worker stores its batches in one)
+        # while this one writes; the lock keeps it off a file being closed by a rotation
+        self._closing = threading.Lock()
 
     def write_exchange(
         self,
@@ -198,18 +202,21 @@ class WarcFileWriter:
         return offset
 
     def sync(self) -> None:
-        """Make every record written so far durable (before rows pointing at them commit)."""
-        if self._fh is not None:
-            sync_file(self._fh.fileno())
+        """Make every record written so far durable (before rows pointing at them commit):
+        those of the open file (a file rotated away was synced as it closed)."""
+        with self._closing:
+            if self._fh is not None:
+                sync_file(self._fh.fileno())
 
     def close(self) -> None:
-        if self._fh is not None:
-            self.sync()
-            # The marker goes first, the lock (with the descriptor) last: a file without a
-            # marker is complete, and nobody seals a file whose lock is still held.
-            open_marker(self.directory / self._name).unlink(missing_ok=True)
-            self._fh.close()
-            self._fh = None
+        with self._closing:
+            if self._fh is not None:
+                sync_file(self._fh.fileno())
+                # The marker goes first, the lock (with the descriptor) last: a file without
+                # a marker is complete, and nobody seals a file whose lock is still held.
+                open_marker(self.directory / self._name).unlink(missing_ok=True)
+                self._fh.close()
+                self._fh = None
 
     def _file(self) -> BinaryIO:
         if self._fh is not None and self._fh.tell() < self.max_bytes:

@@ -24,6 +24,7 @@ load average, and the most requests any site saw at once.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import random
 import signal
@@ -31,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -120,6 +122,37 @@ def write_config(root: Path, servers: list[SiteServer], prefix: str, redis_url: 
         )
 
 
+class DelayingProxy:
+    """A TCP proxy on 127.0.0.1 that holds every chunk `delay` seconds in each direction:
+    PostgreSQL as if on another host (`--db-latency-ms`). In its own thread and event loop
+    (its CPU counts in the machine's, as the site servers' do)."""
+
+    def __init__(self, host: str, port: int, delay: float) -> None:
+        self.target, self.delay = (host, port), delay
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        self.port = 0
+
+        async def start() -> None:
+            server = await asyncio.start_server(self.connection, "127.0.0.1", 0)
+            self.port = server.sockets[0].getsockname()[1]
+            ready.set()
+            await server.serve_forever()
+
+        threading.Thread(target=self.loop.run_until_complete, args=(start(),), daemon=True).start()
+        ready.wait()
+
+    async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        await asyncio.gather(self.pump(reader, up_writer), self.pump(up_reader, writer))
+
+    async def pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # the same delay for every chunk keeps them in order (call_later is first in, first out)
+        while data := await reader.read(65536):
+            self.loop.call_later(self.delay, writer.write, data)
+        self.loop.call_later(self.delay, writer.close)
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -137,8 +170,9 @@ def redis_calls(server: redis.Redis) -> int:
 
 
 def run_size(
-    count: int, servers: list[SiteServer], articles: int, redis_url: str
-) -> dict[str, float]:
+    count: int, servers: list[SiteServer], articles: int, redis_url: str,
+    proxy: DelayingProxy | None = None,
+) -> dict[str, float]:  # fmt: skip
     root = Path(tempfile.mkdtemp(prefix=f"ufarchive-dist-{count}-"))
     prefix = f"bench-{uuid.uuid4().hex[:8]}:"
     admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
@@ -152,11 +186,14 @@ def run_size(
         upgrade(engine)
         engine.dispose()
         write_config(root, servers, prefix, redis_url)
+        through = make_url(database_url)
+        if proxy is not None:  # the workers and the coordinator reach it through the proxy
+            through = through.set(host="127.0.0.1", port=proxy.port)
         env = {
             **os.environ,
             "UFARCHIVE_CONFIG": str(root / "config"),
             "UFARCHIVE_DATA_DIR": str(root / "data"),
-            "UFARCHIVE_DATABASE_URL": database_url,
+            "UFARCHIVE_DATABASE_URL": through.render_as_string(hide_password=False),
         }
         for server in servers:
             server.clear()
@@ -238,7 +275,16 @@ def main() -> None:
         help="run the worker counts this many times, interleaved (1, 2, 4, 1, 2, 4...); each "
         "run's ratio is to the one-worker run of its own round, and the medians are printed",
     )  # fmt: skip
+    parser.add_argument(
+        "--db-latency-ms", type=float, default=0.0,
+        help="PostgreSQL reached through a proxy that holds each chunk this long each way "
+        "(a database on another host; 0: straight, on loopback)",
+    )  # fmt: skip
     args = parser.parse_args()
+    proxy = None
+    if args.db_latency_ms:
+        url = make_url(POSTGRES)
+        proxy = DelayingProxy(url.host or "127.0.0.1", url.port or 5432, args.db_latency_ms / 1000)
     counts = [int(c) for c in args.workers.split(",")]
     redis_url = os.environ.get("UFARCHIVE_REDIS_URL", DEFAULT_REDIS_URL)
     servers = [SiteServer().start() for _ in range(args.sites)]
@@ -247,14 +293,15 @@ def main() -> None:
             build_site(server, n, args.articles)
             server.latency = LATENCY
         rounds = [
-            [run_size(c, servers, args.articles, redis_url) for c in counts]
+            [run_size(c, servers, args.articles, redis_url, proxy) for c in counts]
             for _ in range(args.rounds)
         ]
     finally:
         for server in servers:
             server.stop()
     print(f"{args.sites} sites x {args.articles} articles, {LATENCY * 1000:.0f} ms per response, "
-          f"at most {DOMAIN_LIMIT} requests in flight per site for all workers together")  # fmt: skip
+          f"at most {DOMAIN_LIMIT} requests in flight per site for all workers together"
+          + (f", PostgreSQL {args.db_latency_ms:g} ms away each way" if proxy else ""))  # fmt: skip
     print("workers  articles    seconds (fetching)  articles/s  vs 1 worker  "
           "worker CPU (cores)  machine busy  machine CPU ms/article  Redis calls/article  load(1m)  "
           "max in flight per site")  # fmt: skip

@@ -103,6 +103,16 @@ class Pending:
     as_new: bool = False  # a redirect target: stored as the article at its own URL
 
 
+@dataclass
+class Stored:
+    """What storing a batch did: each page's outcome, the pages that could not be stored
+    and why, and the new and changed articles to derive now that they have committed."""
+
+    outcomes: list[tuple[Pending, str]]
+    failed: list[tuple[Pending, Exception]]
+    to_derive: list[int]
+
+
 def article_fields(article: Article) -> ArticleFields:
     """What the archive stores of an extracted article: its fields and their provenance."""
     return ArticleFields.from_dict(article.to_dict(), EXTRACTOR_VERSION, article.provenance_dict())
@@ -130,7 +140,6 @@ class ArchivePipeline:
         self.takedowns: list[Takedown] = []
         self.timer: task.LoopingCall | None = None
         self.deriver: Deriver | None = None
-        self.to_derive: list[int] = []  # of the batch being stored, for the derive process
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ArchivePipeline:
@@ -311,12 +320,17 @@ class ArchivePipeline:
             return
         batch, self.pending = self.pending, []
         try:
-            self.store(batch)
+            stored = self.store_pages(batch)
         except (SQLAlchemyError, OSError) as exc:  # the batch's transaction rolled back
             log.exception("could not store a batch of %d pages", len(batch))
-            for page in batch:
-                if page.item.outcome is None:
-                    self.unstored(page.item, exc)
+            self.batch_unstored(batch, exc)
+            return
+        self.after_store(stored)
+
+    def batch_unstored(self, batch: list[Pending], exc: Exception) -> None:
+        for page in batch:
+            if page.item.outcome is None:
+                self.unstored(page.item, exc)
 
     def unstored(self, item: FetchedPage, exc: Exception) -> None:
         self.run.unstored += 1
@@ -328,18 +342,18 @@ class ArchivePipeline:
         self.run.first_store_error = self.run.first_store_error or message
         self.run.error(item.url, "store", f"not stored: {message}")
 
-    def store(self, batch: list[Pending]) -> None:
+    def store_pages(self, batch: list[Pending]) -> Stored:
+        """Sync the WARC file and store the batch: the database's part of a commit, which
+        touches nothing of the run but its sessions and WARC file (a worker runs it in a
+        thread, crawler.worker.WorkerPipeline); `after_store` does the counting."""
         run = self.run
         run.warc.sync()
         # Two crawl processes inserting the same new URLs in other orders can each wait
         # for the other's row (PostgreSQL ends one with a deadlock error): the whole batch
         # rolled back, so it is stored again, now past the other's rows.
-        outcomes, retry, failed = deadlock_retrying(
+        outcomes, retry, failed, to_derive = deadlock_retrying(
             lambda: self.store_batch(batch), f"storing a batch of {len(batch)} pages"
         )
-        self.hand_over_derived()
-        for page, cause in failed:
-            self.unstored(page.item, cause)
         for page in retry:  # now the other row is visible: this becomes an update
             try:
                 with run.sessions() as session, session.begin():
@@ -348,11 +362,19 @@ class ArchivePipeline:
                         update_derived(session, [article_id])
             except SQLAlchemyError as exc:  # not a race after all: this page cannot be stored
                 log.exception("could not store %s", page.item.url)
-                self.unstored(page.item, exc)
+                failed.append((page, exc))
                 continue
             outcomes.append((page, outcome))
-        for page, outcome in outcomes:
+        return Stored(outcomes, failed, to_derive)
+
+    def after_store(self, stored: Stored) -> None:
+        """A stored batch's outcomes counted, its failures recorded, its new and changed
+        articles handed to the deriver."""
+        for page, cause in stored.failed:
+            self.unstored(page.item, cause)
+        for page, outcome in stored.outcomes:
             self.count(page, outcome)
+        self.hand_over_derived(stored.to_derive)
 
     def count(self, page: Pending, outcome: str) -> None:
         run = self.run
@@ -372,9 +394,12 @@ class ArchivePipeline:
 
     def store_batch(
         self, batch: list[Pending]
-    ) -> tuple[list[tuple[Pending, str]], list[Pending], list[tuple[Pending, Exception]]]:
+    ) -> tuple[
+        list[tuple[Pending, str]], list[Pending], list[tuple[Pending, Exception]], list[int]
+    ]:
         """Store the pages in one transaction: (outcomes, pages another process stored
-        first, pages that could not be stored and why)."""
+        first, pages that could not be stored and why, new and changed articles for the
+        deriver once the transaction has committed)."""
         outcomes: list[tuple[Pending, str]] = []
         retry: list[Pending] = []
         failed: list[tuple[Pending, Exception]] = []
@@ -391,7 +416,6 @@ class ArchivePipeline:
                     log.exception("could not record %d checks", len(checks))
                     failed.extend((page, exc) for page in checks)
             to_cluster: list[int] = []
-            self.to_derive = []
             others = [page for page in batch if page.kind not in ("check", "revisit")]
             fresh = [page for page in others if self.plainly_new(page)]
             pages = [
@@ -424,11 +448,10 @@ class ArchivePipeline:
                 outcomes.append((page, outcome))
                 if article_id is not None and outcome in ("new", "changed"):
                     to_cluster.append(article_id)
-            if self.deriver is not None:  # sent once this transaction has committed
-                self.to_derive = to_cluster
-            else:
+            if self.deriver is None:
                 update_derived(session, to_cluster)  # in the same transaction as the articles
-        return outcomes, retry, failed
+                to_cluster = []
+        return outcomes, retry, failed, to_cluster
 
     def store_checks(self, session: Any, pages: list[Pending]) -> None:
         """304s and identical pages of a batch: their revisit records, then the checks,
@@ -478,13 +501,16 @@ class ArchivePipeline:
 
     # --- derived data (crawler.derive) -------------------------------------------------------
 
-    def hand_over_derived(self) -> None:
+    def hand_over_derived(self, ids: list[int]) -> None:
         """After a commit: send its new and changed articles to the derive process (if it
-        is gone, derive them here), and start the process once the run is big enough."""
-        ids, self.to_derive = self.to_derive, []
+        is gone, derive them here; failing that, the run's end does), and start the process
+        once the run is big enough."""
         if ids and self.deriver is not None and not self.deriver.send(ids):
-            with self.run.sessions() as session, session.begin():
-                update_derived(session, ids)
+            try:
+                with self.run.sessions() as session, session.begin():
+                    update_derived(session, ids)
+            except SQLAlchemyError as exc:  # stored all the same: derive_leftovers at the end
+                log.error("could not derive %d stored articles: %s", len(ids), exc)
         after = self.run.settings.crawl.derive_process_after
         if self.deriver is None and self.derive_process and after is not None:
             counters = self.run.counters

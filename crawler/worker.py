@@ -47,7 +47,8 @@ from scrapy_redis.scheduler import Scheduler
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from twisted.internet import task, threads
-from twisted.internet.defer import Deferred, DeferredLock
+from twisted.internet.defer import Deferred, DeferredLock, succeed
+from twisted.python.failure import Failure
 
 from archive.db import check_schema, make_engine, make_sessionmaker
 from archive.models import RunStatus, Site, utcnow
@@ -57,7 +58,7 @@ from archive.store import DERIVE_CHUNK, due_articles, known_articles, update_der
 from archive.warc import WarcFileWriter
 from crawler import distributed
 from crawler.distributed import COUNTER_FIELDS, KEY_TTL_SECONDS, Keys, RunKeys
-from crawler.pipelines import BATCH_SIZE, ArchivePipeline, deadlock_retrying
+from crawler.pipelines import BATCH_SIZE, ArchivePipeline, Pending, deadlock_retrying
 from crawler.runstate import RunState
 from crawler.sites import load_site_file
 from crawler.spider import NewsSpider
@@ -82,7 +83,12 @@ class SharedRunState(RunState):
     server: Any = None
     keys: RunKeys | None = None
     sent: dict[str, int] = field(default_factory=dict)
-    commits: int = 0  # pipeline commits so far (acknowledgements wait for the next one)
+    # The pipeline's commits begun and finished, and whether pages wait for the next one:
+    # a page of a request let go of when `commits_begun` was n is stored once `commits` is
+    # n + 1 if pages waited then, n if not (crawler.worker.RunQueueScheduler.acknowledge)
+    commits_begun: int = 0
+    commits: int = 0
+    pages_waiting: bool = False
     worker: str = ""
     deployment: Keys | None = None  # the keys of the deployment (keys: the run's)
 
@@ -343,18 +349,32 @@ class SharedDeriver:
         self.engine.dispose()
 
 
+#: Pages a run holds while one of its batches is being stored; past this its engine takes
+#: no new requests until the batch is done (an archive that is slow or away holds the
+#: crawl back, rather than the worker's memory filling with pages).
+MAX_WAITING = BATCH_SIZE * 4
+
+#: Sent by WorkerPipeline when a batch of a run has been stored: its scheduler may
+#: acknowledge the requests the batch stood for (sooner than its next tick).
+batch_stored = object()
+
+
 class WorkerPipeline(ArchivePipeline):
-    """ArchivePipeline that counts its commits, so the scheduler knows when a page it let
-    go of is stored (its request may then leave the in-flight hash), and derives through
-    the worker's SharedDeriver.
+    """ArchivePipeline that stores its batches in a thread and counts its commits, so the
+    scheduler knows when a page it let go of is stored (its request may then leave the
+    in-flight hash), and derives through the worker's SharedDeriver.
 
     It commits a run's pages every COMMIT_SECONDS, not every half second: a worker holds
     many runs (a site each), and at half a second 20 runs made 40 commits of two pages a
-    second, each with its WARC sync and five statements waited for in the reactor's
-    thread, a quarter of it (py-spy, bench/distributed.py). A run whose engine has
-    nothing left to do (its queue empty, nothing in flight) commits at once, when Scrapy
-    says it is idle, so that the end of a run, which waits for these commits, is not held
-    back."""
+    second, each with its WARC sync and five statements. A run whose engine has nothing
+    left to do (its queue empty, nothing in flight) commits at once, when Scrapy says it
+    is idle, so that the end of a run, which waits for these commits, is not held back.
+
+    The batch is stored in a thread (`store_pages`: the WARC sync and the transaction),
+    one batch of a run at a time; its outcomes are counted back in the reactor. Stored in
+    the reactor's thread, the commits of 20 runs held every run's responses up while
+    PostgreSQL and the disk answered (py-spy: 11 % of the reactor's time; a response
+    waited ~55 ms past its 100 ms of latency before it was read, bench/distributed.py)."""
 
     derive_process = False  # a worker is the unit that scales (crawler.pipelines)
 
@@ -365,6 +385,9 @@ class WorkerPipeline(ArchivePipeline):
         self.shared: SharedDeriver | None = None
         if isinstance(spider, WorkerSpider):
             self.deriver = self.shared = spider.deriver
+        self.storing: Deferred[Any] | None = None  # the batch being stored in a thread
+        self.again = False  # a commit was asked for meanwhile: it comes right after
+        self.paused = False  # the run's engine, while MAX_WAITING pages wait
         self.crawler.signals.connect(self.on_idle, signal=signals.spider_idle)
 
     def on_idle(self, spider: Spider) -> None:
@@ -374,15 +397,36 @@ class WorkerPipeline(ArchivePipeline):
             self.commit(wait=True)
 
     def close_spider(self) -> Deferred[Any] | None:
-        """ArchivePipeline's end of the run, with the wait for the worker's derive pass and
-        the site's catch-up in a thread, so the worker's other runs go on meanwhile."""
+        """ArchivePipeline's end of the run, with the wait for the last batches, the
+        worker's derive pass and the site's catch-up, so the worker's other runs go on
+        meanwhile."""
         if self.shared is None:
             return super().close_spider()
-        self.store_the_rest()
-        self.deriver = None
-        done = self.shared.finish_in_thread()
+        if self.timer is not None and self.timer.running:
+            self.timer.stop()
+        done = self.stored_all()
+        done.addCallback(lambda _: self.shared_finish())
         done.addCallback(lambda _: self.catch_up())
         done.addCallback(lambda _: self.finish_revisits())
+        return done
+
+    def shared_finish(self) -> Deferred[bool]:
+        self.deriver = None
+        assert self.shared is not None
+        return self.shared.finish_in_thread()
+
+    def stored_all(self) -> Deferred[None]:
+        """Fires once no page waits and no batch is being stored."""
+        self.commit(wait=True)
+        storing = self.storing
+        if storing is None:
+            return succeed(None)
+        done: Deferred[None] = Deferred()
+
+        def next_turn(_: Any) -> None:
+            self.stored_all().chainDeferred(done)
+
+        storing.addCallback(next_turn)
         return done
 
     def catch_up(self) -> Deferred[None] | None:
@@ -397,7 +441,25 @@ class WorkerPipeline(ArchivePipeline):
             pass
         return threads.deferToThread(self.derive_leftovers)
 
+    def enqueue(self, pending: Pending) -> None:
+        run = self.run
+        if isinstance(run, SharedRunState):
+            run.pages_waiting = True  # (until a commit takes them)
+        super().enqueue(pending)
+        engine = self.crawler.engine
+        if self.storing is not None and len(self.pending) >= MAX_WAITING and engine is not None:
+            if not self.paused:
+                log.warning(
+                    "%s: %d pages wait for the archive; no new requests until they are stored",
+                    run.site.name, len(self.pending),
+                )  # fmt: skip
+            engine.pause()
+            self.paused = True
+
     def commit(self, wait: bool = False) -> None:
+        if self.storing is not None:  # one batch of a run at a time: the next one after it
+            self.again = self.again or wait or len(self.pending) >= BATCH_SIZE
+            return
         if (
             not wait
             and self.pending
@@ -405,14 +467,53 @@ class WorkerPipeline(ArchivePipeline):
             and time.monotonic() - self.last_commit < COMMIT_SECONDS
         ):
             return  # (not counted: the pages released so far wait for a commit)
-        if self.pending:
-            self.last_commit = time.monotonic()
-        # (counted with nothing pending too: what the engine let go of is all stored, so a
-        # listing page's request is acknowledged at the next tick, not after COMMIT_SECONDS)
-        super().commit(wait)
+        run = self.run
+        shared = run if isinstance(run, SharedRunState) else None
+        if not self.pending or self.shared is None:
+            # (counted with nothing pending too: what the engine let go of is all stored, so
+            # a listing page's request is acknowledged at the next tick, not after
+            # COMMIT_SECONDS)
+            if self.pending:
+                self.last_commit = time.monotonic()
+            super().commit(wait)
+            if shared is not None:
+                shared.commits_begun += 1
+                shared.commits += 1
+                shared.pages_waiting = False
+            return
+        self.last_commit = time.monotonic()
+        batch, self.pending = self.pending, []
+        if shared is not None:
+            shared.commits_begun += 1
+            shared.pages_waiting = False
+        self.again = False
+        storing = threads.deferToThread(self.store_pages, batch)
+        storing.addCallbacks(self.after_store, self.batch_failed, errbackArgs=(batch,))
+        storing.addBoth(self.batch_done)
+        self.storing = storing
+
+    def batch_failed(self, failure: Failure, batch: list[Pending]) -> None:
+        exc = failure.value
+        if isinstance(exc, SQLAlchemyError | OSError):  # the batch's transaction rolled back
+            log.error("could not store a batch of %d pages: %s", len(batch), exc)
+        else:
+            log.error("could not store a batch of %d pages", len(batch), exc_info=exc)
+        self.batch_unstored(batch, exc if isinstance(exc, Exception) else RuntimeError(exc))
+
+    def batch_done(self, result: Any) -> None:
+        if isinstance(result, Failure):  # after_store or batch_failed went wrong: a bug
+            log.error("a stored batch was not counted", exc_info=result.value)
+        self.storing = None
         run = self.run
         if isinstance(run, SharedRunState):
             run.commits += 1
+        engine = self.crawler.engine
+        if self.paused and engine is not None:
+            self.paused = False
+            engine.unpause()  # (the scheduler wakes it, on batch_stored below)
+        if self.again or len(self.pending) >= BATCH_SIZE:
+            self.commit(wait=True)
+        self.crawler.signals.send_catch_log(batch_stored)
 
 
 class ReliableQueue(PriorityQueue):  # type: ignore[misc]
@@ -458,11 +559,12 @@ class RunQueueScheduler(Scheduler):  # type: ignore[misc]
         self.queue = ReliableQueue(self.server, spider, self.run, self.worker)
         self.df = RFPDupeFilter(self.server, key=self.run.seen)
         self.held: dict[Request, str] = {}  # handed to the engine, not yet acknowledged
-        self.released: list[tuple[str, int]] = []  # (token, pipeline commits at release)
+        self.released: list[tuple[str, int]] = []  # (token, acknowledged once commits > this)
         self.timer = task.LoopingCall(self.acknowledge)
         self.timer.start(ACK_SECONDS, now=False)
         self.soon = CallLaterOnce(self.acknowledge)
         self.crawler.signals.connect(self.on_idle, signal=signals.spider_idle)
+        self.crawler.signals.connect(self.soon.schedule, signal=batch_stored)
 
     def on_idle(self, spider: Spider) -> None:
         """The engine has nothing left: acknowledge now, not at the next tick (the run may
@@ -512,18 +614,21 @@ class RunQueueScheduler(Scheduler):  # type: ignore[misc]
         return getattr(slot, "inprogress", set()) if slot is not None else set()
 
     def acknowledge(self) -> None:
-        """Let go of the requests the engine has finished with, once the pipeline has
-        committed since; then wake the engine if the queue has work (when idle, Scrapy's
+        """Let go of the requests the engine has finished with, once a pipeline commit begun
+        after their release has finished (their pages are stored); then wake the engine if the queue has work (when idle, Scrapy's
         engine looks at its scheduler only every 5 s)."""
         try:
             busy = self.in_progress()
-            commits = self.spider.run.commits
+            run = self.spider.run
+            # the pages of what is let go of now wait for the next commit, or are in the one
+            # being stored (or stored already)
+            at = run.commits_begun if run.pages_waiting else run.commits_begun - 1
+            commits = run.commits
             for request in [r for r in self.held if r not in busy]:
-                self.released.append((self.held.pop(request), commits))
+                self.released.append((self.held.pop(request), at))
             done = [token for token, at in self.released if commits > at]
             if done:
                 self.spider.flush()  # the counters first: the run may end with these acks
-                run = self.spider.run
                 assert run.deployment is not None
                 distributed.acknowledge(self.server, run.deployment, run.run_id, done)
                 self.released = [(t, at) for t, at in self.released if commits <= at]

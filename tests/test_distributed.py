@@ -593,6 +593,126 @@ def test_a_worker_killed_mid_crawl_loses_nothing(
         assert_every_article_stored_once(c.world)
 
 
+def test_a_worker_goes_on_fetching_while_the_archive_holds_its_commits_and_lets_go_of_nothing_unstored(
+    tmp_path: Path, postgres_url: str, site_server: Callable[..., SiteServer], prefix: str
+) -> None:
+    """A worker stores each run's batches in a thread (crawler.worker.WorkerPipeline):
+    while PostgreSQL holds its commits (here a lock on the articles table, as a busy or
+    far-away archive would), its reactor goes on fetching every site, and every request
+    whose page is not stored stays in its run's in-flight hash, so a worker killed then
+    would lose nothing. Once the lock goes, the runs end with every article stored once."""
+    from sqlalchemy import text as sql
+
+    from archive.db import make_engine
+
+    articles = {site: set(expected(site)["articles"]) for site in SITES}
+    total = sum(len(paths) for paths in articles.values())
+    with cluster(tmp_path, postgres_url, site_server, prefix, latency=0.02) as c:
+        c.start_workers(1)
+
+        def fetched() -> int:
+            return sum(
+                len(articles[site] & set(c.world.servers[site].paths("GET"))) for site in SITES
+            )
+
+        engine = make_engine(c.world.database_url)
+        try:
+            with engine.connect() as conn:
+                conn.execute(sql("LOCK TABLE articles IN EXCLUSIVE MODE"))  # until the rollback
+                thread, result = c.crawl_in_thread()
+                deadline = time.monotonic() + 60
+                while fetched() < total:
+                    assert time.monotonic() < deadline, (
+                        f"fetching stopped at {fetched()} of {total} article pages while the "
+                        "archive held the commits"
+                    )  # fmt: skip
+                    assert thread.is_alive(), result
+                    time.sleep(0.05)
+                time.sleep(1.0)  # a few acknowledgement ticks (ACK_SECONDS)
+                stored = conn.execute(sql("SELECT count(*) FROM articles")).scalar_one()
+                held = c.held_by(c.worker_id(c.workers[0]))
+                conn.rollback()
+            assert stored == 0
+            # every fetched article's request (with the listing pages', which wait for a
+            # commit as well) is still held: none was let go of before its page was stored
+            assert held >= total
+            thread.join(timeout=120)
+            assert not thread.is_alive(), "the crawl did not end once the lock went"
+            assert "error" not in result, result.get("error")
+            runs = result["runs"]
+            assert {s: r.status for s, r in runs.items()} == dict.fromkeys(SITES, "succeeded")
+            assert_every_article_stored_once(c.world)
+            assert c.held_by(c.worker_id(c.workers[0])) == 0
+        finally:
+            engine.dispose()
+
+
+def test_a_run_whose_batches_wait_for_the_archive_takes_no_new_requests_past_a_bound(
+    tmp_path: Path, postgres_url: str, prefix: str
+) -> None:
+    """While a run's batch waits for the archive, its pages pile up only to MAX_WAITING:
+    then its engine takes no new requests (the worker's memory does not fill with pages
+    an archive that is away cannot take), and once the batch is stored the run goes on
+    to the end."""
+    from sqlalchemy import text as sql
+
+    from archive.db import make_engine, upgrade
+    from crawler.worker import BATCH_SIZE, MAX_WAITING
+    from tests.bigsite import build_site
+    from tests.crawlworld import World, site_yaml
+
+    pages = MAX_WAITING + 4 * BATCH_SIZE
+    root = tmp_path / "big"
+    root.mkdir()
+    build_site(root, pages)
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    with SiteServer(root) as server:
+        world = World(tmp_path / "world", postgres_url, {"big": server})
+        world.configure()
+        spec = {
+            "title": "大站（测试）", "start": "/tzyw/index.html",
+            "article_url_pattern": r"/tzyw/\d{6}/t\d+_\d+\.html$",
+            "follow_url_pattern": r"/tzyw/(index|list_\d+)\.html$",
+        }  # fmt: skip
+        (world.config_dir / "sites" / "big.yaml").write_text(
+            site_yaml("big", server, spec), encoding="utf-8"
+        )
+        c = Cluster(world, redis_url(), prefix, worker_timeout=3)
+        try:
+            c.start_workers(1)
+
+            def fetched() -> int:
+                return sum(1 for p in server.paths("GET") if p.startswith("/tzyw/202403/"))
+
+            with engine.connect() as conn:
+                conn.execute(sql("LOCK TABLE articles IN EXCLUSIVE MODE"))  # until the rollback
+                thread, result = c.crawl_in_thread()
+                deadline = time.monotonic() + 60
+                last, still_since = -1, time.monotonic()
+                while time.monotonic() - still_since < 2.0:  # until fetching has stopped
+                    assert time.monotonic() < deadline, f"still fetching: {fetched()}"
+                    assert thread.is_alive(), result
+                    if fetched() != last:
+                        last, still_since = fetched(), time.monotonic()
+                    time.sleep(0.1)
+                conn.rollback()
+            # the batch being stored (at most BATCH_SIZE), MAX_WAITING more, and the requests
+            # the engine had handed to its downloader (crawl.concurrent_requests) when it
+            # stopped taking new ones
+            in_downloader = load_settings(c.env()).crawl.concurrent_requests
+            assert MAX_WAITING <= last <= MAX_WAITING + BATCH_SIZE + in_downloader < pages
+            thread.join(timeout=120)
+            assert not thread.is_alive(), "the run did not go on once its batch was stored"
+            assert "error" not in result, result.get("error")
+            assert result["runs"]["big"].status == "succeeded"
+            with world.session() as session:
+                assert session.scalar(select(func.count()).select_from(Article)) == pages
+        finally:
+            c.stop()
+            engine.dispose()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
