@@ -197,6 +197,14 @@ def assert_every_article_stored_once(world: World) -> None:
             assert underived(session, site_id) == [], f"site {site_id}: not in the index"
 
 
+def ended(thread: threading.Thread, result: dict[str, Any], after: str) -> dict[str, str]:
+    """The status of each run of a crawl started by Cluster.crawl_in_thread, once it ended."""
+    thread.join(timeout=120)
+    assert not thread.is_alive(), f"the crawl did not end {after}"
+    assert "error" not in result, result.get("error")
+    return {site: run.status for site, run in result["runs"].items()}
+
+
 def test_two_workers_store_every_article_once_and_hold_politeness_together(
     tmp_path: Path, postgres_url: str, site_server: Callable[..., SiteServer], prefix: str
 ) -> None:
@@ -580,11 +588,7 @@ def test_a_worker_killed_mid_crawl_loses_nothing(
         assert victim is not None
         victim.send_signal(signal.SIGKILL)
         victim.wait()
-        thread.join(timeout=120)
-        assert not thread.is_alive(), "the crawl did not end after a worker died"
-        assert "error" not in result, result.get("error")
-        runs = result["runs"]
-        assert {s: r.status for s, r in runs.items()} == dict.fromkeys(SITES, "succeeded")
+        assert ended(thread, result, "after a worker died") == dict.fromkeys(SITES, "succeeded")
         # taken up by the other worker: nothing is missing even before the next run
         assert held > 0
         assert_every_article_stored_once(c.world)
@@ -636,11 +640,7 @@ def test_a_worker_goes_on_fetching_while_the_archive_holds_its_commits_and_lets_
             # every fetched article's request (with the listing pages', which wait for a
             # commit as well) is still held: none was let go of before its page was stored
             assert held >= total
-            thread.join(timeout=120)
-            assert not thread.is_alive(), "the crawl did not end once the lock went"
-            assert "error" not in result, result.get("error")
-            runs = result["runs"]
-            assert {s: r.status for s, r in runs.items()} == dict.fromkeys(SITES, "succeeded")
+            assert ended(thread, result, "once the lock went") == dict.fromkeys(SITES, "succeeded")
             assert_every_article_stored_once(c.world)
             assert c.held_by(c.worker_id(c.workers[0])) == 0
         finally:
@@ -657,7 +657,8 @@ def test_a_run_whose_batches_wait_for_the_archive_takes_no_new_requests_past_a_b
     from sqlalchemy import text as sql
 
     from archive.db import make_engine, upgrade
-    from crawler.worker import BATCH_SIZE, MAX_WAITING
+    from crawler.pipelines import BATCH_SIZE
+    from crawler.worker import MAX_WAITING
     from tests.bigsite import build_site
     from tests.crawlworld import World, site_yaml
 
@@ -702,10 +703,7 @@ def test_a_run_whose_batches_wait_for_the_archive_takes_no_new_requests_past_a_b
             # stopped taking new ones
             in_downloader = load_settings(c.env()).crawl.concurrent_requests
             assert MAX_WAITING <= last <= MAX_WAITING + BATCH_SIZE + in_downloader < pages
-            thread.join(timeout=120)
-            assert not thread.is_alive(), "the run did not go on once its batch was stored"
-            assert "error" not in result, result.get("error")
-            assert result["runs"]["big"].status == "succeeded"
+            assert ended(thread, result, "once its batch was stored") == {"big": "succeeded"}
             with world.session() as session:
                 assert session.scalar(select(func.count()).select_from(Article)) == pages
         finally:
@@ -768,11 +766,8 @@ def test_a_redis_restart_mid_crawl_keeps_the_queue_and_the_crawl_ends(
                 client.zcard(k) for k in client.scan_iter(match="ufarchive:run:*:queue")
             )
             assert queued_after > 0 and queued_before > 0  # the queue survived (AOF)
-            thread.join(timeout=120)
-            assert not thread.is_alive(), "the crawl did not end after Redis came back"
-            assert "error" not in result, result.get("error")
-            runs = result["runs"]
-            assert {s: r.status for s, r in runs.items()} == dict.fromkeys(SITES, "succeeded")
+            statuses = ended(thread, result, "after Redis came back")
+            assert statuses == dict.fromkeys(SITES, "succeeded")
             assert_every_article_stored_once(c.world)
     finally:
         own.send_signal(signal.SIGTERM)
