@@ -13,14 +13,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import shutil
 import tempfile
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
-from typing import IO, Any, Literal, cast
+from typing import IO, Any, Literal, TypeVar, cast
 
 from sqlalchemy import Select, and_, func, select
 from sqlalchemy.orm import Session
@@ -237,12 +239,68 @@ def typed(raw: Sequence[Any]) -> Row:
     )  # fmt: skip
 
 
-def iter_batches(session: Session, resolved: Resolved, batch: int = BATCH) -> Iterator[list[Row]]:
-    """The selection's typed rows, `batch` at a time, from a server-side cursor."""
+def iter_batches(
+    session: Session, resolved: Resolved, batch: int = BATCH, ahead: bool = False
+) -> Iterator[list[Row]]:
+    """The selection's typed rows, `batch` at a time, from a server-side cursor. With
+    `ahead`, on PostgreSQL, the next batch is fetched while the caller handles this one
+    (`read_ahead`): the caller must not use the session until the iteration ends."""
     query = selected(session, resolved, *_record_columns(resolved.versions))
-    result = session.connection().execute(query.execution_options(yield_per=batch))
-    for part in result.partitions():
+    connection = session.connection()
+    parts: Iterator[Sequence[Any]] = connection.execute(
+        query.execution_options(yield_per=batch)
+    ).partitions()
+    if ahead and connection.dialect.name == "postgresql":
+        parts = read_ahead(parts)
+    for part in parts:
         yield [typed(row) for row in part]
+
+
+_T = TypeVar("_T")
+
+
+def read_ahead(parts: Iterator[_T], depth: int = 2) -> Iterator[_T]:
+    """`parts`, each read in a thread of its own while the caller handles the ones before
+    (up to `depth` ahead). A server-side cursor fetches its next batch only when asked: the
+    server then makes rows while the client waits, and waits while the client writes them.
+    Read ahead, the two overlap: a JSON Lines export of 40,000 articles on PostgreSQL
+    read 27,000 -> 33,700 rows a second (bench/README.md, Export). An error in the thread
+    is raised here; closing this generator early (a web client gone) stops the thread
+    before it returns, so the connection is free again."""
+    box: queue.Queue[tuple[str, Any]] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def fetch() -> None:
+        try:
+            for part in parts:
+                if not put(("part", part)):
+                    return
+            put(("end", None))
+        except BaseException as exc:  # noqa: BLE001 (raised in the reading thread)
+            put(("error", exc))
+
+    thread = threading.Thread(target=fetch, name="export-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = box.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        thread.join()
 
 
 def count_rows(session: Session, resolved: Resolved) -> int:
@@ -356,7 +414,7 @@ def encode(
     writer = exporters.WRITERS.get(fmt)
     if writer is None:
         raise ExportError(f"--format {fmt}: unknown format (have: {', '.join(FORMATS)})")
-    return writer(tally.counted(iter_batches(session, resolved)), options)
+    return writer(tally.counted(iter_batches(session, resolved, ahead=True)), options)
 
 
 def stream_export(

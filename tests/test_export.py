@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -490,3 +491,37 @@ def test_a_format_stopped_mid_way_cleans_up_after_itself(fmt: str) -> None:
     with pytest.raises(KeyboardInterrupt):
         b"".join(WRITERS[fmt](interrupted(), Options()))
     gc.collect()
+
+
+def test_read_ahead_gives_every_part_in_order_raises_the_readers_error_and_stops_when_closed() -> (
+    None
+):
+    """archive.export.read_ahead (a PostgreSQL export's next batch fetched while this one is
+    written): the parts in order; an error in the reading thread raised to the reader;
+    a generator closed early (a web client gone) stops its thread, which took only a few
+    parts ahead."""
+    from archive.export import read_ahead
+
+    assert list(read_ahead(iter(range(10)))) == list(range(10))
+
+    def failing() -> Iterator[int]:
+        yield 1
+        raise OSError("server closed the connection unexpectedly")
+
+    parts = read_ahead(failing())
+    assert next(parts) == 1
+    with pytest.raises(OSError, match="server closed"):
+        next(parts)
+
+    taken: list[int] = []
+
+    def counted() -> Iterator[int]:
+        for n in range(1000):
+            taken.append(n)
+            yield n
+
+    parts = read_ahead(counted(), depth=2)
+    assert next(parts) == 0
+    parts.close()
+    assert len(taken) <= 5  # the one given, two waiting, one in the thread's hands
+    assert not [t for t in threading.enumerate() if t.name == "export-read-ahead"]
