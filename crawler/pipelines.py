@@ -515,10 +515,15 @@ class ArchivePipeline:
         if self.deriver is None and self.derive_process and after is not None:
             counters = self.run.counters
             if counters.articles_new + counters.articles_changed >= after:
+                try:
+                    self.deriver = DeriveProcess(self.run.settings.database_url)
+                except OSError as exc:  # no process to be had: derive here, as before
+                    log.error("could not start the derive process: %s", exc)
+                    self.derive_process = False
+                    return
                 log.info("deriving in a second process from now on")
                 assert self.crawler.stats is not None
                 self.crawler.stats.set_value("ufarchive/derive_process", 1)
-                self.deriver = DeriveProcess(self.run.settings.database_url)
 
     def finish_derived(self) -> None:
         """Wait for the deriver (the derive process, or a worker's pass), then derive here

@@ -614,9 +614,10 @@ class RunQueueScheduler(Scheduler):  # type: ignore[misc]
         return getattr(slot, "inprogress", set()) if slot is not None else set()
 
     def acknowledge(self) -> None:
-        """Let go of the requests the engine has finished with, once a pipeline commit begun
-        after their release has finished (their pages are stored); then wake the engine if the queue has work (when idle, Scrapy's
-        engine looks at its scheduler only every 5 s)."""
+        """Let go of the requests the engine has finished with once their pages are stored
+        (the commit that took them has finished, or the next one if they still wait); then
+        wake the engine if the queue has work (when idle, Scrapy's engine looks at its
+        scheduler only every 5 s)."""
         try:
             busy = self.in_progress()
             run = self.spider.run
