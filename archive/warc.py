@@ -75,7 +75,7 @@ class WarcFileWriter:
         self._writer = WARCWriter(None, gzip=True, warc_version="1.1")
         # sync() may come from another thread (a crawl worker stores its batches in one)
         # while this one writes; the lock keeps it off a file being closed by a rotation
-        self._closing = threading.Lock()
+        self._closing = threading.RLock()
 
     def write_exchange(
         self,
@@ -211,7 +211,7 @@ class WarcFileWriter:
     def close(self) -> None:
         with self._closing:
             if self._fh is not None:
-                sync_file(self._fh.fileno())
+                self.sync()
                 # The marker goes first, the lock (with the descriptor) last: a file without
                 # a marker is complete, and nobody seals a file whose lock is still held.
                 open_marker(self.directory / self._name).unlink(missing_ok=True)

@@ -402,8 +402,7 @@ class WorkerPipeline(ArchivePipeline):
         meanwhile."""
         if self.shared is None:
             return super().close_spider()
-        if self.timer is not None and self.timer.running:
-            self.timer.stop()
+        self.store_the_rest()  # (the last batch starts in its thread; stored_all waits)
         done = self.stored_all()
         done.addCallback(lambda _: self.shared_finish())
         done.addCallback(lambda _: self.catch_up())

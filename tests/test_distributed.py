@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 import redis
 from sqlalchemy import func, select
+from sqlalchemy import text as sql
 
 from archive.models import Article, CrawlRun, Snapshot
 from archive.settings import DEFAULT_REDIS_URL, load_settings
@@ -605,8 +606,6 @@ def test_a_worker_goes_on_fetching_while_the_archive_holds_its_commits_and_lets_
     far-away archive would), its reactor goes on fetching every site, and every request
     whose page is not stored stays in its run's in-flight hash, so a worker killed then
     would lose nothing. Once the lock goes, the runs end with every article stored once."""
-    from sqlalchemy import text as sql
-
     from archive.db import make_engine
 
     articles = {site: set(expected(site)["articles"]) for site in SITES}
@@ -654,8 +653,6 @@ def test_a_run_whose_batches_wait_for_the_archive_takes_no_new_requests_past_a_b
     then its engine takes no new requests (the worker's memory does not fill with pages
     an archive that is away cannot take), and once the batch is stored the run goes on
     to the end."""
-    from sqlalchemy import text as sql
-
     from archive.db import make_engine, upgrade
     from crawler.pipelines import BATCH_SIZE
     from crawler.worker import MAX_WAITING
