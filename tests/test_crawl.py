@@ -501,3 +501,58 @@ def test_a_crawl_process_stopped_before_its_crawl_starts_ends_its_run_interrupte
     finally:
         processes.close()
         engine.dispose()
+
+
+#: Runs one crawl process's body and counts the log records it makes by level, from the
+#: spider's opening on (before it, Scrapy's start-up makes a few DEBUG ones).
+COUNT_RECORDS = """
+import logging, sys
+made = {}
+opened = []
+real = logging.Logger.makeRecord
+def counting(self, *args, **kwargs):
+    record = real(self, *args, **kwargs)
+    if record.getMessage() == "Spider opened":
+        opened.append(True)
+    elif opened:
+        made[record.levelno] = made.get(record.levelno, 0) + 1
+        if record.levelno == logging.DEBUG:
+            print("made at DEBUG:", record.name, record.getMessage()[:80], file=sys.stderr)
+    return record
+logging.Logger.makeRecord = counting
+from crawler.runner import crawl_in_this_process
+crawl_in_this_process([(sys.argv[1], int(sys.argv[2]))], False, None)
+print(sorted(made.items()))
+"""
+
+
+def test_a_crawl_makes_no_log_record_below_its_level(world: World) -> None:
+    """Scrapy logs each response and item at DEBUG and filters in its handler; at INFO a
+    crawl must not build those records at all (the logger's level skips them)."""
+    import ast
+    import logging
+
+    from archive.db import make_sessionmaker
+    from archive.settings import load_settings
+    from crawler.runner import select_sites, start_runs
+
+    settings = load_settings(world.env())
+    assert settings.logging.level == "INFO"
+    engine = make_engine(world.database_url)
+    try:
+        (run_id,) = start_runs(make_sessionmaker(engine), select_sites(settings, ["tzb_tw"]))
+    finally:
+        engine.dispose()
+    result = subprocess.run(
+        [sys.executable, "-c", COUNT_RECORDS, "tzb_tw", str(run_id)],
+        env={**world.env(), "PATH": str(Path(sys.executable).parent)}, capture_output=True,
+        text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    made = dict(ast.literal_eval(result.stdout.strip().splitlines()[-1]))
+    articles = world.articles("tzb_tw")
+    assert set(articles) == set(expected("tzb_tw")["articles"])
+    assert made.get(logging.INFO, 0) > 0  # the crawl logs what it should
+    assert made.get(logging.DEBUG, 0) == 0, [
+        line for line in result.stderr.splitlines() if line.startswith("made at DEBUG")
+    ]
