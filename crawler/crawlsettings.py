@@ -48,6 +48,8 @@ def scrapy_settings(settings: Settings, log_level: str = "INFO") -> dict[str, An
             "crawler.boundary.AddressRefusalMiddleware": 560,
             # last before the download: a quick check's answer instead of one (crawler.checks)
             "crawler.middlewares.PrefetchedMiddleware": 950,
+            "scrapy.downloadermiddlewares.redirect.MetaRefreshMiddleware": None,
+            "crawler.middlewares.QuickMetaRefreshMiddleware": 580,
         },
         # name lookups that lead to unlisted non-public addresses fail (crawler.resolver)
         "TWISTED_DNS_RESOLVER": "crawler.resolver.GuardedResolver",

@@ -9,20 +9,24 @@ struggling government server then gets hit again immediately. BackoffRetryMiddle
 robots.txt for every request: SharedRobotsTxtMiddleware (see its docstring).
 
 A quick check's answer instead of a download: PrefetchedMiddleware (crawler.checks).
+
+Meta-refresh redirects looked for only where the word is: QuickMetaRefreshMiddleware.
 """
 
 from __future__ import annotations
 
 import email.utils
 import ipaddress
+import re
 import time
 from dataclasses import dataclass
 
 from scrapy.crawler import Crawler
+from scrapy.downloadermiddlewares.redirect import MetaRefreshMiddleware
 from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.exceptions import NotConfigured
-from scrapy.http import Request, Response
+from scrapy.http import HtmlResponse, Request, Response
 from scrapy.responsetypes import responsetypes
 from scrapy.robotstxt import RobotParser
 from scrapy.utils.defer import maybe_deferred_to_future
@@ -114,6 +118,32 @@ def parse_retry_after(value: bytes | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+# "refresh" in any case, in an ASCII-compatible charset or in UTF-16/32 (NULs between).
+_REFRESH = re.compile(rb"r\x00{0,3}e\x00{0,3}f\x00{0,3}r\x00{0,3}e\x00{0,3}s\x00{0,3}h", re.I)
+#: Scrapy looks for the tag in the first 4,096 characters: at most 4 bytes each, and a BOM.
+_REFRESH_BYTES = 4096 * 4 + 4
+
+
+def may_refresh(body: bytes) -> bool:
+    """Could Scrapy find a meta refresh in this page? False only if the word is not in
+    the part it reads, in any charset."""
+    return _REFRESH.search(body, 0, _REFRESH_BYTES) is not None
+
+
+class QuickMetaRefreshMiddleware(MetaRefreshMiddleware):
+    """Scrapy's MetaRefreshMiddleware, which decodes every HTML page (its encoding
+    sniffed) and works out its base URL before it looks for the tag: 3 % of a crawl's
+    time (py-spy, bench/crawl.py), for a tag few pages have. A look at the bytes for the
+    word comes first; pages that have it go through Scrapy's middleware as before."""
+
+    def process_response(
+        self, request: Request, response: Response, spider: object = None
+    ) -> Request | Response:
+        if isinstance(response, HtmlResponse) and not may_refresh(response.body):
+            return response
+        return super().process_response(request, response)
 
 
 class SharedRobotsTxtMiddleware(RobotsTxtMiddleware):

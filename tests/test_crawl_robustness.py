@@ -186,3 +186,45 @@ def test_a_killed_crawl_process_leaves_no_run_running(hostile: tuple[World, Site
     assert run.status == "killed" and "signal 9" in (run.message or "")
     with world.session() as session:
         assert session.scalars(select(CrawlRun.status)).all() == ["killed"]
+
+
+def test_a_meta_refresh_is_followed_in_any_charset(
+    tmp_path: Path, database_url: str, site_server: Callable[..., SiteServer]
+) -> None:
+    """Moved articles whose old address answers with a meta refresh (GBK and upper case;
+    UTF-8 after 3,800 characters of comment, beyond 4,096 bytes; UTF-16) are stored at
+    their new address; a page without one is not redirected."""
+    from archive.db import make_engine, upgrade
+    from crawler.middlewares import may_refresh
+
+    server = site_server(hostile_site(tmp_path))
+    refresh = '<meta http-equiv="refresh" content="0;url=/tzyw/202403/t202403{new}_{new}.html">'
+    moved = {
+        11: ('<html><head><META HTTP-EQUIV="Refresh" CONTENT="0; URL=/tzyw/202403/t20240321_21.html">'
+             "</head><body>本文已迁移</body></html>", "gbk"),
+        12: ("<html><head><!--" + "统战" * 1900 + "-->" + refresh.format(new=22)
+             + "</head><body>本文已迁移</body></html>", "utf-8"),
+        13: ("<html><head>" + refresh.format(new=23) + "</head><body>本文已迁移</body></html>",
+             "utf-16"),
+    }  # fmt: skip
+    for old, (page, charset) in moved.items():
+        body = page.encode(charset)
+        assert may_refresh(body)
+        server.put(f"/tzyw/202403/t202403{old}_{old}.html", body, encoding=charset)
+    for n, new in enumerate((21, 22, 23), start=1):
+        server.put(f"/tzyw/202403/t202403{new}_{new}.html", article(n, f"迁移后的文章{new}"))
+    assert not may_refresh(article(1, "没有跳转").encode("gbk"))
+    links = [f'<li><a href="/tzyw/202403/t202403{old}_{old}.html">x</a></li>' for old in moved]
+    links.append('<li><a href="/tzyw/202403/t20240301_1.html">x</a></li>')
+    server.put("/tzyw/index.html", LISTING.format(links="\n".join(links)))
+    world = World(tmp_path, database_url, {"hostile": server})
+    configure(world, server)
+    engine = make_engine(database_url)
+    upgrade(engine)
+    engine.dispose()
+    run = world.crawl("hostile")["hostile"]
+    assert run.status == "succeeded", run.message
+    stored = world.articles("hostile")
+    new = {f"/tzyw/202403/t202403{n}_{n}.html" for n in (21, 22, 23)}
+    assert new | {"/tzyw/202403/t20240301_1.html"} <= set(stored)
+    assert not {f"/tzyw/202403/t202403{old}_{old}.html" for old in moved} & set(stored)
