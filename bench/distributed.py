@@ -159,8 +159,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 def component_cpu(workers: list[int]) -> dict[str, float]:
-    """CPU seconds so far by part: the workers (with their derive processes), PostgreSQL's
-    server processes, Redis, and this process (the site servers and the coordinator)."""
+    """CPU seconds so far by part: the workers, PostgreSQL's server processes, Redis, and
+    this process (the site servers and the coordinator); each with the children it has
+    reaped."""
     parents: dict[int, int] = {}
     names: dict[int, str] = {}
     seconds: dict[int, float] = {}
@@ -175,7 +176,10 @@ def component_cpu(workers: list[int]) -> dict[str, float]:
         fields = rest.split()
         pid = int(entry.name)
         names[pid], parents[pid] = name, int(fields[1])
-        seconds[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        # with the children it has waited for: a process that ends during the run (a
+        # PostgreSQL backend) is then still counted, in its parent's part
+        used = sum(int(f) for f in fields[11:15])
+        seconds[pid] = used / os.sysconf("SC_CLK_TCK")
     roots = set(workers)
 
     def part(pid: int) -> str:
@@ -288,7 +292,7 @@ def run_size(
             / stored
             * 1000,
             "load": load,
-            # CPU ms per article by part (a derive process that ended is not counted)
+            # CPU ms per article by part
             **{
                 f"ms_{name}": (parts_after[name] - parts_before[name]) / stored * 1000
                 for name in PARTS
