@@ -34,7 +34,12 @@ _SENTENCE_PUNCT = re.compile(r"[，。！？；、,!?;：“”]")
 _CLAUSE_PUNCT = re.compile(r"[，。！？；,!?;]")
 _FINAL_PUNCT = re.compile(r"[。！？!?…”\"』」]$")
 _TOOLBAR = re.compile(labels.alternation(labels.TOOLBAR_WORDS))
-_FOOTER = re.compile(labels.alternation(labels.FOOTER_WORDS), re.I)
+# Matched in lower case, not with re.I: an alternation under re.I loses the regex engine's
+# first-character scan and took 52 us on 600 characters of prose, against 4.6 lowered
+# (the body's lines are weighed with it, line_weight: 4 % of a crawl process's time).
+_FOOTER = re.compile(labels.alternation(w.lower() for w in labels.FOOTER_WORDS))
+
+
 _CAPTION_WORDS = re.compile(
     rf"^(?:{labels.alternation(labels.CAPTION_LEADS)})"
     rf"|(?:{labels.alternation(labels.CAPTION_CREDITS)})\s*[)）]?$"
@@ -84,6 +89,11 @@ class Body:
     origin: Origin | None = None
 
 
+def _is_footer(text: str) -> bool:
+    """Holds a footer word (版权所有, ICP备, Copyright...), in any case."""
+    return _FOOTER.search(text.lower()) is not None
+
+
 def line_weight(block: Block) -> float:
     if block.is_image:
         return 0.0
@@ -94,7 +104,7 @@ def line_weight(block: Block) -> float:
     prose = n - block.link_chars
     if punct == 0:
         return -_BARE_LINE_PENALTY if n < 20 else prose * 0.2
-    if _FOOTER.search(block.text) and n < 200:
+    if n < 200 and _is_footer(block.text):
         return -_BARE_LINE_PENALTY
     return prose * (1.0 + min(punct, 10) / 10)
 
@@ -166,7 +176,7 @@ def extend_span(blocks: Sequence[Block], span: tuple[int, int] | None) -> tuple[
             heading = _ENUMERATED.match(block.text) and block.chars <= 40
             if not (heading and i + 1 < len(blocks) and is_prose_line(blocks[i + 1])):
                 break
-        if _FOOTER.search(block.text) and not _is_sentence(block.text):
+        if _is_footer(block.text) and not _is_sentence(block.text):
             break
         last = i
         i += 1
@@ -312,7 +322,7 @@ def _classify(block: Block, title: str | None, started: bool) -> str:
         return "drop"
     if len(text) <= 200 and _NOTICE.match(text):
         return "drop"
-    if _FOOTER.search(text) and len(text) <= 200 and not _is_prose(text) and not _is_sentence(text):
+    if len(text) <= 200 and _is_footer(text) and not _is_prose(text) and not _is_sentence(text):
         return "drop"
     if _is_date_line(text):
         return "drop"
