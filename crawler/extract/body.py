@@ -38,8 +38,6 @@ _TOOLBAR = re.compile(labels.alternation(labels.TOOLBAR_WORDS))
 # first-character scan and took 52 us on 600 characters of prose, against 4.6 lowered
 # (the body's lines are weighed with it, line_weight: 4 % of a crawl process's time).
 _FOOTER = re.compile(labels.alternation(w.lower() for w in labels.FOOTER_WORDS))
-
-
 _CAPTION_WORDS = re.compile(
     rf"^(?:{labels.alternation(labels.CAPTION_LEADS)})"
     rf"|(?:{labels.alternation(labels.CAPTION_CREDITS)})\s*[)）]?$"
