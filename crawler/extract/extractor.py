@@ -82,7 +82,9 @@ def extraction_warnings(article: Article) -> list[str]:
         value = getattr(article, name)
         if not value:
             continue
-        run = mojibake(value, 1500)
+        # (a wrong decoding spoils a page throughout: its first 500 characters tell; the
+        # body's first 1,500 took 130 us of a worker's ~6.5 ms an article)
+        run = mojibake(value, 500)
         if run:
             warnings.append(f"mojibake in {name}: {run[:12]}")
         elif "\ufffd" in value[:4000]:
