@@ -153,11 +153,6 @@ class DelayingProxy:
         self.loop.call_later(self.delay, writer.close)
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def component_cpu(workers: list[int]) -> dict[str, float]:
     """CPU seconds so far by part: the workers, PostgreSQL's server processes, Redis, and
     this process (the site servers and the coordinator); each with the children it has
@@ -254,7 +249,6 @@ def run_size(
         keys = distributed.Keys(prefix)
         while len(distributed.live_workers(server, keys)) < count:
             time.sleep(0.1)
-        cpu_before = sum(cpu_seconds(w.pid) for w in workers)
         parts_before = component_cpu([w.pid for w in workers])
         busy_before = machine_busy()
         calls_before = redis_calls(server)
@@ -262,8 +256,8 @@ def run_size(
         started = time.time()
         runs = distributed.crawl_distributed(None, settings=load_settings(env))
         ended = time.time()
-        cpu = sum(cpu_seconds(w.pid) for w in workers) - cpu_before
         parts_after = component_cpu([w.pid for w in workers])
+        cpu = parts_after["workers"] - parts_before["workers"]
         busy_after = machine_busy()
         calls = redis_calls(server) - calls_before
         bad = [r for r in runs if not r.ok]

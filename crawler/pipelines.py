@@ -322,12 +322,17 @@ class ArchivePipeline:
         try:
             stored = self.store_pages(batch)
         except (SQLAlchemyError, OSError) as exc:  # the batch's transaction rolled back
-            log.exception("could not store a batch of %d pages", len(batch))
             self.batch_unstored(batch, exc)
             return
         self.after_store(stored)
 
     def batch_unstored(self, batch: list[Pending], exc: Exception) -> None:
+        """The batch could not be stored: logged (the database's or the disk's error in a
+        line; anything else, a bug, with its traceback) and its pages recorded."""
+        if isinstance(exc, SQLAlchemyError | OSError):
+            log.error("could not store a batch of %d pages: %s", len(batch), exc)
+        else:
+            log.error("could not store a batch of %d pages", len(batch), exc_info=exc)
         for page in batch:
             if page.item.outcome is None:
                 self.unstored(page.item, exc)

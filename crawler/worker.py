@@ -493,10 +493,6 @@ class WorkerPipeline(ArchivePipeline):
 
     def batch_failed(self, failure: Failure, batch: list[Pending]) -> None:
         exc = failure.value
-        if isinstance(exc, SQLAlchemyError | OSError):  # the batch's transaction rolled back
-            log.error("could not store a batch of %d pages: %s", len(batch), exc)
-        else:
-            log.error("could not store a batch of %d pages", len(batch), exc_info=exc)
         self.batch_unstored(batch, exc if isinstance(exc, Exception) else RuntimeError(exc))
 
     def batch_done(self, result: Any) -> None:
