@@ -292,17 +292,14 @@ class NewsSpider(scrapy.Spider):
                 self.crawler.stats.inc_value("ufarchive/known_skipped")
                 return None
             return self.known_request(known, kind="article", url=url)
-        if not self.claim(canonical):
+        meta: dict[str, Any] = {"handle_httpstatus_list": ARTICLE_STATUSES}
+        if not self.claim(canonical, meta):
             return None
-        return self.make_request(
-            url,
-            self.parse_article,
-            kind="article",
-            meta={"handle_httpstatus_list": ARTICLE_STATUSES},
-        )
+        return self.make_request(url, self.parse_article, kind="article", meta=meta)
 
-    def claim(self, canonical: str) -> bool:
-        """Schedule a new article's URL once a run, within the page budget."""
+    def claim(self, canonical: str, meta: dict[str, Any]) -> bool:
+        """Schedule a new article's URL once a run, within the page budget. (`meta`: its
+        request's, for a claim made where the request is queued.)"""
         if canonical in self.scheduled or not self.take_budget():
             return False
         self.scheduled.add(canonical)

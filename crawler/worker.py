@@ -70,6 +70,7 @@ DERIVE_SECONDS = 2.0  # the derive pass over all runs (SharedDeriver)
 ACK_SECONDS = 0.2  # acknowledgements, and waking an idle engine when work arrived
 COMMIT_SECONDS = 2.0  # a run's pages commit at least this often (WorkerPipeline)
 TOKEN_META = "ufarchive_token"
+CLAIM_META = "ufarchive_claim"  # a new article's canonical URL, claimed where it is queued
 
 
 # --- the run's state in a worker -----------------------------------------------------------
@@ -115,19 +116,14 @@ class SharedRunState(RunState):
         if not deltas and not texts and not self.counters.unreachable:
             return
         assert self.keys is not None
-        pipe = self.server.pipeline(transaction=True)
-        for name, delta in deltas.items():
-            if name.startswith("stat:"):
-                pipe.hincrby(self.keys.stats, name.removeprefix("stat:"), delta)
-            else:
-                pipe.hincrby(self.keys.counters, name, delta)
-        if texts:
-            pipe.hset(self.keys.stats, mapping=texts)
-        if self.counters.unreachable:
-            pipe.hset(self.keys.counters, "unreachable", 1)
-        for key in (self.keys.counters, self.keys.stats):
-            pipe.expire(key, KEY_TTL_SECONDS)
-        pipe.execute()
+        counted = [(k, v) for k, v in deltas.items() if not k.startswith("stat:")]
+        stated = [(k.removeprefix("stat:"), v) for k, v in deltas.items() if k.startswith("stat:")]
+        unreachable = 1 if self.counters.unreachable else 0
+        args: list[Any] = [KEY_TTL_SECONDS, unreachable, len(counted), len(stated)]
+        for name, value in [*counted, *stated, *texts.items()]:
+            args += (name, value)
+        keys = [self.keys.counters, self.keys.stats]
+        distributed.run_script(self.server, distributed.COUNTERS_SCRIPT, keys, args)
         self.sent = now
 
     def finish(self, status: RunStatus, message: str | None, stats: dict[str, Any]) -> None:
@@ -233,20 +229,12 @@ class WorkerSpider(NewsSpider):
             return False
         return True
 
-    def claim(self, canonical: str) -> bool:
-        """NewsSpider's claim on the run's shared set and budget, in one atomic step
-        (`CLAIM_SCRIPT`)."""
-        assert self.run.keys is not None
-        claimed = int(
-            distributed.run_script(
-                self.run.server, distributed.CLAIM_SCRIPT,
-                [self.run.keys.scheduled, self.run.keys.budget], [canonical, self.site.max_pages],
-            )
-        )  # fmt: skip
-        if claimed < 0:
-            assert self.crawler.stats is not None
-            self.crawler.stats.inc_value("ufarchive/max_pages_reached")
-        return claimed > 0
+    def claim(self, canonical: str, meta: dict[str, Any]) -> bool:
+        """NewsSpider's claim on the run's shared set and budget, made by the run's scheduler
+        where it queues the request (`ENQUEUE_SCRIPT`, with a listing page's other links in
+        one round trip): a claim of its own was a round trip an article."""
+        meta[CLAIM_META] = canonical
+        return True
 
     def note_start(self, response: Response) -> None:
         if response.meta.get("kind") == "start" and response.status == 200:
@@ -558,6 +546,8 @@ class RunQueueScheduler(Scheduler):  # type: ignore[misc]
         self.timer = task.LoopingCall(self.acknowledge)
         self.timer.start(ACK_SECONDS, now=False)
         self.soon = CallLaterOnce(self.acknowledge)
+        self.outbox: list[tuple[Request, list[Any]]] = []  # (request, ENQUEUE_SCRIPT's args)
+        self.send_soon = CallLaterOnce(self.send_outbox)
         self.crawler.signals.connect(self.on_idle, signal=signals.spider_idle)
         self.crawler.signals.connect(self.soon.schedule, signal=batch_stored)
 
@@ -568,23 +558,50 @@ class RunQueueScheduler(Scheduler):  # type: ignore[misc]
             self.soon.schedule()
 
     def enqueue_request(self, request: Request) -> bool:
-        """scrapy-redis's duplicate filter and queue push (as its PriorityQueue stores a
-        request) in one step, `ENQUEUE_SCRIPT`. (scrapy-redis 0.9.1's own also passes
-        `spider=` to the stats, deprecated in Scrapy 2.19.)"""
+        """Into the outbox: Scrapy hands over a listing page's links one by one in a turn of
+        the reactor, and at its end (`send_outbox`) they go to Redis in one round trip, each
+        by `ENQUEUE_SCRIPT`: the article's claim (WorkerSpider.claim), scrapy-redis's
+        duplicate filter and its queue push. A round trip a link, and one more for its
+        claim, were a fifth of a worker's time (bench/distributed.py). Scrapy is told that
+        every request was queued; those the script turns down are logged and counted when
+        they are sent (Scrapy's request_dropped signal, which nothing here listens to, is
+        not sent for them). (scrapy-redis 0.9.1's own enqueue also passes `spider=` to the
+        stats, deprecated in Scrapy 2.19.)"""
         fingerprint = "" if request.dont_filter else self.df.request_fingerprint(request)
         data = self.queue._encode_request(request)
-        queued = distributed.run_script(
-            self.server, distributed.ENQUEUE_SCRIPT, [self.run.seen, self.run.queue],
-            [fingerprint, -request.priority, data],
-        )  # fmt: skip
-        if not queued:
-            self.df.log(request, self.spider)
+        claim = request.meta.get(CLAIM_META, "")
+        args = [fingerprint, -request.priority, data, claim, self.spider.site.max_pages]
+        self.outbox.append((request, args))
+        self.send_soon.schedule()
+        return True
+
+    def send_outbox(self) -> bool:
+        """Queue the requests in the outbox in Redis; False (they stay) if Redis is away."""
+        if not self.outbox:
+            return True
+        run = self.run
+        keys = [run.seen, run.queue, run.scheduled, run.budget]
+        try:
+            results = distributed.run_scripts(
+                self.server, distributed.ENQUEUE_SCRIPT, [(keys, a) for _, a in self.outbox]
+            )
+        except RedisError:
+            log.warning("Redis is away; %d requests wait to be queued", len(self.outbox))
             return False
-        if self.stats:
-            self.stats.inc_value("scheduler/enqueued/redis")
+        sent, self.outbox = self.outbox, []
+        stats = self.stats
+        for (request, _), result in zip(sent, results, strict=True):
+            if result == 1:
+                if stats:
+                    stats.inc_value("scheduler/enqueued/redis")
+            elif result == 0:
+                self.df.log(request, self.spider)
+            elif result == -1 and stats:
+                stats.inc_value("ufarchive/max_pages_reached")
         return True
 
     def next_request(self) -> Request | None:
+        self.send_outbox()  # (what waits there may come first)
         try:
             request: Request | None = self.queue.pop()
         except RedisError:
@@ -595,6 +612,9 @@ class RunQueueScheduler(Scheduler):  # type: ignore[misc]
             if self.stats:
                 self.stats.inc_value("scheduler/dequeued/redis")
         return request
+
+    def __len__(self) -> int:
+        return len(self.outbox) + len(self.queue)
 
     def has_pending_requests(self) -> bool:
         try:
@@ -612,7 +632,10 @@ class RunQueueScheduler(Scheduler):  # type: ignore[misc]
         """Let go of the requests the engine has finished with once their pages are stored
         (the commit that took them has finished, or the next one if they still wait); then
         wake the engine if the queue has work (when idle, Scrapy's engine looks at its
-        scheduler only every 5 s)."""
+        scheduler only every 5 s). The outbox goes first: a listing page let go of may
+        have links there, and once let go of it is not fetched again if the worker dies."""
+        if not self.send_outbox():
+            return
         try:
             busy = self.in_progress()
             run = self.spider.run
@@ -642,13 +665,11 @@ class RunQueueScheduler(Scheduler):  # type: ignore[misc]
         if self.timer.running:
             self.timer.stop()
         self.soon.cancel()
+        self.send_soon.cancel()
+        self.send_outbox()  # (left unsent, its links come again with their page's request)
         tokens = list(self.held.values()) + [token for token, _ in self.released]
         try:
-            for token in tokens:
-                distributed.run_script(
-                    self.server, distributed.REQUEUE_SCRIPT,
-                    [self.run.inflight, self.run.queue], [token],
-                )  # fmt: skip
+            distributed.requeue(self.server, self.run, tokens)
         except RedisError:
             log.warning(
                 "Redis is away; %d requests go back when this worker times out", len(tokens)

@@ -329,27 +329,58 @@ def test_the_acknowledgement_that_drains_a_run_wakes_the_coordinators(prefix: st
         wakeup.close()
 
 
-def test_an_article_url_is_claimed_once_within_the_budget_in_one_step(prefix: str) -> None:
-    """CLAIM_SCRIPT, what a worker runs for a new article's link: the first claim of a URL
-    takes a page of the run's budget and schedules it; a second (another worker's, the
-    same page listed twice) gets nothing and takes no page; once the budget is spent a new
-    URL is refused and not scheduled, so the next run can find it."""
+def test_an_article_url_is_claimed_once_within_the_budget_where_it_is_queued(
+    prefix: str,
+) -> None:
+    """ENQUEUE_SCRIPT for a new article's link (a claim): the first claim of a URL takes a
+    page of the run's budget, schedules the URL and queues its request; a second
+    (another worker's, the same page listed twice) gets nothing and takes no page; once
+    the budget is spent a new URL is refused, not scheduled (so the next run can find it)
+    and not queued. A listing page's links go in one round trip (`run_scripts`)."""
     server = distributed.connect(redis_url())
     run = Keys(prefix).run(3)
+    keys = [run.seen, run.queue, run.scheduled, run.budget]
 
-    def claim(url: str) -> int:
-        args = [url, 3]  # max_pages
-        keys = [run.scheduled, run.budget]
-        return int(distributed.run_script(server, distributed.CLAIM_SCRIPT, keys, args))
+    def call(url: str) -> tuple[list[Any], list[Any]]:
+        return keys, [f"fp{url}", 0, f"req{url}", url, 3]  # max_pages 3
 
     server.set(run.budget, 1)  # the start page the coordinator queued
-    assert [claim("/a"), claim("/a"), claim("/b"), claim("/a")] == [1, 0, 1, 0]
-    assert claim("/c") == -1
+    calls = [call("/a"), call("/a"), call("/b"), call("/a"), call("/c")]
+    assert distributed.run_scripts(server, distributed.ENQUEUE_SCRIPT, calls) == [1, -2, 1, -2, -1]
     assert server.smembers(run.scheduled) == {b"/a", b"/b"}
+    assert sorted(server.zrange(run.queue, 0, -1)) == [b"req/a", b"req/b"]
     assert int(server.get(run.budget) or 0) == 4  # 1 + a + b + the refused c
-    # the server forgot its scripts (restarted): the next call sends the script again
+    # the server forgot its scripts (restarted): the calls are sent again with the script
     server.script_flush()
-    assert claim("/b") == 0 and claim("/d") == -1
+    assert distributed.run_scripts(server, distributed.ENQUEUE_SCRIPT, [call("/b"), call("/d")]) == [
+        -2, -1
+    ]  # fmt: skip
+    server.script_flush()
+    assert distributed.run_script(server, distributed.ENQUEUE_SCRIPT, *call("/e")) == -1
+
+
+def test_a_workers_counters_are_added_to_the_runs_in_one_step(prefix: str) -> None:
+    """COUNTERS_SCRIPT, a worker's flush of its counters: amounts are added to what other
+    workers sent (counters and stats apart), texts are set, a site found unreachable is
+    marked, and both hashes expire."""
+    server = distributed.connect(redis_url())
+    run = Keys(prefix).run(5)
+    keys = [run.counters, run.stats]
+    server.hset(run.counters, "requests", 7)  # another worker's
+
+    def flush(counted: list[Any], stated: list[Any], texts: list[Any], unreachable: int) -> None:
+        args = [600, unreachable, len(counted) // 2, len(stated) // 2, *counted, *stated, *texts]
+        distributed.run_script(server, distributed.COUNTERS_SCRIPT, keys, args)
+
+    flush(["requests", 3, "status:200", 2], ["ufarchive/known_skipped", 4], [], 0)
+    flush(["requests", 1], [], ["ufarchive/last_error", "timeout"], 1)
+    assert server.hgetall(run.counters) == {
+        b"requests": b"11", b"status:200": b"2", b"unreachable": b"1"
+    }  # fmt: skip
+    assert server.hgetall(run.stats) == {
+        b"ufarchive/known_skipped": b"4", b"ufarchive/last_error": b"timeout"
+    }  # fmt: skip
+    assert 0 < server.ttl(run.counters) <= 600 and 0 < server.ttl(run.stats) <= 600
 
 
 def test_a_lease_given_back_rides_on_the_next_acquisition_or_goes_on_its_own(
@@ -393,8 +424,8 @@ def test_a_request_is_queued_unless_its_fingerprint_was_seen_in_one_step(prefix:
     run = Keys(prefix).run(4)
 
     def enqueue(fingerprint: str, priority: int, data: bytes) -> int:
-        keys = [run.seen, run.queue]
-        args = [fingerprint, -priority, data]
+        keys = [run.seen, run.queue, run.scheduled, run.budget]
+        args = [fingerprint, -priority, data, "", 100]  # no claim: not an article's link
         return int(distributed.run_script(server, distributed.ENQUEUE_SCRIPT, keys, args))
 
     assert enqueue("f1", 0, b"one") == 1
@@ -404,6 +435,7 @@ def test_a_request_is_queued_unless_its_fingerprint_was_seen_in_one_step(prefix:
     assert server.smembers(run.seen) == {b"f1", b"f2"}
     # highest priority first (scrapy-redis's score is -priority), one entry per distinct data
     assert server.zrange(run.queue, 0, -1) == [b"urgent", b"one", b"start page"]
+    assert not server.exists(run.scheduled, run.budget)
 
 
 def test_the_coordinator_copies_a_runs_progress_at_most_every_few_seconds(
