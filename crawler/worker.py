@@ -505,6 +505,31 @@ class ReliableQueue(PriorityQueue):  # type: ignore[misc]
     def __init__(self, server: redis.Redis, spider: WorkerSpider, run: RunKeys, worker: str):
         super().__init__(server, spider, run.queue)
         self.run, self.worker = run, worker
+        self.method_names: dict[Any, str] = {}  # a spider method's function -> its name
+
+    def _encode_request(self, request: Request) -> bytes:
+        """scrapy-redis's, with the request's callback and errback given to Request.to_dict
+        by name: given the method, it looks for its name among all the spider's members
+        (inspect.getmembers) for every request, 1 % of a worker's time."""
+        methods = request.callback, request.errback
+        request.callback, request.errback = (self.method_name(m) for m in methods)
+        try:
+            return super()._encode_request(request)  # type: ignore[no-any-return]
+        finally:
+            request.callback, request.errback = methods
+
+    def method_name(self, method: Any) -> Any:
+        """The name of a method of the spider (what to_dict would find), else `method`."""
+        if getattr(method, "__self__", None) is not self.spider:
+            return method  # (None, or not a method of the spider's: as to_dict has it)
+        func = method.__func__
+        name = self.method_names.get(func)
+        if name is None:
+            name = func.__name__
+            if getattr(getattr(self.spider, name, None), "__func__", None) is not func:
+                return method  # (under another name: to_dict looks for it)
+            self.method_names[func] = name
+        return name
 
     def pop(self, timeout: int = 0) -> Request | None:
         run = self.run

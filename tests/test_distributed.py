@@ -359,6 +359,36 @@ def test_an_article_url_is_claimed_once_within_the_budget_where_it_is_queued(
     assert distributed.run_script(server, distributed.ENQUEUE_SCRIPT, *call("/e")) == -1
 
 
+def test_a_request_is_encoded_as_scrapy_redis_encodes_it(prefix: str) -> None:
+    """ReliableQueue names the spider's callbacks itself (Request.to_dict looks for them
+    among all the spider's members): the same bytes as scrapy-redis's encoding, decoded
+    back to the same methods; a callback that is not the spider's is left to to_dict."""
+    from scrapy import Request
+    from scrapy.utils.request import request_from_dict
+    from scrapy_redis import picklecompat
+    from scrapy_redis.queue import Base
+
+    from crawler.worker import ReliableQueue, WorkerSpider
+
+    spider = WorkerSpider.__new__(WorkerSpider)  # (its methods only: no run is opened)
+    spider.name = "s"
+    queue = ReliableQueue(distributed.connect(redis_url()), spider, Keys(prefix).run(6), "w")
+    requests = [
+        Request("http://a.example/1.html", callback=spider.parse_article,
+                errback=spider.on_error, meta={"kind": "article"}, priority=3),
+        Request("http://a.example/", callback=spider.parse_listing),
+        Request("http://a.example/robots.txt"),
+    ]  # fmt: skip
+    for request in requests:
+        data = queue._encode_request(request)
+        assert data == Base._encode_request(queue, request)
+        back = request_from_dict(picklecompat.loads(data), spider=spider)
+        assert (back.callback, back.errback) == (request.callback, request.errback)
+        assert (back.url, back.meta, back.priority) == (request.url, request.meta, request.priority)
+    with pytest.raises(ValueError):  # not a method of the spider: as scrapy-redis has it
+        queue._encode_request(Request("http://a.example/", callback=lambda r: None))
+
+
 def test_a_workers_counters_are_added_to_the_runs_in_one_step(prefix: str) -> None:
     """COUNTERS_SCRIPT, a worker's flush of its counters: amounts are added to what other
     workers sent (counters and stats apart), texts are set, a site found unreachable is

@@ -43,6 +43,7 @@ CSS_PREFIX = "css:"
 log = logging.getLogger(__name__)
 
 _META_TITLE_KEYS = ("og:title", "articletitle", "twitter:title", "title", "headline")
+_TITLE_SEPARATORS = re.compile(r"[_|｜\-－—]+")
 _SITE_NAME_KEYS = ("og:site_name", "sitename", "application-name", "twitter:site")
 
 
@@ -159,7 +160,7 @@ def _site_names(head: HeadInfo, page_title: str | None) -> list[str]:
     if page_title:
         first = strip_site_name(page_title)
         rest = page_title[len(first) :] if first and page_title.startswith(first) else ""
-        for part in re.split(r"[_|｜\-－—]+", rest):
+        for part in _TITLE_SEPARATORS.split(rest):
             cleaned = clean_text(part)
             if cleaned and cleaned not in names:
                 names.append(cleaned)

@@ -35,6 +35,7 @@ _UI = frozenset(
     labels.UI_WORDS + labels.NOT_PEOPLE + labels.ALL_LABELS + labels.SOURCE_PLACEHOLDERS
 )
 _ROLE_SET = frozenset(labels.AUTHOR_ROLES)
+_NO_LETTERS = re.compile(r"[\d\W_]+")
 _MARKUP = re.compile(r"[<>=\"'{}]|\b(?:class|style|href|span|div)\b", re.I)
 _PLACE_END = re.compile(
     rf"(?:{labels.alternation(labels.DATELINE_PLACES)})$|[{_HAN}]{{2,3}}(?:{labels.alternation(labels.REPORT_ENDS)})$"
@@ -88,7 +89,7 @@ def clean_names(value: str) -> str | None:
         token = _STAFF_CODE_SUFFIX.sub("", token.strip().strip(_QUOTES))
         if not token or token == labels.NAMES_ETC or _STAFF_CODE.fullmatch(token):
             continue
-        if re.fullmatch(r"[\d\W_]+", token) or _MARKUP.search(token):
+        if _NO_LETTERS.fullmatch(token) or _MARKUP.search(token):
             continue
         if token not in names:
             names.append(token)
