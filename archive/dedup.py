@@ -121,6 +121,20 @@ def content_key(text: str) -> str:
     return hashlib.sha256(comparison_text(text).encode()).hexdigest()
 
 
+@lru_cache(maxsize=2048)
+def stored_hashes(body: str) -> np.ndarray[Any, np.dtype[np.uint32]]:
+    """`shingle_hashes` of a stored article's `comparison_text`, kept for the next batches
+    (read-only): the same stored articles come back as candidates batch after batch (a
+    story's first copy for each later one, the articles sharing a boilerplate block), and
+    each time their bodies were converted and shingled again. bench/dedup.py (20,000
+    articles): 80,067 candidate bodies read, 10,545 distinct. Keyed by the body itself
+    (compared in full on a hit), so no archive, article or version can get another's.
+    2,048 bodies and their hashes: about 20 MB."""
+    hashes = shingle_hashes(comparison_text(body))
+    hashes.flags.writeable = False
+    return hashes
+
+
 def shingle_hashes(ctext: str) -> np.ndarray[Any, np.dtype[np.uint32]]:
     """Distinct 32-bit hashes of the text's 5-character shingles, in one numpy pass."""
     if len(ctext) < SHINGLE:
@@ -785,7 +799,7 @@ class _Batch:
         ]
         for article_id, (body, cluster, version) in current_bodies(conn, need).items():
             self.known[article_id] = (cluster, version)
-            hashes = shingle_hashes(comparison_text(body))
+            hashes = stored_hashes(body)
             for item in wanted[article_id]:
                 if self.stale(item, article_id):
                     score = copy_score(item.hashes, hashes)

@@ -677,3 +677,23 @@ def test_a_waiting_process_compares_before_the_lock_and_sees_what_was_stored_mea
     assert cluster[1] is not None and cluster[1] == cluster[10] == cluster[12]
     assert cluster[11] is None and cluster[2] is None
     engine.dispose()
+
+
+def test_a_stored_articles_hashes_are_kept_for_later_batches_read_only() -> None:
+    """`stored_hashes`: a candidate's comparison hashes are computed once for a body and
+    then served from memory (the same stored articles come back batch after batch); the
+    array is read-only, so no caller can spoil it for the next; another body, even one
+    differing by a character, gets its own."""
+    body = "中共中央统战部召开座谈会，听取各民主党派中央和全国工商联负责人意见建议。" * 4
+    other = body[:-3] + "要求。"  # (the last 建议 made 要求)
+    before = dedup.stored_hashes.cache_info().hits
+    first = dedup.stored_hashes(body)
+    assert np.array_equal(first, shingle_hashes(comparison_text(body))) and len(first) > 20
+    assert dedup.stored_hashes(body) is first
+    assert dedup.stored_hashes.cache_info().hits == before + 1
+    with pytest.raises(ValueError):
+        first[0] = 0
+    misses = dedup.stored_hashes.cache_info().misses
+    assert np.array_equal(dedup.stored_hashes(other), shingle_hashes(comparison_text(other)))
+    assert dedup.stored_hashes.cache_info().misses == misses + 1
+    assert not np.array_equal(dedup.stored_hashes(other), first)
