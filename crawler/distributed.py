@@ -227,17 +227,18 @@ def run_scripts(
     if not calls:
         return []
     sha = _registered(server, script).sha
-    for attempt in range(2):
+
+    def send() -> list[Any]:
         pipe = server.pipeline(transaction=False)
         for keys, args in calls:
             pipe.evalsha(sha, len(keys), *keys, *args)
-        try:
-            return list(pipe.execute())
-        except NoScriptError:
-            if attempt:
-                raise
-            server.script_load(script)
-    raise AssertionError("unreachable")
+        return list(pipe.execute())
+
+    try:
+        return send()
+    except NoScriptError:
+        server.script_load(script)
+        return send()
 
 
 def number_or_text(value: str) -> int | str:

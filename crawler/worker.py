@@ -588,11 +588,11 @@ class RunQueueScheduler(Scheduler):  # type: ignore[misc]
         by `ENQUEUE_SCRIPT`: the article's claim (WorkerSpider.claim), scrapy-redis's
         duplicate filter and its queue push. A round trip a link, and one more for its
         claim, were half of what a worker's reactor waited on Redis (bench/distributed.py:
-        16-21 % of its time, all calls together). Scrapy is told that
-        every request was queued; those the script turns down are logged and counted when
-        they are sent (Scrapy's request_dropped signal, which nothing here listens to, is
-        not sent for them). (scrapy-redis 0.9.1's own enqueue also passes `spider=` to the
-        stats, deprecated in Scrapy 2.19.)"""
+        16-21 % of its time, all calls together). Scrapy is told that every request was
+        queued; those the script turns down are logged and counted when they are sent
+        (Scrapy's request_dropped signal, which nothing here listens to, is not sent for
+        them). (scrapy-redis 0.9.1's own enqueue also passes `spider=` to the stats,
+        deprecated in Scrapy 2.19.)"""
         fingerprint = "" if request.dont_filter else self.df.request_fingerprint(request)
         data = self.queue._encode_request(request)
         claim = request.meta.get(CLAIM_META, "")
