@@ -170,9 +170,11 @@ def store_batch(
     now = datetime.now(UTC)
     started = time.perf_counter()
     with sessions() as session, session.begin():
+        # (the content hash at insertion, as archive.store writes it: prepared's is the same)
         session.execute(insert(ARTICLES), [
             {"id": i, "site_id": 1, "url": f"https://bench/{i}", "canonical_url": f"https://bench/{i}",
-             "first_seen": now, "last_seen": now, "version": 1} for i in ids])  # fmt: skip
+             "first_seen": now, "last_seen": now, "version": 1, "content_hash": p.content_hash}
+            for i, p in zip(ids, prepared, strict=True)])  # fmt: skip
         session.execute(insert(VERSIONS), [
             {"article_id": i, "version": 1, "first_seen": now, "last_seen": now, "body": text,
              "content_hash": ""} for i, text in zip(ids, texts, strict=True)])  # fmt: skip

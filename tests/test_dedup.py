@@ -606,8 +606,9 @@ def test_a_waiting_process_compares_before_the_lock_and_sees_what_was_stored_mea
 ) -> None:
     """On PostgreSQL a process that finds another clustering compares its batch with the
     stored articles while it waits for the lock, then, under it, reads only the bodies it
-    has not scored at their current version: a copy stored meanwhile joins the cluster, a
-    candidate edited meanwhile is scored again (its old score would make a false copy)."""
+    has not scored at their current version and needs: a copy stored meanwhile joins the
+    cluster, a candidate edited meanwhile is scored again (its old score would make a false
+    copy)."""
     engine = make_engine(postgres_url)
     upgrade(engine)
     factory = make_sessionmaker(engine)
@@ -671,7 +672,9 @@ def test_a_waiting_process_compares_before_the_lock_and_sees_what_was_stored_mea
     holder.close()
     thread.join(timeout=60)
     assert not errors
-    assert sorted(i for _, ids in reads for i in ids) == [2, 12]  # 1's score kept, not read
+    # 2 read again (edited); 1's score kept, not read; 12 not read either: it is in the
+    # cluster of 1, which the copy already matched
+    assert sorted(i for _, ids in reads for i in ids) == [2]
     with factory() as s:
         cluster = dict(s.execute(select(Article.id, Article.cluster_id)).all())
     assert cluster[1] is not None and cluster[1] == cluster[10] == cluster[12]
@@ -697,3 +700,62 @@ def test_a_stored_articles_hashes_are_kept_for_later_batches_read_only() -> None
     assert np.array_equal(dedup.stored_hashes(other), shingle_hashes(comparison_text(other)))
     assert dedup.stored_hashes.cache_info().misses == misses + 1
     assert not np.array_equal(dedup.stored_hashes(other), first)
+
+
+def test_a_batch_reads_its_candidates_together_and_writes_only_what_changes(
+    session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new copy of a story stored 30 times is scored against one of them (the rest of
+    the cluster is skipped once that one proves a copy); the batch's stored candidates
+    are read in one statement; and only the rows whose cluster or original mark changes
+    are written (the copy), not every article of the batch and member of the cluster."""
+    now = datetime.now(UTC)
+    others = [b for k, b in sorted(BODIES.items()) if not is_copy(
+        shingle_hashes(comparison_text(b)), shingle_hashes(comparison_text(BASE)))][:4]  # fmt: skip
+
+    def stored(s: Session, number: int, body: str) -> None:  # as archive.store inserts
+        s.execute(insert(ARTICLES).values(
+            id=number, site_id=1, url=f"https://x.gov.cn/{number}.html",
+            canonical_url=f"https://x.gov.cn/{number}.html", first_seen=now, last_seen=now,
+            version=1, content_hash=content_key(body)))  # fmt: skip
+        s.execute(insert(VERSIONS).values(
+            article_id=number, version=1, first_seen=now, last_seen=now, body=body,
+            content_hash=""))  # fmt: skip
+
+    story = {n: f"{BASE}（第{n}次转载，来源：某某网）" for n in range(1, 32)}
+    with session_factory() as s, s.begin():
+        s.add(Site(id=1, name="fixtures", title="fixtures"))
+        for number in range(1, 31):
+            stored(s, number, story[number])
+        dedup.cluster_articles(s, list(range(1, 31)))
+    reads: list[list[int]] = []
+    real = dedup.current_bodies
+
+    def reading(conn: Any, article_ids: Any) -> Any:
+        if ids := sorted(article_ids):
+            reads.append(ids)
+        return real(conn, ids)
+
+    monkeypatch.setattr(dedup, "current_bodies", reading)
+    written: list[int] = []
+    batch = {31: story[31], **{40 + n: body for n, body in enumerate(others)}}
+    with session_factory() as s, s.begin():
+        engine = s.get_bind()
+        listener = (
+            lambda conn, cursor, statement, *_: written.append(cursor.rowcount)
+            if statement.startswith("UPDATE articles")
+            else None
+        )
+        event.listen(engine, "after_cursor_execute", listener)
+        try:
+            for number, body in batch.items():
+                stored(s, number, body)
+            dedup.cluster_articles(s, list(batch), [prepare(n, b) for n, b in batch.items()])
+        finally:
+            event.remove(engine, "after_cursor_execute", listener)
+        clusters = dict(s.execute(select(Article.id, Article.cluster_id)).all())
+    assert clusters[31] is not None and clusters[31] == clusters[1]
+    assert all(clusters[n] is None for n in batch if n != 31)
+    assert len(reads) == 1, reads  # one statement for the batch
+    assert len([a for a in reads[0] if a in story]) == 1, reads  # one of the 30 copies
+    assert sum(written) == 2, written  # the copy's cluster, then its original mark
