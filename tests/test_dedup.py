@@ -741,11 +741,11 @@ def test_a_batch_reads_its_candidates_together_and_writes_only_what_changes(
     batch = {31: story[31], **{40 + n: body for n, body in enumerate(others)}}
     with session_factory() as s, s.begin():
         engine = s.get_bind()
-        listener = (
-            lambda conn, cursor, statement, *_: written.append(cursor.rowcount)
-            if statement.startswith("UPDATE articles")
-            else None
-        )
+
+        def listener(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+            if statement.startswith("UPDATE articles"):
+                written.append(cursor.rowcount)
+
         event.listen(engine, "after_cursor_execute", listener)
         try:
             for number, body in batch.items():
