@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -39,6 +40,26 @@ def array_columns(rows: Sequence[Sequence[int]]) -> list[str]:
     """The columns of these rows, each as `array_literal` (a batch sent as one statement
     over `unnest` of its columns); non-empty rows."""
     return [array_literal(column) for column in zip(*rows, strict=True)]
+
+
+# COPY's binary format: a signature, flags and header extension (none) before the rows;
+# each row its number of fields and each field its length and value, big-endian; -1 after
+COPY_HEAD = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
+COPY_END = struct.pack("!h", -1)
+
+
+def copy_binary(conn: Connection, table: str, columns: str, rows: bytes | bytearray) -> None:
+    """Rows already in COPY's binary form into `table` (PostgreSQL), in the connection's
+    transaction: no text made by the client or parsed by the server, no statement a row."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with (
+        raw.cursor() as cursor,
+        cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy,
+    ):
+        copy.write(COPY_HEAD)
+        copy.write(rows)
+        copy.write(COPY_END)
 
 
 def make_engine(url: str, *, writer: bool = False, **kwargs: Any) -> Engine:

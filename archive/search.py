@@ -78,6 +78,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from archive.db import array_literal as codes_literal  # the text of an int4[]
+from archive.db import copy_binary
 from archive.errors import UfarchiveError
 from archive.models import (
     SEARCH_GIN_HALVES,
@@ -2108,12 +2109,9 @@ _STAGING = "ufa_rebuild_entries"
 _MOVE_ENTRIES = text(
     f"INSERT INTO search_docs ({_COLUMNS}) SELECT {_COLUMNS} FROM {_STAGING}; TRUNCATE {_STAGING}"
 )
-# COPY's binary format: a signature, flags and header extension (none); each row its
-# number of fields and each field its length and value (int4, int8, int4, int4, int4[]);
-# -1 fields at the end
-_COPY_HEAD = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
+# an entry's row in COPY's binary form (archive.db.copy_binary): int4, int8, int4, int4
+# and the int4[], each after its length
 _COPY_ROW = struct.Struct("!hiiiqiiiii")
-_COPY_END = struct.pack("!h", -1)
 
 
 def _copy_entries(
@@ -2136,19 +2134,12 @@ def _copy_entries(
 def _copy_rows(conn: Connection, table: str, rows: Sequence[tuple[int, Indexable, bytes]]) -> None:
     """Index entries, (key, article, `codes_binary`) in the order given, into a table like
     search_docs, by one binary COPY."""
-    data = bytearray(_COPY_HEAD)
+    data = bytearray()
     for key, item, codes in rows:
         fields = (item.article_id, 8, key, 4, item.version, 4, item.site_id, len(codes))
         data += _COPY_ROW.pack(5, 4, *fields)
         data += codes
-    data += _COPY_END
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    with (
-        raw.cursor() as cursor,
-        cursor.copy(f"COPY {table} ({_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy,
-    ):
-        copy.write(data)
+    copy_binary(conn, table, _COLUMNS, data)
 
 
 def build_gin_halves(engine: Engine) -> list[str]:
