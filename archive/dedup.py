@@ -40,13 +40,11 @@ from typing import Any, cast
 import numpy as np
 from sqlalchemy import (
     Connection,
-    Engine,
     SmallInteger,
     Table,
     and_,
     bindparam,
     delete,
-    event,
     func,
     insert,
     literal,
@@ -54,7 +52,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import text as sql
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from archive.db import array_columns, copy_binary
@@ -95,6 +92,11 @@ CLUSTER_LOCK = 0x75666172  # "ufar": the advisory lock key of clustering on Post
 # merge grows with the archive. A lookup asks the newest tier only for the buckets in the
 # log and a run only for those its filter lets through: most of a new article's buckets
 # are nowhere, and are never sought. Bounds in rows, tuned with bench/dedup.py.
+# On PostgreSQL new rows go straight into the current run (`writes_runs`), and the newest
+# tier stays empty: the runs partition's B-tree takes a batch's keys within one run's range
+# as cheaply as the small partition of the newest tier did (41-52 ms a batch of 21,000 rows
+# against 41-48), and moving every row once more cost 62-66 ms a batch and a vacuum. The
+# log then holds the current run's buckets since its filter was last brought up to date.
 NEWEST_TIER = -1
 NEWEST_ROWS = 4_096 * BANDS
 RUN_ROWS = 16_384 * BANDS
@@ -343,14 +345,13 @@ def cluster_articles(
         batch.place(conn, item)
     batch.found_clusters(conn)
     if batch.band_rows:
-        write_bands(conn, batch.band_rows)
+        write_bands(conn, batch.band_rows, current_run(conn) if writes_runs(conn) else NEWEST_TIER)
         conn.execute(
             insert(LOG_TABLE).values(
                 id=random_id(), buckets=np.array(list(batch.buckets), dtype="<i8").tobytes()
             )
         )
-        if settle_tiers(conn, len(batch.band_rows)) and conn.dialect.name == "postgresql":
-            event.listen(session, "after_commit", vacuum_newest, once=True)
+        settle_tiers(conn, len(batch.band_rows))
         conn.execute(
             insert(KEYS_TABLE),
             [
@@ -385,29 +386,33 @@ def cluster_articles(
     refresh_clusters(conn, batch.touched)
 
 
-def write_bands(conn: Connection, rows: list[tuple[int, int, int]]) -> None:
-    """A batch's (band, bucket, article id) rows into the newest tier.
+def write_bands(
+    conn: Connection, rows: list[tuple[int, int, int]], tier: int = NEWEST_TIER
+) -> None:
+    """A batch's (band, bucket, article id) rows into a tier: the newest (SQLite), the
+    current run (PostgreSQL, `writes_runs`).
 
     Not through SQLAlchemy's per-row parameter handling, the largest single cost of
     clustering (42 band rows an article) in bench/dedup.py: on SQLite straight to the
     driver; on PostgreSQL by a binary COPY made by numpy, in bucket order (the index's
-    pages in turn), into the newest tier's partition (migration 0022). An executemany is
+    pages in turn), into the partition that holds the tier. An executemany is
     a statement a row there (21,000 rows, 400-445 ms a batch of 500 articles); one
     INSERT over arrays sent as text took 77-110 ms, the COPY 47-58."""
     if conn.dialect.name == "postgresql":
         columns = np.array(rows, dtype=np.int64).reshape(-1, 3)
         columns = columns[np.argsort(columns[:, 1], kind="stable")]
         data = np.empty(len(columns), dtype=_BAND_ROW)
-        data["fields"], data["tier"], data["band"] = 4, NEWEST_TIER, columns[:, 0]
+        data["fields"], data["tier"], data["band"] = 4, tier, columns[:, 0]
         data["bucket"], data["article_id"] = columns[:, 1], columns[:, 2]
         for name, size in (("tier", 2), ("band", 2), ("bucket", 8), ("article_id", 4)):
             data[f"{name}_size"] = size
-        copy_binary(conn, "lsh_bands_newest", "tier, band, bucket, article_id", data.tobytes())
+        partition = "lsh_bands_newest" if tier == NEWEST_TIER else "lsh_bands_runs"  # (0022)
+        copy_binary(conn, partition, "tier, band, bucket, article_id", data.tobytes())
         return
     mark = placeholder(conn)
     conn.exec_driver_sql(
         "INSERT INTO lsh_bands (tier, band, bucket, article_id)"
-        f" VALUES ({NEWEST_TIER}, {mark}, {mark}, {mark})",
+        f" VALUES ({int(tier)}, {mark}, {mark}, {mark})",
         rows,
     )
 
@@ -488,27 +493,49 @@ def stored_runs(conn: Connection) -> dict[int, tuple[int, int | None]]:
     return {tier: (count, stamp) for tier, count, stamp in rows}
 
 
-def settle_tiers(conn: Connection, added: int) -> bool:
-    """Count rows added to the newest tier; when it is full, merge it into the current run
-    (a new one if the last is full), add the logged buckets to that run's filter, and give
-    every run without a filter (from before migration 0009) one from its rows. True if it
-    merged."""
+def writes_runs(conn: Connection) -> bool:
+    """Whether new band rows go straight into the current run (PostgreSQL), not into the
+    newest tier to be merged later (SQLite: one B-tree for all tiers, WITHOUT ROWID, where
+    a small tier's pages stay few)."""
+    return conn.dialect.name == "postgresql"
+
+
+def current_run(conn: Connection) -> int:
+    """The run new rows go into when `writes_runs`: the last, or run 0, made now."""
+    last = max(stored_runs(conn), default=None)
+    return open_run(conn, 0) if last is None else last
+
+
+def open_run(conn: Connection, run: int) -> int:
+    """A new, empty run with an empty filter (a run without one is asked for every bucket)."""
+    conn.execute(insert(TIERS_TABLE).values(tier=run, row_count=0))
+    store_filter(conn, run, np.zeros(filter_words(0), np.uint64), 0)
+    return run
+
+
+def settle_tiers(conn: Connection, added: int) -> None:
+    """Count rows added since the last settling (in the newest tier; when `writes_runs`, in
+    the current run); at NEWEST_ROWS of them, merge the newest tier into the current run
+    (when not `writes_runs`: a new run if the last is full), add the logged buckets to that
+    run's filter, and give every run without a filter (from before migration 0009) one from
+    its rows; when `writes_runs`, open the next run once the current one is full."""
     tiers = TIERS_TABLE.c
+    direct = writes_runs(conn)
     newest = conn.execute(
         select(tiers.row_count).where(tiers.tier == NEWEST_TIER)
     ).scalar_one_or_none()
     count = (newest or 0) + added
-    merged = count >= NEWEST_ROWS
-    if merged:
+    if count >= NEWEST_ROWS:
         runs = stored_runs(conn)
         last = max(runs, default=-1)
-        if last >= 0 and runs[last][0] < RUN_ROWS:
+        if direct or (last >= 0 and runs[last][0] < RUN_ROWS):
             target = last
         else:
             target = last + 1
             conn.execute(insert(TIERS_TABLE).values(tier=target, row_count=0))
             runs[target] = (0, None)
-        merge_tier(conn, NEWEST_TIER, target)
+        if not direct:
+            merge_tier(conn, NEWEST_TIER, target)
         rows = runs[target][0] + count
         words = run_filters(conn, {target: runs[target]})[target]
         if words is None and runs[target][0]:
@@ -523,34 +550,16 @@ def settle_tiers(conn: Connection, added: int) -> bool:
         for run, (_, stamp) in runs.items():
             if stamp is None and run != target:
                 build_run_filter(conn, run)
+        if direct and rows >= RUN_ROWS:
+            open_run(conn, target + 1)
     if newest is None:
         conn.execute(insert(TIERS_TABLE).values(tier=NEWEST_TIER, row_count=count))
     else:
         conn.execute(update(TIERS_TABLE).where(tiers.tier == NEWEST_TIER).values(row_count=count))
-    return merged
-
-
-def vacuum_newest(session: Session) -> None:
-    """VACUUM the newest tier's partition (PostgreSQL, migration 0022), after a merge has
-    deleted its rows and committed: their space and index entries are reused from then on
-    instead of piling up (each batch cost more as the archive grew, bench/dedup.py). Its
-    own transaction (VACUUM cannot run in one); skipped if another process vacuums it."""
-    bind = session.get_bind()
-    if not isinstance(bind, Engine):  # (a session bound to a connection: its owner's call)
-        return
-    try:
-        with bind.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(sql("VACUUM (SKIP_LOCKED) lsh_bands_newest"))
-    except DBAPIError as exc:  # the rows stay until the next merge's vacuum: nothing lost
-        log.warning("could not vacuum lsh_bands_newest: %s", str(exc.orig).strip())
 
 
 def merge_tier(conn: Connection, tier: int, into: int) -> None:
-    """Move a tier's rows into another, in bucket order (one pass over its pages).
-
-    On PostgreSQL the newest tier's deleted rows stay until a vacuum (vacuum_newest, after
-    the commit), unless this transaction holds lsh_bands alone (a rebuild): then it is
-    emptied with TRUNCATE, which would otherwise wait for every reader of the table."""
+    """Move a tier's rows into another, in bucket order (one pass over its pages)."""
     bands = BANDS_TABLE.c
     conn.execute(
         insert(BANDS_TABLE).from_select(
@@ -560,23 +569,7 @@ def merge_tier(conn: Connection, tier: int, into: int) -> None:
             .order_by(bands.bucket),
         )
     )
-    if tier == NEWEST_TIER and conn.dialect.name == "postgresql" and _holding_bands(conn):
-        conn.execute(sql("TRUNCATE lsh_bands_newest"))
-    else:
-        conn.execute(delete(BANDS_TABLE).where(bands.tier == tier))
-
-
-def _holding_bands(conn: Connection) -> bool:
-    """Whether this transaction holds lsh_bands in ACCESS EXCLUSIVE mode (PostgreSQL)."""
-    return bool(
-        conn.scalar(
-            sql(
-                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = pg_backend_pid()"
-                " AND relation = 'lsh_bands'::regclass AND mode = 'AccessExclusiveLock'"
-                " AND granted)"
-            )
-        )
-    )
+    conn.execute(delete(BANDS_TABLE).where(bands.tier == tier))
 
 
 def build_run_filter(conn: Connection, run: int) -> np.ndarray[Any, np.dtype[np.uint64]]:
@@ -940,21 +933,26 @@ class _Batch:
         if not buckets:
             return
         # the newest tier for the buckets in the log, each run for those its filter lets
-        # through (every bucket for a run without a filter)
+        # through (every bucket for a run without a filter); when `writes_runs`, the log's
+        # are the current run's
         logged = logged_buckets(conn)
-        asks: list[tuple[int, list[int]]] = [
-            (NEWEST_TIER, [bucket for bucket in buckets if bucket in logged])
-        ]
+        fresh = [bucket for bucket in buckets if bucket in logged]
+        runs = stored_runs(conn)
+        current = max(runs) if runs and writes_runs(conn) else NEWEST_TIER
+        asks: list[tuple[int, list[int]]] = [] if current != NEWEST_TIER else [(current, fresh)]
         wanted = np.fromiter(buckets, dtype=np.int64, count=len(buckets))
         # in the order of their words in any filter (the low 32 bits pick the word), so that
         # each filter is read front to back: twice as fast as in random order
         wanted = wanted[np.argsort(wanted.view(np.uint64) & np.uint64(0xFFFFFFFF))]
         probes: dict[int, Probes] = {}
-        for run, words in run_filters(conn, stored_runs(conn)).items():
+        for run, words in run_filters(conn, runs).items():
             if words is None:
                 asks.append((run, wanted.tolist()))
-            elif len(passed := wanted[may_contain(words, wanted, probes)]):
-                asks.append((run, passed.tolist()))
+            elif run == current:
+                passed = wanted[may_contain(words, wanted, probes)].tolist()
+                asks.append((run, sorted({*passed, *fresh})))
+            elif len(passed_array := wanted[may_contain(words, wanted, probes)]):
+                asks.append((run, passed_array.tolist()))
         for bucket, article_id in find_buckets(conn, asks):
             self.stored_by_bucket.setdefault(bucket, []).append(article_id)
 
@@ -1201,9 +1199,7 @@ def rebuild(session: Session, batch: int = 500, workers: int = 1) -> int:
 
     session.execute(update(Article).values(cluster_id=None, is_original=True))
     if session.get_bind().dialect.name == "postgresql":
-        # The whole rebuild is one transaction: no vacuum after its merges, whose deleted
-        # rows would pile up in the newest tier; holding the table, merge_tier empties
-        # the tier with TRUNCATE instead (and clustering processes wait, as they would).
+        # (clustering processes wait, as they would for a batch)
         session.execute(select(func.pg_advisory_xact_lock(CLUSTER_LOCK)))
         session.execute(sql("LOCK TABLE lsh_bands IN ACCESS EXCLUSIVE MODE"))
         session.execute(sql("TRUNCATE lsh_bands"))

@@ -157,7 +157,8 @@ def test_upgrading_to_runs_keeps_the_band_index_and_filters_every_run(
 ) -> None:
     """0006 renumbers the newest tier -1 and makes the biggest and middle tiers runs 0 and 1;
     0009 logs the newest tier's buckets. The next merge gives both runs a filter from their
-    rows and fills run 1 (the last). Downgrading puts it back."""
+    rows and fills run 1 (the last). Downgrading puts it back. (On PostgreSQL 0025 makes the
+    newest tier's rows run 2, and the next settling gives all three a filter.)"""
     engine = make_engine(database_url)
     upgrade(engine, "0005")
     bucket = {tier: -(2**63) + 10 * tier for tier in range(3)}
@@ -173,8 +174,25 @@ def test_upgrading_to_runs_keeps_the_band_index_and_filters_every_run(
             [{"t": tier} for tier in range(3)],
         )
     upgrade(engine)
+    postgresql = engine.dialect.name == "postgresql"
     with engine.begin() as conn:
         rows = conn.execute(text("SELECT tier, bucket FROM lsh_bands ORDER BY tier")).all()
+        if postgresql:  # 0025: the newest tier's rows are a run of their own, the log empty
+            assert [tuple(r) for r in rows] == [(0, bucket[0]), (1, bucket[1]), (2, bucket[2])]
+            assert dedup.logged_buckets(conn) == set()
+            assert dedup.stored_runs(conn) == {0: (1, None), 1: (1, None), 2: (1, None)}
+            dedup.settle_tiers(conn, dedup.NEWEST_ROWS)
+            runs = dedup.stored_runs(conn)
+            filters = dedup.run_filters(conn, runs)
+            assert runs.keys() == {0, 1, 2}
+            for run in range(3):
+                words = filters[run]
+                assert words is not None
+                assert dedup.may_contain(words, np.array([bucket[run]], dtype=np.int64)).all()
+    if postgresql:
+        engine.dispose()
+        return
+    with engine.begin() as conn:
         assert [tuple(r) for r in rows] == [(-1, bucket[2]), (0, bucket[0]), (1, bucket[1])]
         assert dedup.logged_buckets(conn) == {bucket[2]}
         assert dedup.stored_runs(conn) == {0: (1, None), 1: (1, None)}

@@ -305,11 +305,16 @@ def test_copies_are_found_across_tier_merges(
             for run in tiers
             if run >= 0
         }
+    with session_factory() as s:
+        logged = dedup.logged_buckets(s.connection())
     runs = sorted(held)
     assert len(runs) >= 3 and runs == list(range(len(runs)))  # runs, numbered in order
     assert all(tiers[run] >= 4 * BANDS for run in runs[:-1])  # full
-    for run in runs:  # each filter, grown merge by merge from the log, holds all its run's
-        assert dedup.may_contain(np.frombuffer(filters[run], dtype="<u8"), held[run]).all()
+    for run in runs:  # each filter, grown settling by settling from the log, holds all its
+        # run's (on PostgreSQL, rows written straight into the current run since the last
+        # settling are in the log)
+        through = dedup.may_contain(np.frombuffer(filters[run], dtype="<u8"), held[run])
+        assert (through | (np.isin(held[run], list(logged)) & (run == runs[-1]))).all()
     assert tiers[runs[-1]] <= 4 * BANDS + 2 * BANDS  # the current run, open or just full
     assert sum(tiers.values()) == sum(counted.values())
     assert tiers.get(dedup.NEWEST_TIER, 0) < 2 * BANDS
@@ -317,14 +322,15 @@ def test_copies_are_found_across_tier_merges(
     assert found == PAIRS
 
 
-def test_postgresql_vacuums_the_newest_tier_after_each_merge(
+def test_postgresql_writes_band_rows_straight_into_the_current_run(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On PostgreSQL the newest tier is a partition of its own (migration 0022), and the
-    process that merged it vacuums it once its transaction has committed: the rows a merge
-    deletes do not pile up in it (a batch cost twice as much at 200,000 articles,
-    bench/dedup.py). A merge rolled back vacuums nothing."""
+    """On PostgreSQL a batch's band rows go into the current run of `lsh_bands_runs`, and
+    the newest tier (`lsh_bands_newest`) stays empty: no rows moved by merges, none
+    deleted (moving each row once more was a tenth of clustering's time, bench/dedup.py).
+    Runs still fill in turn, and a rebuild, one transaction, clusters the same."""
     monkeypatch.setattr(dedup, "NEWEST_ROWS", 2 * BANDS)
+    monkeypatch.setattr(dedup, "RUN_ROWS", 4 * BANDS)
     engine = make_engine(postgres_url)
     upgrade(engine)
     factory = make_sessionmaker(engine)
@@ -335,49 +341,6 @@ def test_postgresql_vacuums_the_newest_tier_after_each_merge(
             " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'lsh_bands'::regclass"
         ))}  # fmt: skip
     assert partitions == {"lsh_bands_newest": "FOR VALUES IN ('-1')", "lsh_bands_runs": "DEFAULT"}
-
-    def vacuums() -> int:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT pg_stat_clear_snapshot()"))
-            return int(
-                conn.scalar(text("SELECT pg_stat_get_vacuum_count('lsh_bands_newest'::regclass)"))
-                or 0
-            )
-
-    with factory() as s, s.begin():
-        s.add(Site(id=1, name="fixtures", title="fixtures"))
-    bodies = sorted({comparison_text(b): b for b in BODIES.values()}.values())[:7]
-    counts = []
-    for number, body in enumerate(bodies, start=1):
-        with factory() as s, s.begin():
-            store_and_cluster(s, number, body, now)
-            merged = s.scalar(select(LshTier.row_count).where(LshTier.tier == -1)) == 0
-        counts.append((merged, vacuums()))
-    with factory() as s:  # a merge rolled back
-        store_and_cluster(s, 99, BODIES[sorted(BODIES)[-1]], now)
-        assert s.scalar(select(LshTier.row_count).where(LshTier.tier == -1)) == 0
-        s.rollback()
-    after = vacuums()
-    engine.dispose()
-    merges = sum(merged for merged, _ in counts)
-    assert merges == 3, counts  # (every article adds 42 rows: a merge every other one)
-    assert [n for _, n in counts] == list(
-        itertools.accumulate(int(merged) for merged, _ in counts)
-    ), counts  # one vacuum each merge, right after its commit
-    assert after == counts[-1][1]
-
-
-def test_a_rebuild_on_postgresql_empties_the_newest_tier_by_truncating_it(
-    postgres_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`dedup --rebuild` is one transaction, which no vacuum can follow merge by merge: it
-    holds lsh_bands alone and empties the newest tier with TRUNCATE at each merge (a
-    crawl's merge, which others read beside, deletes). The clusters come out the same."""
-    monkeypatch.setattr(dedup, "NEWEST_ROWS", 2 * BANDS)
-    engine = make_engine(postgres_url)
-    upgrade(engine)
-    factory = make_sessionmaker(engine)
-    now = datetime.now(UTC)
     statements: list[str] = []
 
     @event.listens_for(engine, "before_cursor_execute")
@@ -386,27 +349,62 @@ def test_a_rebuild_on_postgresql_empties_the_newest_tier_by_truncating_it(
 
     with factory() as s, s.begin():
         s.add(Site(id=1, name="fixtures", title="fixtures"))
+    newest = []
     for number, key in enumerate(sorted(BODIES), start=1):
         with factory() as s, s.begin():
             store_and_cluster(s, number, BODIES[key], now)
-    crawled = [s for s in statements if "lsh_bands" in s and s.startswith(("DELETE", "TRUNC"))]
+        with factory() as s:
+            newest.append(s.scalar(text("SELECT count(*) FROM lsh_bands_newest")))
     with factory() as s:
         before = {frozenset(g) for g in clusters_of(s)}
+        runs = dict(s.execute(select(LshBand.tier, func.count()).group_by(LshBand.tier)).all())
+    crawled = [s for s in statements if "lsh_bands" in s and s.startswith(("DELETE", "INSERT"))]
     statements.clear()
     with factory() as s, s.begin():
-        dedup.rebuild(s, batch=2)  # (a merge each batch)
-    rebuilt = [s for s in statements if "lsh_bands" in s and s.startswith(("DELETE", "TRUNC"))]
+        dedup.rebuild(s, batch=2)
+    rebuilt = [s for s in statements if "lsh_bands" in s and s.startswith(("DELETE", "INSERT"))]
     with factory() as s:
         after = {frozenset(g) for g in clusters_of(s)}
-        left = s.scalar(select(func.count()).select_from(LshBand).where(LshBand.tier == -1))
-        counted = s.scalar(select(LshTier.row_count).where(LshTier.tier == -1))
+        left = s.scalar(text("SELECT count(*) FROM lsh_bands_newest"))
     event.remove(engine, "before_cursor_execute", keep)
     engine.dispose()
-    assert crawled and all(s.startswith("DELETE FROM lsh_bands WHERE") for s in crawled)
-    assert rebuilt.count("TRUNCATE lsh_bands_newest") == len(BODIES) // 2 >= 3
-    assert not any(s.startswith("DELETE FROM lsh_bands") for s in rebuilt), rebuilt
+    assert newest == [0] * len(BODIES) and left == 0
+    assert not crawled and not rebuilt, (crawled, rebuilt)  # (the rows go in by COPY)
+    assert len(runs) >= 3 and sorted(runs) == list(range(len(runs)))
+    assert all(runs[run] >= 4 * BANDS for run in range(len(runs) - 1))  # full, in turn
     assert after == before and len(before) >= 3
-    assert left == counted
+
+
+def test_migration_0025_moves_the_newest_tiers_rows_into_a_run(postgres_url: str) -> None:
+    """A PostgreSQL archive from before: rows in the newest tier (written by the code of
+    revision 0024) become a run of their own without a filter, the log is emptied, and a
+    copy of an article whose rows were moved still finds it."""
+    engine = make_engine(postgres_url)
+    upgrade(engine, "0024")
+    factory = make_sessionmaker(engine)
+    now = datetime.now(UTC)
+    original, copy = sorted(PAIRS, key=sorted)[0]
+    with factory() as s, s.begin():
+        s.add(Site(id=1, name="fixtures", title="fixtures"))
+        store_version(s, 1, 1, BODIES[original], now)
+        item = prepare(1, BODIES[original])
+        dedup.write_bands(s.connection(), [(band, bucket, 1) for band, bucket in item.keys])
+        s.execute(insert(LshTier).values(tier=-1, row_count=BANDS))
+        s.execute(text("INSERT INTO lsh_log (id, buckets) VALUES (7, '\\x00')"))
+    upgrade(engine)
+    with factory() as s:
+        moved = dict(s.execute(select(LshBand.tier, func.count()).group_by(LshBand.tier)).all())
+        tiers = {t: (n, f is None) for t, n, f in s.execute(
+            select(LshTier.tier, LshTier.row_count, LshTier.filter))}  # fmt: skip
+        logged = s.scalar(text("SELECT count(*) FROM lsh_log"))
+    assert moved == {0: BANDS} and logged == 0
+    assert tiers == {-1: (0, True), 0: (BANDS, True)}
+    with factory() as s, s.begin():
+        store_and_cluster(s, 2, BODIES[copy], now)
+    with factory() as s:
+        clusters = list(s.scalars(select(Article.cluster_id).order_by(Article.id)))
+    engine.dispose()
+    assert clusters[0] is not None and clusters == [clusters[0]] * 2
 
 
 def clusters_of(s: Session) -> list[list[int]]:
@@ -467,13 +465,14 @@ def test_runs_are_asked_only_through_their_filters(
             dedup._FILTERS.clear()
         with session_factory() as s, s.begin():
             store_and_cluster(s, number, BODIES[key], now)
-            if number == 1:
-                assert dedup.stored_runs(s.connection()).keys() == {0}
+            if number == 1:  # (PostgreSQL writes into runs: the next is open already)
+                opened = {0, 1} if dedup.writes_runs(s.connection()) else {0}
+                assert dedup.stored_runs(s.connection()).keys() == opened
     with session_factory() as s:
         runs = s.execute(
             select(LshTier.tier, LshTier.filter, LshTier.stamp).where(LshTier.tier >= 0)
         )
-        (run, blob, stamp), second = runs.all()
+        (run, blob, stamp), second, *_ = runs.all()
         clusters = [c for c in s.scalars(select(Article.cluster_id).order_by(Article.id))]
     assert (run, second[0]) == (0, 1) and blob and stamp is not None
     words = np.frombuffer(blob, dtype="<u8")
@@ -500,7 +499,8 @@ def test_the_newest_tier_is_asked_through_the_log(
     dedup._FILTERS.clear()
     with session_factory() as s:
         assert dedup.logged_buckets(s.connection()) == keys
-        assert not dedup.stored_runs(s.connection())  # no run yet: all in the newest tier
+        # no run filled yet: all in the newest tier, or (PostgreSQL) in the first run
+        assert all(rows == 0 for rows, _ in dedup.stored_runs(s.connection()).values())
     with session_factory() as s:
         store_and_cluster(s, 3, BODIES[other], now)
         assert dedup.logged_buckets(s.connection()) > keys
@@ -549,32 +549,33 @@ def test_postgresql_looks_buckets_up_by_key_whatever_its_statistics_say(postgres
     assert rows_read(plan[0]["Plan"]) <= 310  # the buckets asked, not the run
 
 
-def test_postgresql_probes_the_newest_tier_by_key_after_a_vacuum_has_emptied_it(
+def test_postgresql_probes_the_current_run_by_key_though_it_was_empty_when_planned(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A merge empties the newest tier and its vacuum leaves it 0 pages long; the driver
-    prepares a statement run five times, and PostgreSQL may then keep one generic plan for
-    it, made for an empty tier: a sequential scan of the tier for each bucket asked, slower
-    with each batch as the tier fills (2.3 s a batch of 500 at 20,000 articles,
-    bench/dedup.py). Filled behind the cached plan's back, the tier is still read by key."""
-    monkeypatch.setattr(dedup, "NEWEST_ROWS", 10**9)  # no merge: the tier only fills
+    """The runs' partition starts empty (0 pages after a vacuum); the driver prepares a
+    statement run five times, and PostgreSQL may then keep one generic plan for it, made
+    for an empty table: a sequential scan for each bucket asked, slower with each batch as
+    it fills (2.3 s a batch of 500 at 20,000 articles, bench/dedup.py, when new rows went
+    to a newest tier that each merge emptied). Filled behind the cached plan's back, the
+    current run is still read by key."""
+    monkeypatch.setattr(dedup, "NEWEST_ROWS", 10**9)  # no settling: the run only fills
     engine = make_engine(postgres_url)
     upgrade(engine)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("VACUUM lsh_bands_newest"))  # as after a merge: 0 pages, 0 rows
+        conn.execute(text("VACUUM lsh_bands_runs"))  # 0 pages, 0 rows
     now = datetime.now(UTC)
     body = BODIES[sorted(BODIES)[0]]
-    read = "SELECT pg_stat_get_xact_tuples_returned('lsh_bands_newest'::regclass)"
+    read = "SELECT pg_stat_get_xact_tuples_returned('lsh_bands_runs'::regclass)"
     with engine.connect() as conn:  # one connection: its prepared statements and plans
         with Session(bind=conn) as s, s.begin():
             s.add(Site(id=1, name="fixtures", title="fixtures"))
-        for number in range(1, 16):  # copies: each asks the tier for the buckets of the last
+        for number in range(1, 16):  # copies: each asks the run for the buckets of the last
             with Session(bind=conn) as s, s.begin():
                 store_and_cluster(s, number, body, now)
         rng = np.random.default_rng(5)
         with engine.begin() as other:  # 50,000 rows more, no vacuum, no ANALYZE
             dedup.write_bands(other, [(n % BANDS, int(b), 1_000 + n // BANDS) for n, b in
-                                      enumerate(rng.integers(-(2**62), 2**62, 50_000))])  # fmt: skip
+                                      enumerate(rng.integers(-(2**62), 2**62, 50_000))], 0)  # fmt: skip
         with Session(bind=conn) as s, s.begin():
             before = int(s.scalar(text(read)))
             store_and_cluster(s, 16, body, now)

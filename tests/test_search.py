@@ -715,7 +715,7 @@ def test_an_upgrade_to_kept_counts_counts_the_common_codes(
     engine.dispose()
     result = CliRunner().invoke(app, ["db", "upgrade"], env=pg_world.env())
     assert result.exit_code == 0, result.output
-    assert "schema upgraded from 0020 to 0024" in result.stdout
+    assert "schema upgraded from 0020 to 0025" in result.stdout
     counted = int(result.stdout.split("search counts: ")[1].split()[0])
     assert counted > 100, result.stdout
     with pg_world.session() as session:
