@@ -444,10 +444,11 @@ class LshTier(Base):
 
 
 class LshLog(Base):
-    """The buckets one clustering batch wrote to the newest tier of lsh_bands (signed 64-bit
-    integers, little-endian), under a random id; emptied when that tier is merged into a
-    run. A lookup asks the newest tier only for the buckets the log holds, and a merge adds
-    them to the run's filter without reading the run (archive.dedup)."""
+    """The buckets one clustering batch wrote to the newest tier of lsh_bands (on PostgreSQL
+    to the current run; signed 64-bit integers, little-endian), under a random id; emptied
+    when the tier is merged into a run (when the run's filter is brought up to date). A
+    lookup asks the newest tier (the current run) for the buckets the log holds, and a merge
+    adds them to the run's filter without reading the run (archive.dedup)."""
 
     __tablename__ = "lsh_log"
 
