@@ -56,6 +56,7 @@ from sqlalchemy.orm import Session
 
 from archive.db import array_columns, copy_binary
 from archive.models import (
+    LSH_PARTITIONS,
     Article,
     ArticleVersion,
     Cluster,
@@ -346,7 +347,8 @@ def cluster_articles(
         batch.place(conn, item)
     batch.found_clusters(conn)
     if batch.band_rows:
-        write_bands(conn, batch.band_rows, current_run(conn) if writes_runs(conn) else NEWEST_TIER)
+        tier = current_run(conn, batch.runs) if writes_runs(conn) else NEWEST_TIER
+        write_bands(conn, batch.band_rows, tier)
         conn.execute(
             insert(LOG_TABLE).values(
                 id=random_id(), buckets=np.array(list(batch.buckets), dtype="<i8").tobytes()
@@ -398,9 +400,9 @@ def write_bands(
         data = np.empty(len(columns), dtype=_BAND_ROW)
         data["fields"], data["tier"], data["band"] = 4, tier, columns[:, 0]
         data["bucket"], data["article_id"] = columns[:, 1], columns[:, 2]
-        for name, size in (("tier", 2), ("band", 2), ("bucket", 8), ("article_id", 4)):
-            data[f"{name}_size"] = size
-        partition = "lsh_bands_newest" if tier == NEWEST_TIER else "lsh_bands_runs"  # (0022)
+        for name in ("tier", "band", "bucket", "article_id"):
+            data[f"{name}_size"] = _BAND_ROW[name].itemsize
+        partition = LSH_PARTITIONS[0] if tier == NEWEST_TIER else LSH_PARTITIONS[1]
         copy_binary(conn, partition, "tier, band, bucket, article_id", data.tobytes())
         return
     mark = placeholder(conn)
@@ -513,10 +515,10 @@ def writes_runs(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
-def current_run(conn: Connection) -> int:
-    """The run new rows go into when `writes_runs`: the last, or run 0, made now."""
-    last = max(stored_runs(conn), default=None)
-    return open_run(conn, 0) if last is None else last
+def current_run(conn: Connection, runs: dict[int, tuple[int, int | None]]) -> int:
+    """The run new rows go into when `writes_runs`: the last of `runs` (`stored_runs`, read
+    in this pass), or run 0, made now."""
+    return max(runs) if runs else open_run(conn, 0)
 
 
 def open_run(conn: Connection, run: int) -> int:
@@ -787,6 +789,8 @@ class _Batch:
     founders: list[int] = field(default_factory=list)
     # scores already computed: (article, stored candidate) -> (the candidate's version, score)
     compared: dict[tuple[int, int], tuple[int, float]] = field(default_factory=dict)
+    # the runs of lsh_bands as this pass found them (`stored_runs`)
+    runs: dict[int, tuple[int, int | None]] = field(default_factory=dict)
     # stored candidates seen in this pass: (cluster, current version)
     known: dict[int, tuple[int | None, int]] = field(default_factory=dict)
     # the shingle hashes of those whose current body was read in this pass
@@ -950,7 +954,7 @@ class _Batch:
         # are the current run's
         logged = logged_buckets(conn)
         fresh = [bucket for bucket in buckets if bucket in logged]
-        runs = stored_runs(conn)
+        self.runs = runs = stored_runs(conn)
         current = max(runs) if runs and writes_runs(conn) else NEWEST_TIER
         asks: list[tuple[int, list[int]]] = [] if current != NEWEST_TIER else [(current, fresh)]
         wanted = np.fromiter(buckets, dtype=np.int64, count=len(buckets))
