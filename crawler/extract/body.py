@@ -373,8 +373,10 @@ _DATE_LINE_REST = re.compile(rf"[\s|｜/:：()（）\[\]【】]|{WEEKDAY}")
 
 
 def _is_date_line(text: str) -> bool:
+    if len(text) > 40:  # (before find_dates: it scanned every line of the text, 9 % of extraction)
+        return False
     dates = find_dates(text)
-    if not dates or len(text) > 40:
+    if not dates:
         return False
     rest = text[: dates[0].start] + text[dates[0].end :]
     return len(_DATE_LINE_REST.sub("", rest)) <= 2

@@ -130,6 +130,12 @@ _SPACE_IN_NUMBERS = re.compile(r"(?<=[\d/:：.-]) (?=[\d/:：.-])")
 _MAY_HOLD_A_TIME = re.compile(r"\d\s*[:：时時点點]\s*\d")
 
 
+def may_hold_a_time(text: str) -> bool:
+    """Whether `text` may hold a time of day: without one, `find_dates` reads it the same
+    with a `year` as without."""
+    return _MAY_HOLD_A_TIME.search(text) is not None
+
+
 def _find_in_spaced(text: str, *, compact: bool, year: int | None) -> list[FoundDate]:
     """Dates in `text` once runs of spaced single digits are closed up; positions are
     mapped back to `text`."""
