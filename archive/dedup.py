@@ -110,8 +110,14 @@ READ_ROUNDS = 4  # statements (of up to MAX_PARAMS bodies) a batch reads its can
 # --- text -------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1024)
 def comparison_text(text: str) -> str:
-    """Simplified script, NFKC, no pinyin leaks, letters and digits only."""
+    """Simplified script, NFKC, no pinyin leaks, letters and digits only.
+
+    Kept for the last 1,024 texts (about 7 MB): a crawl worker makes it for a page's content
+    key when it stores the page (archive.store) and again for its shingles when it derives
+    the page a second or two later, and OpenCC's conversion is most of the cost (py-spy on
+    a worker, bench/distributed.py)."""
     # Order matters for speed, not for the result: stripping punctuation first leaves
     # most Chinese text already NFKC-normal, and the check is far cheaper than NFKC.
     text = _NOT_ALNUM.sub("", PINYIN_LEAK.sub("", text))

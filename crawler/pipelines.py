@@ -30,7 +30,6 @@ from typing import Any, Literal, TypeVar
 from scrapy.crawler import Crawler
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from twisted.internet import task
-from twisted.internet.defer import Deferred
 
 from archive.alerts import MASS_GONE_STAT, REVISIT_STAT
 from archive.db import is_disconnect, retrying
@@ -154,11 +153,12 @@ class ArchivePipeline:
         self.timer = task.LoopingCall(self.commit)
         self.timer.start(BATCH_SECONDS, now=False)
 
-    def close_spider(self) -> Deferred[Any] | None:
+    async def close_spider(self) -> None:
+        # (a coroutine, as Scrapy 2.13+ asks of a pipeline's close_spider that waits: a
+        # Deferred returned was a ScrapyDeprecationWarning in every worker's log)
         self.store_the_rest()
         self.finish_derived()
         self.finish_revisits()
-        return None
 
     def store_the_rest(self) -> None:
         """The run's end: no more timed commits; commit what waits."""

@@ -39,7 +39,7 @@ from scrapy import Request, Spider, signals
 from scrapy.crawler import Crawler, CrawlerProcess
 from scrapy.exceptions import DontCloseSpider
 from scrapy.http import Response
-from scrapy.utils.defer import deferred_from_coro
+from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from scrapy.utils.reactor import CallLaterOnce
 from scrapy_redis.dupefilter import RFPDupeFilter
 from scrapy_redis.queue import PriorityQueue
@@ -384,18 +384,19 @@ class WorkerPipeline(ArchivePipeline):
         if spider is self.crawler.spider and self.pending:
             self.commit(wait=True)
 
-    def close_spider(self) -> Deferred[Any] | None:
+    async def close_spider(self) -> None:
         """ArchivePipeline's end of the run, with the wait for the last batches, the
         worker's derive pass and the site's catch-up, so the worker's other runs go on
         meanwhile."""
         if self.shared is None:
-            return super().close_spider()
+            await super().close_spider()
+            return
         self.store_the_rest()  # (the last batch starts in its thread; stored_all waits)
         done = self.stored_all()
         done.addCallback(lambda _: self.shared_finish())
         done.addCallback(lambda _: self.catch_up())
         done.addCallback(lambda _: self.finish_revisits())
-        return done
+        await maybe_deferred_to_future(done)
 
     def shared_finish(self) -> Deferred[bool]:
         self.deriver = None
