@@ -273,10 +273,13 @@ def test_two_workers_store_every_article_once_and_hold_politeness_together(
         )  # fmt: skip
         header = next(line for line in listed.stdout.splitlines() if "workers" in line)
         assert "site" in header
-        # a run's close, and the worker's, log no error: what an operator reads is clean
+        # a run's close, and the worker's, log no error and no warning of Scrapy's about our
+        # code (a pipeline's close_spider that returned a Deferred did, every run): what an
+        # operator reads is clean
         for worker_log in c.world.root.glob("worker-*.log"):
             logged = worker_log.read_text(errors="replace")
             assert " ERROR: " not in logged and "Traceback" not in logged, worker_log
+            assert "ScrapyDeprecationWarning" not in logged, worker_log
 
 
 def test_the_page_budget_holds_for_all_workers_together(
