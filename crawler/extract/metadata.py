@@ -255,7 +255,7 @@ def is_breadcrumb(text: str) -> bool:
     """`当前位置：首页->统战动态->正文`, `首页 > 新闻 > 正文`: where the page is, not what it says."""
     if _BREADCRUMB.match(text):
         return True
-    return len(_ARROWS.findall(text)) >= 2 and bool(_HOME.search(text)) and len(text) <= 80
+    return len(text) <= 80 and len(_ARROWS.findall(text)) >= 2 and bool(_HOME.search(text))
 
 
 def contributor_of_line(text: str) -> str | None:
