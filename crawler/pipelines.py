@@ -154,7 +154,7 @@ class ArchivePipeline:
         self.timer.start(BATCH_SECONDS, now=False)
 
     async def close_spider(self) -> None:
-        # (a coroutine, as Scrapy 2.13+ asks of a pipeline's close_spider that waits: a
+        # (a coroutine, as Scrapy (2.19 here) asks of a pipeline's close_spider that waits: a
         # Deferred returned was a ScrapyDeprecationWarning in every worker's log)
         self.store_the_rest()
         self.finish_derived()
