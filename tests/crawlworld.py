@@ -267,7 +267,7 @@ class CrawledWorlds:
             upgrade(engine)
             engine.dispose()
             for run in world.crawl().values():
-                assert run.status == "succeeded", (run.site, run.status, run.error)
+                assert run.status == "succeeded", (run.site, run.status, run.message)
         ports = {name: server.port for name, server in world.servers.items()}
         return _Template(world.data_dir, url, ports)
 
