@@ -269,7 +269,7 @@ def prepare(article_id: int, body: str) -> Prepared:
     ctext = comparison_text(body)
     hashes = shingle_hashes(ctext) if len(ctext) >= MIN_CHARS else np.zeros(0, dtype=np.uint32)
     keys = band_keys(signature(hashes)) if len(hashes) else []
-    return Prepared(article_id, hashlib.sha256(ctext.encode()).hexdigest(), hashes, keys)
+    return Prepared(article_id, content_key(body), hashes, keys)  # (ctext kept: no second t2s)
 
 
 ARTICLES = cast(Table, Article.__table__)

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from itertools import islice
 from typing import Any
 
@@ -809,18 +809,17 @@ class _YearOfPage:
         self, head: HeadInfo, url: str | None, blocks: Sequence[Block], zones: Zones
     ) -> None:
         self.head, self.url, self.blocks, self.zones = head, url, blocks, zones
-        self.known = False
-        self.year: int | None = None
+
+    @cached_property
+    def year(self) -> int | None:
+        return year_hint(self.head, self.url) or _page_year(self.blocks, self.zones)
 
     def dates(self, text: str) -> list[FoundDate]:
         """find_dates(text, year=the page's year)."""
         found = find_dates(text)
-        if found or not may_hold_a_time(text):
+        if found or not may_hold_a_time(text) or self.year is None:
             return found
-        if not self.known:
-            self.year = year_hint(self.head, self.url) or _page_year(self.blocks, self.zones)
-            self.known = True
-        return find_dates(text, year=self.year) if self.year is not None else found
+        return find_dates(text, year=self.year)
 
 
 def _page_year(blocks: Sequence[Block], zones: Zones) -> int | None:
