@@ -1082,23 +1082,25 @@ class Member:
 
 
 SITES = cast(Table, Site.__table__)
-MEMBERS = (
-    select(
-        ARTICLES.c.cluster_id,
-        ARTICLES.c.id,
-        ARTICLES.c.site_id,
-        SITES.c.name,
-        SITES.c.title,
-        ARTICLES.c.publish_time,
-        VERSIONS.c.source,
-        ARTICLES.c.first_seen,
-    )
-    .join(SITES, SITES.c.id == ARTICLES.c.site_id)
-    .join(
-        VERSIONS,
-        and_(VERSIONS.c.article_id == ARTICLES.c.id, VERSIONS.c.version == ARTICLES.c.version),
-    )
-)
+# The current version's 来源 by a subquery for each member, not a join: joined, PostgreSQL
+# chose by its statistics, and where they lag behind the archive (a new or bulk-loaded
+# one, autovacuum off or not yet round) it thought a cluster had hundreds of members and
+# hashed all of article_versions for the 4 it has: a sequential scan of the table on every
+# batch (bench/dedup.py: 28-30 ms a batch of 500 at 200,000 articles, a tenth of
+# clustering, growing with the archive). The subquery is one probe of the version's key
+# each, whatever the statistics say.
+MEMBERS = select(
+    ARTICLES.c.cluster_id,
+    ARTICLES.c.id,
+    ARTICLES.c.site_id,
+    SITES.c.name,
+    SITES.c.title,
+    ARTICLES.c.publish_time,
+    select(VERSIONS.c.source)
+    .where(VERSIONS.c.article_id == ARTICLES.c.id, VERSIONS.c.version == ARTICLES.c.version)
+    .scalar_subquery(),
+    ARTICLES.c.first_seen,
+).join_from(ARTICLES, SITES, SITES.c.id == ARTICLES.c.site_id)
 
 
 def refresh_clusters(conn: Connection, cluster_ids: Iterable[int]) -> None:

@@ -541,12 +541,67 @@ def test_postgresql_looks_buckets_up_by_key_whatever_its_statistics_say(postgres
     event.remove(engine, "before_cursor_execute", keep)
     engine.dispose()
     assert sorted(found) == sorted((int(b), n // BANDS + 1) for n, b in enumerate(stored[:150]))
-
-    def rows_read(node: dict[str, Any]) -> int:
-        read = node["Actual Rows"] * node["Actual Loops"] + node.get("Rows Removed by Filter", 0)
-        return max([read, *(rows_read(child) for child in node.get("Plans", []))])
-
     assert rows_read(plan[0]["Plan"]) <= 310  # the buckets asked, not the run
+
+
+def rows_read(node: dict[str, Any]) -> int:
+    """The most rows any node of an EXPLAIN (ANALYZE, FORMAT JSON) plan read."""
+    read = node["Actual Rows"] * node["Actual Loops"] + node.get("Rows Removed by Filter", 0)
+    return max([read, *(rows_read(child) for child in node.get("Plans", []))])
+
+
+def test_postgresql_reads_a_clusters_members_by_key_whatever_its_statistics_say(
+    postgres_url: str,
+) -> None:
+    """An archive never ANALYZEd (new or bulk-loaded, autovacuum off or not yet round): the
+    planner guesses a cluster's members from the size of articles, whose rows are wide,
+    and the rows of article_versions from its main table, narrow (the bodies live apart):
+    reading two clusters' members and their versions' 来源, it hashed the whole of
+    article_versions (30 ms a batch at 200,000 articles in bench/dedup.py). It must probe
+    the versions' key for each member."""
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(Site.__table__).values(id=1, name="a", title="A"))
+        conn.execute(
+            text(
+                "INSERT INTO clusters (id, size, created_at, updated_at)"
+                " SELECT g, 2, now(), now() FROM generate_series(1, 5000) g"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO articles (id, site_id, url, canonical_url, status, first_seen,"
+                " last_seen, version, is_original, cluster_id, content_hash)"
+                " SELECT g, 1, 'https://www.example.cn/' || g, 'https://www.example.cn/' || g,"
+                " 'live', now(), now(), 1, true, CASE WHEN g <= 10000 THEN (g + 1) / 2 END,"
+                " md5(g::text) || md5(g::text) FROM generate_series(1, 100000) g"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO article_versions (article_id, version, first_seen, last_seen,"
+                " source, body, content_hash) SELECT g, 1, now(), now(), '来源' || g, '统战', ''"
+                " FROM generate_series(1, 100000) g"
+            )
+        )
+    statements: list[tuple[str, object]] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def keep(conn: object, cursor: object, statement: str, params: object, *args: object) -> None:
+        statements.append((statement, params))
+
+    with engine.begin() as conn:
+        dedup.refresh_clusters(conn, [7, 4000])
+        (statement, params), *_ = [(st, p) for st, p in statements if "article_versions" in st]
+        plan = conn.exec_driver_sql(f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", params).scalar()
+        originals = conn.execute(
+            text("SELECT id, original_article_id FROM clusters WHERE id IN (7, 4000) ORDER BY id")
+        ).all()
+    event.remove(engine, "before_cursor_execute", keep)
+    engine.dispose()
+    assert [tuple(row) for row in originals] == [(7, 13), (4000, 7999)]  # the members were read
+    assert rows_read(plan[0]["Plan"]) <= 10  # the four members, not the table
 
 
 def test_postgresql_probes_the_current_run_by_key_though_it_was_empty_when_planned(
