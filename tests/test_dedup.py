@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import opencc
 import pytest
-from sqlalchemy import event, func, insert, select, text
+from sqlalchemy import Connection, Engine, event, func, insert, select, text
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
@@ -514,6 +514,31 @@ def test_the_newest_tier_is_asked_through_the_log(
     assert clusters[0] is not None and clusters == [clusters[0]] * 2
 
 
+def rows_read(node: dict[str, Any]) -> int:
+    """The most rows any node of an EXPLAIN (ANALYZE, FORMAT JSON) plan read."""
+    read = node["Actual Rows"] * node["Actual Loops"] + node.get("Rows Removed by Filter", 0)
+    return max([read, *(rows_read(child) for child in node.get("Plans", []))])
+
+
+def rows_read_by_first(
+    engine: Engine, table: str, run: Callable[[Connection], Any]
+) -> tuple[Any, int]:
+    """`run(conn)`'s result, and the rows_read of the first statement it sent that names
+    `table`, run again under EXPLAIN ANALYZE in the same transaction (as it was planned)."""
+    statements: list[tuple[str, object]] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def keep(conn: object, cursor: object, statement: str, params: object, *args: object) -> None:
+        statements.append((statement, params))
+
+    with engine.begin() as conn:
+        result = run(conn)
+        (statement, params), *_ = [(st, p) for st, p in statements if table in st]
+        plan = conn.exec_driver_sql(f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", params).scalar()
+    event.remove(engine, "before_cursor_execute", keep)
+    return result, rows_read(plan[0]["Plan"])
+
+
 def test_postgresql_looks_buckets_up_by_key_whatever_its_statistics_say(postgres_url: str) -> None:
     """A run that merges filled after the last ANALYZE looks small to the planner; asked
     for a batch's buckets, PostgreSQL must still probe the key for each, not read the run
@@ -528,26 +553,14 @@ def test_postgresql_looks_buckets_up_by_key_whatever_its_statistics_say(postgres
         dedup.write_bands(conn, [(n % BANDS, int(b), n // BANDS + 1) for n, b in enumerate(stored)])
         conn.execute(text("UPDATE lsh_bands SET tier = 0"))  # a run, filled by merges
     asked = [int(b) for b in stored[:150]] + [int(b) for b in rng.integers(2**62, 2**63 - 1, 150)]
-    statements: list[tuple[str, object]] = []
-
-    @event.listens_for(engine, "before_cursor_execute")
-    def keep(conn: object, cursor: object, statement: str, params: object, *args: object) -> None:
-        statements.append((statement, params))
-
-    with engine.connect() as conn:
-        found = list(dedup.find_buckets(conn, [(0, asked), (dedup.NEWEST_TIER, asked[:10])]))
-        (statement, params), *_ = [(st, p) for st, p in statements if "lsh_bands" in st]
-        plan = conn.exec_driver_sql(f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", params).scalar()
-    event.remove(engine, "before_cursor_execute", keep)
+    found, read = rows_read_by_first(
+        engine,
+        "lsh_bands",
+        lambda conn: list(dedup.find_buckets(conn, [(0, asked), (dedup.NEWEST_TIER, asked[:10])])),
+    )
     engine.dispose()
     assert sorted(found) == sorted((int(b), n // BANDS + 1) for n, b in enumerate(stored[:150]))
-    assert rows_read(plan[0]["Plan"]) <= 310  # the buckets asked, not the run
-
-
-def rows_read(node: dict[str, Any]) -> int:
-    """The most rows any node of an EXPLAIN (ANALYZE, FORMAT JSON) plan read."""
-    read = node["Actual Rows"] * node["Actual Loops"] + node.get("Rows Removed by Filter", 0)
-    return max([read, *(rows_read(child) for child in node.get("Plans", []))])
+    assert read <= 310  # the buckets asked, not the run
 
 
 def test_postgresql_reads_a_clusters_members_by_key_whatever_its_statistics_say(
@@ -585,23 +598,16 @@ def test_postgresql_reads_a_clusters_members_by_key_whatever_its_statistics_say(
                 " FROM generate_series(1, 100000) g"
             )
         )
-    statements: list[tuple[str, object]] = []
-
-    @event.listens_for(engine, "before_cursor_execute")
-    def keep(conn: object, cursor: object, statement: str, params: object, *args: object) -> None:
-        statements.append((statement, params))
-
-    with engine.begin() as conn:
-        dedup.refresh_clusters(conn, [7, 4000])
-        (statement, params), *_ = [(st, p) for st, p in statements if "article_versions" in st]
-        plan = conn.exec_driver_sql(f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", params).scalar()
+    _, read = rows_read_by_first(
+        engine, "article_versions", lambda conn: dedup.refresh_clusters(conn, [7, 4000])
+    )
+    with engine.connect() as conn:
         originals = conn.execute(
             text("SELECT id, original_article_id FROM clusters WHERE id IN (7, 4000) ORDER BY id")
         ).all()
-    event.remove(engine, "before_cursor_execute", keep)
     engine.dispose()
     assert [tuple(row) for row in originals] == [(7, 13), (4000, 7999)]  # the members were read
-    assert rows_read(plan[0]["Plan"]) <= 10  # the four members, not the table
+    assert read <= 10  # the four members, not the table
 
 
 def test_postgresql_probes_the_current_run_by_key_though_it_was_empty_when_planned(
