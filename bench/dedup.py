@@ -7,6 +7,7 @@ a sentence added or cut, truncated, pinyin leaks, another headline) and hard neg
 (distinct articles sharing a standard opening paragraph and a long boilerplate block).
 Articles are inserted and clustered in batches of 500 into SQLite and then, the same texts
 in the same order, into PostgreSQL, as the crawler does (`archive.dedup.cluster_articles`),
+each archive in a process of its own forked from the bench before either was measured,
 with the texts of the next batch prepared in a worker process. Reports pairwise precision and recall, documents/s, the cost per document at
 10k, 50k and N, and -- side by side on the same texts -- datasketch's MinHash fed one
 shingle at a time (the straightforward use, the peer) against our batched hashing.
