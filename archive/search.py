@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import html
 import math
+import random
 import re
 import struct
 import zlib
@@ -47,6 +48,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, timezone
+from functools import partial
 from time import monotonic
 from typing import Any, Literal, NamedTuple, TypeVar, cast
 
@@ -77,6 +79,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from archive.code_counts import CodeCounter, sample_candidates
 from archive.db import array_literal as codes_literal  # the text of an int4[]
 from archive.db import copy_binary
 from archive.errors import UfarchiveError
@@ -270,10 +273,24 @@ def codes_binary(codes: np.ndarray) -> bytes:
     return struct.pack("!iiiii", 1, 0, _INT4_OID, len(codes), 1) + pairs.tobytes()
 
 
-def entry_copies(items: Sequence[Indexable]) -> list[bytes]:
-    """Each article's codes as `codes_binary`, for a rebuild's COPY (PostgreSQL); picklable,
-    for a worker process."""
-    return [entry_codes(search_form(item.title or ""), search_form(item.body)) for item in items]
+class CountedCopies(NamedTuple):
+    """A rebuild's batch of entries (PostgreSQL): each article's codes as `codes_binary`,
+    for its COPY, and how many of them hold each of a `CodeCounter`'s codes."""
+
+    copies: list[bytes]
+    counts: np.ndarray | None
+
+
+def entry_arrays(items: Sequence[Indexable]) -> list[np.ndarray]:
+    """Each article's codes (`vector_codes`) as an array."""
+    return [_entry_array(search_form(item.title or ""), search_form(item.body)) for item in items]
+
+
+def counted_copies(items: Sequence[Indexable], counter: CodeCounter | None) -> CountedCopies:
+    """`CountedCopies` of a batch; picklable, for a worker process."""
+    arrays = entry_arrays(items)
+    counts = counter.count(arrays) if counter is not None else None
+    return CountedCopies([codes_binary(codes) for codes in arrays], counts)
 
 
 _NOT_WORD = re.compile(r"[\W_]+")
@@ -2051,7 +2068,7 @@ def rebuild_index(
     def write(items: list[Indexable], texts: list[Entry]) -> None:
         write_entries(conn, list(zip(items, texts, strict=True)), keys(items))
 
-    done = _tokenised(conn, batch, workers, entry_texts, write, on_progress)
+    done = _tokenised(conn, _rebuild_ids(conn), batch, workers, entry_texts, write, on_progress)
     _fts_config(conn, ("automerge", 4), ("crisismerge", 16))  # FTS5's defaults again
     conn.execute(text("INSERT INTO search_fts (search_fts) VALUES ('optimize')"))
     return done
@@ -2083,21 +2100,66 @@ def _pg_rebuild(
             )
         )
         keys = _rebuild_keys()
+        ids = _rebuild_ids(conn)
+        counter = _common_candidates(conn, ids, step)
+        counts = np.zeros(len(counter), dtype=np.int64)
 
-        def write(items: list[Indexable], copies: list[bytes]) -> None:
-            _copy_entries(conn, items, copies, keys(items))
+        def write(items: list[Indexable], made: CountedCopies) -> None:
+            _copy_entries(conn, items, made.copies, keys(items))
+            if made.counts is not None:
+                counts[:] += made.counts
 
-        done = _tokenised(conn, batch, workers, entry_copies, write, on_progress)
+        make = partial(counted_copies, counter=counter if len(counter) else None)
+        done = _tokenised(conn, ids, batch, workers, make, write, on_progress)
         # the statistics that plan searches and choose how a common word is searched
         # (_text_share), there for the searches made before the GIN index is
         step("analysing the entries")
         conn.execute(text("ANALYZE search_docs"))
+        # kept before the entries are committed: from then on the triggers count them
+        _keep_counted(conn, counter.codes, counts, done)
     step("building the GIN index (its two halves at once)")
     build_gin_halves(engine)
-    step("counting the common character pairs")
+    step("counting the common character pairs the sample missed")
     with engine.begin() as conn:
         refresh_common_codes(conn, parallel=True)
     return done
+
+
+# Articles tokenised first, at random, to find the codes a rebuild counts as it goes
+# (archive.code_counts): at 1,000,000 articles, 5,516 codes, 52 us an entry to count, and
+# a code held by 5 % of the entries (COMMON_DOCS of them) is missed only if the sample
+# holds it less than half as often, some 16 standard deviations off.
+COUNT_SAMPLE = 5_000
+COUNT_SHARE = 0.5  # of the share of entries that makes a code common, in the sample
+COUNTED_MOST = 10_000  # codes counted at most (the sample's most frequent)
+
+
+def _common_candidates(
+    conn: Connection, ids: Sequence[int], step: Callable[[str], None]
+) -> CodeCounter:
+    """The codes a rebuild of `ids` counts as it goes: those a sample of them holds often
+    enough to be common; none when there are too few articles for any to be."""
+    if len(ids) < COMMON_DOCS:
+        return CodeCounter([])
+    sample = random.Random(len(ids)).sample(list(ids), min(COUNT_SAMPLE, len(ids)))
+    step(f"finding the codes to count in {len(sample):,} articles taken at random")
+    arrays = entry_arrays(current_items(conn, sample))
+    return CodeCounter(sample_candidates(arrays, len(ids), COMMON_DOCS, COUNT_SHARE, COUNTED_MOST))
+
+
+def _keep_counted(conn: Connection, codes: np.ndarray, counts: np.ndarray, documents: int) -> None:
+    """Keep the counts of the counted codes that are common: in COMMON_DOCS entries or
+    more, or taken to be by ANALYZE's figures (as `refresh_common_codes` would); the
+    others, kept nowhere, are as the GIN index counts them."""
+    shares = (_read_code_shares(conn) or ({}, 0.0))[0]
+    kept = [
+        (int(code), int(docs))
+        for code, docs in zip(codes.tolist(), counts.tolist(), strict=True)
+        if docs >= COMMON_DOCS or shares.get(code, 0.0) * documents >= COMMON_DOCS
+    ]
+    if kept:
+        conn.execute(COMMON.insert(), [{"code": c} for c, _ in kept])
+        conn.execute(COUNTS.insert(), [{"code": c, "docs": n} for c, n in kept])
 
 
 # A COPY into a table emptied in its transaction (TRUNCATE) skips the free space map: each
@@ -2192,23 +2254,28 @@ def _rebuild_keys() -> Callable[[Sequence[Indexable]], dict[int, int]]:
     return keys
 
 
+def _rebuild_ids(conn: Connection) -> list[int]:
+    """Every article, oldest first (a rebuild's order: `_rebuild_keys`)."""
+    when = func.coalesce(ARTICLES.c.publish_time, ARTICLES.c.first_seen)
+    return list(conn.scalars(select(ARTICLES.c.id).order_by(when, ARTICLES.c.id)))
+
+
 def _tokenised(
     conn: Connection,
+    ids: list[int],
     batch: int,
     workers: int,
-    make: Callable[[list[Indexable]], list[_T]],
-    write: Callable[[list[Indexable], list[_T]], None],
+    make: Callable[[list[Indexable]], _T],
+    write: Callable[[list[Indexable], _T], None],
     on_progress: Callable[[int, int], None] | None,
 ) -> int:
-    """Every article's current version, oldest first, `batch` at a time: `make` (entries,
-    tokenised in `workers` processes while the batch before is written) and `write`;
-    the articles done."""
-    when = func.coalesce(ARTICLES.c.publish_time, ARTICLES.c.first_seen)
-    ids = list(conn.scalars(select(ARTICLES.c.id).order_by(when, ARTICLES.c.id)))
+    """The current version of the articles `ids`, in that order, `batch` at a time: `make`
+    (entries, tokenised in `workers` processes while the batch before is written) and
+    `write`; the articles done."""
     batches = [ids[start : start + batch] for start in range(0, len(ids), batch)]
     done = 0
 
-    def written(items: list[Indexable], entries: list[_T]) -> None:
+    def written(items: list[Indexable], entries: _T) -> None:
         nonlocal done
         write(items, entries)
         done += len(items)
@@ -2221,7 +2288,7 @@ def _tokenised(
             written(items, make(items))
         return done
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        pending: deque[tuple[list[Indexable], Future[list[_T]]]] = deque()
+        pending: deque[tuple[list[Indexable], Future[_T]]] = deque()
         for chunk in batches:
             items = current_items(conn, chunk)
             pending.append((items, pool.submit(make, items)))
@@ -2233,8 +2300,8 @@ def _tokenised(
 
 
 def _ready(
-    pending: deque[tuple[list[Indexable], Future[list[_T]]]],
-) -> tuple[list[Indexable], list[_T]]:
+    pending: deque[tuple[list[Indexable], Future[_T]]],
+) -> tuple[list[Indexable], _T]:
     items, future = pending.popleft()
     return items, future.result()
 

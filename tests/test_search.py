@@ -704,6 +704,58 @@ def test_postgresql_keeps_the_count_of_a_common_code(
         session.rollback()
 
 
+def test_a_postgresql_rebuild_counts_the_common_codes_as_it_tokenises(
+    pg_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuild counts the codes a random sample says may be common in its tokenising
+    processes (archive.code_counts), not from the GIN index afterwards; a code the sample
+    missed is counted from the index, as before. Either way every code in COMMON_DOCS
+    entries or more has its count kept, and it is the index's own."""
+    monkeypatch.setattr(archive.search, "COMMON_DOCS", 3)
+    counted_from_gin: list[int] = []
+    count_codes = archive.search._count_codes
+
+    def spied(conn: Any, codes: list[int], parallel: bool) -> list[tuple[int, int]]:
+        counted_from_gin.extend(codes)
+        return count_codes(conn, codes, parallel)
+
+    monkeypatch.setattr(archive.search, "_count_codes", spied)
+
+    def rebuilt(complete: bool) -> dict[int, int]:
+        """{code: count kept} after a rebuild in batches of 5 on two processes, each
+        checked against the GIN index; if `complete`, no common code is left out."""
+        counted_from_gin.clear()
+        with pg_world.session() as session:
+            steps: list[str] = []
+            done = archive.search.rebuild_index(session, batch=5, workers=2, on_step=steps.append)
+            assert done == len(texts(pg_world)) > 10
+            assert any("taken at random" in step for step in steps), steps
+            conn = session.connection()
+            counts = text("SELECT code, sum(docs) FROM search_code_counts GROUP BY code")
+            kept = {int(c): int(n) for c, n in conn.execute(counts)}
+            assert set(kept) == set(conn.scalars(text("SELECT code FROM search_common_codes")))
+            common = conn.scalars(
+                text(
+                    "SELECT c FROM search_docs, unnest(vector) AS c WHERE c <> 0"
+                    " GROUP BY c HAVING count(DISTINCT doc_id) >= 3"
+                )
+            )
+            assert not complete or set(common) <= set(kept)
+            for c in list(kept)[:: max(1, len(kept) // 40)]:
+                gin = conn.scalar(
+                    text(f"SELECT count(*) FROM search_docs WHERE vector @> '{{{c}}}'")
+                )
+                assert kept[c] == gin, c
+            return kept
+
+    whole = rebuilt(complete=True)
+    assert len(whole) > 100 and not counted_from_gin  # all counted while tokenising
+    monkeypatch.setattr(archive.search, "COUNT_SAMPLE", 2)  # a sample that misses many
+    missed = rebuilt(complete=False)
+    assert counted_from_gin and set(counted_from_gin) <= set(missed)
+    assert all(whole[c] == n for c, n in missed.items())
+
+
 def test_an_upgrade_to_kept_counts_counts_the_common_codes(
     pg_world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
