@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 EMPTY = np.iinfo(np.int64).min  # a free slot of the table (no code is this)
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio: Fibonacci hashing
+_GOLDEN = np.uint32(0x9E3779B9)  # 2**32 / golden ratio: Fibonacci hashing (codes are int4s)
 LOAD = 8  # table slots a code: most lookups of a code not in it end at the first slot
 MATRIX_CELLS = 1 << 24  # entries x codes marked at once (bytes), bounding a batch's memory
 
@@ -50,7 +50,7 @@ class CodeCounter:
 
     def _build(self) -> None:
         size = 1 << max(4, (LOAD * max(len(self.codes), 1) - 1).bit_length())
-        self._shift = np.uint64(64 - size.bit_length() + 1)
+        self._shift = np.uint32(32 - size.bit_length() + 1)
         self._mask = size - 1
         self._keys = np.full(size, EMPTY, dtype=np.int64)
         self._slots = np.full(size, -1, dtype=np.int32)
@@ -68,7 +68,7 @@ class CodeCounter:
             place[pending] = (place[pending] + 1) & self._mask
 
     def _home(self, codes: np.ndarray) -> np.ndarray:
-        return ((codes.astype(np.uint64) * _GOLDEN) >> self._shift).astype(np.int64)
+        return ((codes.astype(np.uint32) * _GOLDEN) >> self._shift).astype(np.intp)
 
     def find(self, codes: np.ndarray) -> np.ndarray:
         """Each code's place in `self.codes`, or -1."""
@@ -76,7 +76,7 @@ class CodeCounter:
         place = self._home(codes)
         keys = self._keys[place]
         hit = keys == codes
-        found = np.where(hit, self._slots[place], -1)
+        found = np.where(hit, self._slots[place], -1).astype(np.intp)
         going = np.flatnonzero(~hit & (keys != EMPTY))  # a collision: probe on
         while len(going):
             place[going] = (place[going] + 1) & self._mask
@@ -91,19 +91,18 @@ class CodeCounter:
         counts = np.zeros(len(self.codes), dtype=np.int64)
         if not len(self.codes):
             return counts
-        step = max(1, MATRIX_CELLS // len(self.codes))
+        width = len(self.codes) + 1  # a column more, for the codes not counted
+        step = max(1, MATRIX_CELLS // width)
         for start in range(0, len(entries), step):
             part = entries[start : start + step]
-            lengths = np.fromiter(map(len, part), dtype=np.int64, count=len(part))
-            if not lengths.sum():
-                continue
+            lengths = np.fromiter(map(len, part), dtype=np.intp, count=len(part))
             found = self.find(np.concatenate(part))
-            entry = np.repeat(np.arange(len(part), dtype=np.int64), lengths)
-            held = found >= 0
+            found[found < 0] = len(self.codes)
             # one cell an (entry, code): an entry counts once for a code it holds twice
-            marks = np.zeros(len(part) * len(self.codes), dtype=bool)
-            marks[entry[held] * len(self.codes) + found[held]] = True
-            counts += marks.reshape(len(part), len(self.codes)).sum(axis=0)
+            found += np.repeat(np.arange(0, len(part) * width, width, dtype=np.intp), lengths)
+            marks = np.zeros(len(part) * width, dtype=bool)
+            marks[found] = True
+            counts += marks.reshape(len(part), width)[:, :-1].sum(axis=0)
         return counts
 
 

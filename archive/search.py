@@ -229,9 +229,19 @@ def form_codes(form: str) -> np.ndarray:
     """`token_code` of each of `tokens(form)`, in order, computed over the whole text at
     once (numpy) instead of a token string at a time: the codes of an article took 0.6 ms
     that way, most of what PostgreSQL's index build spent outside the server."""
-    points = np.frombuffer(form.encode("utf-32-le"), dtype=np.uint32)
-    if not len(points) or points.max() > 0xFFFF:  # Han beyond the BMP: its tokens are hashed
+    coded = _coded(form)
+    if coded is None:  # Han beyond the BMP: its tokens are hashed
         return np.array([token_code(token) for token in tokens(form)], dtype=np.int64)
+    codes, emits = coded
+    return codes[emits]
+
+
+def _coded(form: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """A code at each character of `form` and where a token's is (the first character of a
+    word, every Han character), or None if the text is empty or holds Han beyond the BMP."""
+    points = np.frombuffer(form.encode("utf-32-le"), dtype=np.uint32)
+    if not len(points) or points.max() > 0xFFFF:
+        return None
     han = _HAN_ARRAY[points]
     is_han = han >= 0
     then_han = np.zeros_like(is_han)
@@ -244,7 +254,7 @@ def form_codes(form: str) -> np.ndarray:
     for word in _WORDS.finditer(form):  # numbers and Latin words: few in Chinese text
         codes[word.start()] = -1 - (zlib.crc32(word.group().encode()) & 0x7FFFFFFF)
         emits[word.start()] = True
-    return codes[emits]
+    return codes, emits
 
 
 def entry_codes(title_form: str, body_form: str) -> bytes:
@@ -253,7 +263,13 @@ def entry_codes(title_form: str, body_form: str) -> bytes:
 
 
 def _entry_array(title_form: str, body_form: str) -> np.ndarray:
-    return np.concatenate((form_codes(title_form), [0], form_codes(body_form)))
+    """The title's codes, 0, the body's: computed in one pass over both, a space between
+    (no token crosses it), which spares a title numpy's cost a call (about 20 us)."""
+    coded = _coded(f"{title_form} {body_form}")
+    if coded is None:
+        return np.concatenate((form_codes(title_form), [0], form_codes(body_form)))
+    codes, emits = coded
+    return np.insert(codes[emits], np.count_nonzero(emits[: len(title_form)]), 0)
 
 
 _INT4_OID = 23
