@@ -48,7 +48,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, timezone
-from functools import partial
+from functools import lru_cache, partial
 from time import monotonic
 from typing import Any, Literal, NamedTuple, TypeVar, cast
 
@@ -233,7 +233,7 @@ def form_codes(form: str) -> np.ndarray:
     if coded is None:  # Han beyond the BMP: its tokens are hashed
         return np.array([token_code(token) for token in tokens(form)], dtype=np.int64)
     codes, emits = coded
-    return codes[emits]
+    return cast(np.ndarray, codes[emits])
 
 
 def _coded(form: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -315,7 +315,28 @@ _NOT_WORD = re.compile(r"[\W_]+")
 def search_form(text: str) -> str:
     """`archive.text.normalize` for tokens: punctuation becomes a space first, which
     leaves most text NFKC-normal already and halves the time (bench/search.py)."""
-    return to_simplified(nfkc(_NOT_WORD.sub(" ", PINYIN_LEAK.sub("", text)))).lower()
+    return to_simplified(nfkc(_spaced(PINYIN_LEAK.sub("", text)))).lower()
+
+
+def _spaced(text: str) -> str:
+    """`_NOT_WORD.sub(" ", text)`, computed over the code points with numpy: a run of
+    characters that are not letters or digits becomes one space (the regular expression
+    took 51 us for an article of 1,500 characters, a third of `search_form`)."""
+    points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    if not len(points) or points.max() > 0xFFFF:
+        return _NOT_WORD.sub(" ", text)
+    word = _word_points()[points]
+    starts = ~word  # the first character of each run of the others
+    starts[1:] &= word[:-1]
+    kept = np.where(word, points, np.uint32(32))[word | starts]
+    return bytes(kept.tobytes()).decode("utf-32-le", "surrogatepass")
+
+
+@lru_cache(maxsize=1)
+def _word_points() -> np.ndarray:
+    """Whether `_NOT_WORD` leaves each code point of the BMP as it is (Python's own rule
+    for a letter or digit, `_` excepted), asked of the expression itself."""
+    return np.array([not _NOT_WORD.match(chr(point)) for point in range(0x10000)], dtype=bool)
 
 
 def index_text(text: str | None) -> str:

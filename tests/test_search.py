@@ -84,6 +84,21 @@ def test_an_entrys_codes_are_its_tokens_codes(text: str) -> None:
     assert len(want) >= len(tokens(normalize(body))) + 1  # not vacuous: every token coded
 
 
+def test_punctuation_becomes_a_space_as_the_regular_expression_makes_it() -> None:
+    """`_spaced` (numpy over the code points) is `_NOT_WORD.sub(" ", ...)` on every kind of
+    character: letters, digits and `_` of every script, runs, surrogates, beyond the BMP."""
+    from archive.search import _NOT_WORD, _spaced
+
+    rng = random.Random(5)
+    ranges = [(0, 0x300), (0x2000, 0x3100), (0x4E00, 0x4F00), (0xD7F0, 0xE010), (0xFF00, 0x10000)]
+    texts = ["", "_", "__a__", "统战，，工作。", "\ud800x", "１２３ＡＢ①㈠™", "𠀀字，", "x\n\ty"]
+    for _ in range(2_000):
+        texts.append(
+            "".join(chr(rng.randrange(*rng.choice(ranges))) for _ in range(rng.randrange(30)))
+        )
+    assert [_spaced(t) for t in texts] == [_NOT_WORD.sub(" ", t) for t in texts]
+
+
 @pytest.mark.parametrize(
     ("raw", "want"),
     [
