@@ -2153,6 +2153,7 @@ def _pg_rebuild(
         step("analysing the entries")
         conn.execute(text("ANALYZE search_docs"))
         # kept before the entries are committed: from then on the triggers count them
+        step(f"keeping the counts of the common character pairs ({len(counter):,} counted)")
         _keep_counted(conn, counter.codes, counts, done)
     step("building the GIN index (its two halves at once)")
     build_gin_halves(engine)
