@@ -3,9 +3,10 @@
 PostgreSQL keeps the count of every code held by COMMON_DOCS entries or more
 (`archive.search.refresh_common_codes`); a rebuild used to count them from the GIN index
 once it was built: a `count(*)` over a code's postings goes at about 5 million rows a
-second a core, and at 1,000,000 articles 3,191 codes took 82 s of a 1,029 s rebuild on
+second a core, and at 1,000,000 articles about 3,200 codes took 71-82 s of a rebuild on
 two connections (bench/search.py). The rebuild's tokenising processes have each entry's
-codes in hand, so they count them there instead, at about 50 us an entry: a sample of
+codes in hand, so they count them there instead (35-42 us an entry alone, some 35 s in
+all at 1M with everything else on the same two cores): a sample of
 the articles says which codes may be common (`sample_candidates`), and `CodeCounter`
 counts the entries holding each of those in every batch. A code the sample missed is
 still counted from the GIN index afterwards, as before; none is counted wrong.
