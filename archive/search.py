@@ -2166,7 +2166,7 @@ def _pg_rebuild(
 # Articles tokenised first, at random, to find the codes a rebuild counts as it goes
 # (archive.code_counts): at 1,000,000 articles, 5,508 codes to count (bench/README.md), and
 # a code held by 5 % of the entries (COMMON_DOCS of them) is missed only if the sample
-# holds it less than half as often, some 16 standard deviations off.
+# holds it less than half as often, some 8 standard deviations off.
 COUNT_SAMPLE = 5_000
 COUNT_SHARE = 0.5  # of the share of entries that makes a code common, in the sample
 COUNTED_MOST = 10_000  # codes counted at most (the sample's most frequent)
