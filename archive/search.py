@@ -1459,11 +1459,9 @@ def refresh_common_codes(
     conn.execute(text("LOCK TABLE search_docs IN SHARE MODE"))
     if not wait:
         conn.execute(text("SET LOCAL lock_timeout = 0"))
-    documents = _documents(conn) or 0.0
-    shares = (_read_code_shares(conn) or ({}, 0.0))[0]
+    shares = _common_shares(conn, _documents(conn) or 0.0)
     held = set(conn.scalars(select(COMMON.c.code)))
-    wanted = [c for c, share in shares.items() if share * documents >= COMMON_DOCS]
-    added = sorted(sorted(set(wanted) - held, key=lambda c: -shares[c])[:most])
+    added = sorted(sorted(set(shares) - held, key=lambda c: -shares[c])[:most])
     folded = conn.execute(
         text(
             "WITH gone AS (DELETE FROM search_code_counts RETURNING code, docs)"
@@ -1476,6 +1474,13 @@ def refresh_common_codes(
         conn.execute(COMMON.insert(), [{"code": c} for c in added])
         conn.execute(COUNTS.insert(), [{"code": c, "docs": n} for c, n in counted])
     return CommonCodes(len(held) + len(added), len(added), folded)
+
+
+def _common_shares(conn: Connection, documents: float) -> dict[int, float]:
+    """{code: share of the entries} of the codes ANALYZE's figures put in COMMON_DOCS of
+    `documents` entries or more."""
+    shares = (_read_code_shares(conn) or ({}, 0.0))[0]
+    return {c: share for c, share in shares.items() if share * documents >= COMMON_DOCS}
 
 
 def _codes_counted() -> Select[Any]:
@@ -2189,11 +2194,11 @@ def _keep_counted(conn: Connection, codes: np.ndarray, counts: np.ndarray, docum
     """Keep the counts of the counted codes that are common: in COMMON_DOCS entries or
     more, or taken to be by ANALYZE's figures (as `refresh_common_codes` would); the
     others, kept nowhere, are as the GIN index counts them."""
-    shares = (_read_code_shares(conn) or ({}, 0.0))[0]
+    common = _common_shares(conn, documents)
     kept = [
         (int(code), int(docs))
         for code, docs in zip(codes.tolist(), counts.tolist(), strict=True)
-        if docs >= COMMON_DOCS or shares.get(code, 0.0) * documents >= COMMON_DOCS
+        if docs >= COMMON_DOCS or code in common
     ]
     if kept:
         conn.execute(COMMON.insert(), [{"code": c} for c, _ in kept])
