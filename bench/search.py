@@ -79,13 +79,25 @@ COMMON_RANKS = (0, 5, 20, 60, 150, 400, 1000, 2500)  # places in the frequency o
 LIKE_REPETITIONS = 3
 HAN = re.compile(r"[\u4e00-\u9fff]+")
 
-# Targets (the issue): SQLite at 1,000,000 articles.
-NEWEST_P95_MS = 20.0
-RELEVANCE_P95_MS = 150.0
-COUNT_P95_MS = 50.0
-BUILD_PER_S = 1000.0
-SIZE_RATIO = 1.5
 TARGET_DOCS = 1_000_000
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What an archive of TARGET_DOCS articles is held to (the issues that set them)."""
+
+    newest_ms: float  # newest-first top-20 p95
+    relevance_ms: float  # relevance top-20 p95
+    count_ms: float  # count of a 2-character word p95
+    build_per_s: float  # index build, articles a second
+    size_ratio: float  # the index against the text
+
+
+TARGETS = {
+    "SQLite": Targets(20.0, 150.0, 50.0, 1000.0, 1.5),
+    # PostgreSQL as the production archive (the scale-out issue)
+    "PostgreSQL": Targets(30.0, 200.0, 50.0, 1000.0, 2.0),
+}
 
 
 @dataclass(frozen=True)
@@ -294,11 +306,13 @@ def sqlite_index_parts(path: Path) -> list[tuple[str, int]]:
 # --- querying --------------------------------------------------------------------------------
 
 
-def run_kinds(engine: Engine, queries: dict[str, list[str]], repetitions: int) -> list[Kind]:
+def run_kinds(
+    engine: Engine, queries: dict[str, list[str]], repetitions: int, targets: Targets
+) -> list[Kind]:
     """Time every kind of query through a reader engine (as the web UI and CLI read)."""
-    kinds = [Kind(name, qs, "newest", NEWEST_P95_MS) for name, qs in queries.items()]
-    kinds += [Kind(name, qs, "relevance", RELEVANCE_P95_MS) for name, qs in queries.items()]
-    kinds.append(Kind("count 2-char", queries["2-char"], "count", COUNT_P95_MS))
+    kinds = [Kind(name, qs, "newest", targets.newest_ms) for name, qs in queries.items()]
+    kinds += [Kind(name, qs, "relevance", targets.relevance_ms) for name, qs in queries.items()]
+    kinds.append(Kind("count 2-char", queries["2-char"], "count", targets.count_ms))
     sessions = make_sessionmaker(engine)
     with sessions() as session:
         # untimed: how many articles each query matches
@@ -358,7 +372,8 @@ class Result:
 
 
 def verdicts(result: Result) -> list[str]:
-    """One line per target: the figure, the target, met or NOT met."""
+    """One line per target of the result's backend: the figure, the target, met or NOT met."""
+    targets = TARGETS[result.backend]
 
     def worst(sort: str) -> Kind:
         return max((k for k in result.kinds if k.sort == sort), key=lambda k: k.p(0.95))
@@ -369,9 +384,9 @@ def verdicts(result: Result) -> list[str]:
     newest, relevance, count = worst("newest"), worst("relevance"), worst("count")
     ratio = result.index_bytes / result.text_bytes
     figures = [
-        ("newest-first top-20 p95 <= 20 ms", newest, NEWEST_P95_MS),
-        ("relevance top-20 p95 <= 150 ms", relevance, RELEVANCE_P95_MS),
-        ("count of a 2-character word p95 <= 50 ms", count, COUNT_P95_MS),
+        (f"newest-first top-20 p95 <= {targets.newest_ms:g} ms", newest, targets.newest_ms),
+        (f"relevance top-20 p95 <= {targets.relevance_ms:g} ms", relevance, targets.relevance_ms),
+        (f"count of a 2-character word p95 <= {targets.count_ms:g} ms", count, targets.count_ms),
     ]
     lines = [
         line(what, f"worst {kind.p(0.95):.1f} ms ({kind.name})", kind.p(0.95) <= target)
@@ -380,9 +395,19 @@ def verdicts(result: Result) -> list[str]:
     rate = result.build_rate
     if rate:  # 0: a kept database, not built in this run
         lines.append(
-            line("index build >= 1,000 articles/s", f"{rate:,.0f} articles/s", rate >= BUILD_PER_S)
+            line(
+                f"index build >= {targets.build_per_s:,.0f} articles/s",
+                f"{rate:,.0f} articles/s",
+                rate >= targets.build_per_s,
+            )
         )
-    lines.append(line("index <= 1.5x the text size", f"{ratio:.2f}x", ratio <= SIZE_RATIO))
+    lines.append(
+        line(
+            f"index <= {targets.size_ratio:g}x the text size",
+            f"{ratio:.2f}x",
+            ratio <= targets.size_ratio,
+        )
+    )
     return lines
 
 
@@ -409,7 +434,7 @@ def bench_sqlite(corpus: Corpus, args: argparse.Namespace) -> tuple[Result, dict
         queries = pick_queries(corpus, first)
         reader = make_engine(url)
         try:
-            kinds = run_kinds(reader, queries, args.queries)
+            kinds = run_kinds(reader, queries, args.queries, TARGETS["SQLite"])
         finally:
             reader.dispose()
     result = Result("SQLite", args.docs, indexed / seconds, index_bytes, text_bytes, kinds)
@@ -478,7 +503,7 @@ def bench_postgres(
             )
         reader = make_engine(url)
         engines.append(reader)
-        kinds = run_kinds(reader, queries, args.queries)
+        kinds = run_kinds(reader, queries, args.queries, TARGETS["PostgreSQL"])
     finally:
         for engine in engines:
             engine.dispose()
@@ -570,13 +595,11 @@ def main() -> None:
     results = [sqlite_result]
     if args.pg_docs:
         results.append(bench_postgres(corpus, args, queries))
-    print(
-        f"\nTargets (SQLite at {TARGET_DOCS:,} articles), {sqlite_result.docs:,} articles here"
-        + ("" if sqlite_result.docs == TARGET_DOCS else ": not the target's scale")
-    )
-    print("\n".join(verdicts(sqlite_result)))
-    for result in results[1:]:
-        print(f"The same targets on {result.backend} at {result.docs:,} articles, for reference")
+    for result in results:
+        print(
+            f"\nTargets ({result.backend} at {TARGET_DOCS:,} articles), {result.docs:,} here"
+            + ("" if result.docs == TARGET_DOCS else ": not the target's scale")
+        )
         print("\n".join(verdicts(result)))
     print(f"\n{time.perf_counter() - started:,.0f} s in all")
 
